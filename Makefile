@@ -1,0 +1,49 @@
+# civicmote front door. `make demo` and `make test` install everything they need themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   := tools/mpy-node
+SETUP_STAMP := $(VENV)/.civicmote-installed
+PORT_STAMP  := $(PORT)/node_modules/.civicmote-installed
+
+.PHONY: help setup test test-fast test-micropython demo bench broker-deps clean
+
+help:
+	@echo "make demo     simulated devices -> local Mosquitto -> city verifier (installs what it needs)"
+	@echo "make test     the whole test suite, CPython and the real MicroPython port"
+	@echo "make bench    benchmarks, each printing its ratio against an anchor measured in the same run"
+	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto"
+	@echo "make clean    remove .venv, node_modules and build output"
+
+setup: $(SETUP_STAMP) $(PORT_STAMP) broker-deps
+
+$(SETUP_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+$(PORT_STAMP): $(PORT)/package.json $(PORT)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || tools/install-system-deps nodejs
+	cd $(PORT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+broker-deps:
+	@tools/install-system-deps mosquitto
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+test-micropython: setup
+	$(BIN)/python tests/mpy_port.py
+
+demo: setup
+	$(BIN)/python tools/demo.py
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(PORT)/node_modules build *.egg-info demo-out

@@ -1,0 +1,1 @@
+"""civicmote agent: everything that runs on a device (CPython or MicroPython)."""

@@ -1,0 +1,117 @@
+"""The one place where CPython and MicroPython differ. Nothing else in agent/ checks the runtime."""
+import sys
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const  # noqa: F401
+except ImportError:
+
+    def const(x):
+        return x
+
+
+def urandom(n):
+    """n bytes from the platform CSPRNG (os.urandom on both runtimes; looked up at call time)."""
+    import os
+
+    return os.urandom(n)
+
+
+if MICROPYTHON:
+    import time as _time
+
+    ticks_ms = _time.ticks_ms
+    ticks_diff = _time.ticks_diff
+else:
+    import time as _time
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+def write_file_atomic(path, data, private=False):
+    """Write data to path so that a power cut leaves either the old file or the new one.
+
+    Writes path + ".tmp", flushes it to storage, then renames it over path (rename is atomic
+    on POSIX filesystems and on MicroPython's littlefs). private=True makes the file readable
+    by its owner only where the platform has permissions (mode 0600 on Linux).
+    """
+    import os
+
+    tmp = path + ".tmp"
+    if MICROPYTHON:
+        with open(tmp, "wb") as f:
+            f.write(data)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+        try:
+            if private:
+                os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.rename(tmp, path)
+    if not MICROPYTHON:
+        _fsync_dir(path)
+
+
+def _fsync_dir(path):
+    import os
+
+    d = os.path.dirname(path) or "."
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_exists(path):
+    import os
+
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def fsync_file(f):
+    """Push a file's written bytes to the medium before it is renamed into place.
+
+    CPython: flush + os.fsync. MicroPython: flush only (littlefs commits a file's data when
+    it is closed, and its rename is atomic), so there is nothing more to ask for.
+    """
+    f.flush()
+    if not MICROPYTHON:
+        import os
+
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path):
+    """CPython on POSIX: fsync a directory so a rename in it survives a power cut. No-op elsewhere."""
+    if MICROPYTHON:
+        return
+    import os
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # e.g. Windows cannot open directories; rename durability is then the OS's
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

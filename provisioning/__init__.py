@@ -1,0 +1,1 @@
+"""civicmote host side: the `civicmote` command line (CPython only)."""
