@@ -23,7 +23,7 @@ def test_ours_verify_with_pycose():
     for i in range(20):
         key, pub, cose_key = _pair()
         dev = device_id(pub)
-        payload = summary.encode(summary.build(dev, i, 1000, 1300, {"t": [3, 2150, 2100, 2200]}, b"\x00" * 16))
+        payload = summary.encode(summary.build(dev, i, 1000, 1300, {"t": [3, 2150, 2100, 2200]}, b"\x00" * 8))
         msg = cose.sign1(payload, key, dev.encode())
         decoded = Sign1Message.decode(msg)
         decoded.key = EC2Key(crv=P256, x=pub[1:33], y=pub[33:])

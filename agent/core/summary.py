@@ -16,7 +16,7 @@ from agent.core.identity import is_device_id
 from agent.errors import DecodeError
 
 VERSION = 1
-MH_LEN = 16  # manifest hash: the first 16 bytes of SHA-256 (128-bit second-preimage resistance)
+MH_LEN = 8  # manifest hash: SHA-256 truncated to 8 bytes (see docs/wire-format.md, "mh")
 MAX_METRICS = 64
 REQUIRED = ("v", "dev", "seq", "t0", "t1", "m", "mh")
 OPTIONAL = ("gap", "h")

