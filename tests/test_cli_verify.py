@@ -1,0 +1,90 @@
+"""`civicmote verify` per the contract: one JSON line per message, exit 0 only if all are ok."""
+import os
+
+from cli_helpers import cli, json_lines, run_cli
+
+from agent import crypto
+from agent.core import cose, summary
+from agent.store.identity import public_identity
+
+
+def _device():
+    key = crypto.generate_signing_key(os.urandom)
+    dev, pub = public_identity(key)
+    return key, dev, pub
+
+
+def _message(key, dev, seq):
+    s = summary.build(dev, seq, 1000 + 300 * seq, 1300 + 300 * seq, {"temp": [215, 210, 220]}, b"\x01" * 8)
+    return cose.sign1(summary.encode(s), key, dev.encode())
+
+
+def test_good_messages_verify(tmp_path, capsys):
+    key, dev, pub = _device()
+    files = []
+    for seq in (1, 2, 3):
+        p = tmp_path / ("%d.cose" % seq)
+        p.write_bytes(_message(key, dev, seq))
+        files.append(p)
+    code, out, err = cli(capsys, "verify", "--public-key", pub.hex(), *files)
+    assert code == 0, err
+    recs = json_lines(out)
+    assert [r["seq"] for r in recs] == [1, 2, 3]
+    assert all(r["ok"] and r["device_id"] == dev and r["kind"] == "summary" for r in recs)
+    assert "3 of 3" in err
+
+
+def test_bad_messages_each_have_a_reason(tmp_path, capsys):
+    key, dev, pub = _device()
+    other_key, other_dev, _ = _device()
+    good = _message(key, dev, 5)
+    tampered = bytearray(good)
+    tampered[-10] ^= 0x40
+    # Signed by another key but claiming our device_id as kid.
+    impostor = cose.sign1(summary.encode(summary.build(dev, 6, 1, 2, {}, b"\0" * 8)), other_key, dev.encode())
+    # Valid signature by our key, but the payload names another device.
+    mismatch = cose.sign1(summary.encode(summary.build(other_dev, 7, 1, 2, {}, b"\0" * 8)), key, dev.encode())
+    cases = {"good": good, "tampered": bytes(tampered), "impostor": impostor, "mismatch": mismatch,
+             "garbage": b"not cbor at all", "other": _message(other_key, other_dev, 1)}
+    paths = []
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+    paths.append(tmp_path / "missing")
+    code, out, err = cli(capsys, "verify", "--public-key", pub.hex(), *paths)
+    assert code == 1
+    recs = {os.path.basename(r["file"]): r for r in json_lines(out)}
+    assert recs["good"]["ok"] is True
+    for name in ("tampered", "impostor", "mismatch", "garbage", "other", "missing"):
+        assert recs[name]["ok"] is False and recs[name]["reason"], name
+    assert "signature" in recs["tampered"]["reason"] or "canonical" in recs["tampered"]["reason"] \
+        or "summary" in recs["tampered"]["reason"]
+    assert "signature" in recs["impostor"]["reason"]
+    assert "differs from the signer" in recs["mismatch"]["reason"]
+    assert "unknown device" in recs["other"]["reason"]
+    assert "cannot read" in recs["missing"]["reason"]
+
+
+def test_bad_public_key_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "m").write_bytes(b"x")
+    code, out, err = cli(capsys, "verify", "--public-key", "zz", tmp_path / "m")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "--public-key" in err
+    code, out, err = cli(capsys, "verify", "--public-key", "04" + "00" * 64, tmp_path / "m")
+    assert code == 2 and "--public-key" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    code, out, err = cli(capsys, "verify")
+    assert code == 2 and "error" in err
+    code, out, err = cli(capsys, "no-such-command")
+    assert code == 2
+
+
+def test_installed_entry_point(tmp_path):
+    key, dev, pub = _device()
+    (tmp_path / "1.cose").write_bytes(_message(key, dev, 1))
+    r = run_cli("verify", "--json", "--public-key", pub.hex(), tmp_path / "1.cose")
+    assert r.returncode == 0, r.stderr
+    assert json_lines(r.stdout)[0]["ok"] is True and r.stderr == ""
+    r = run_cli("--help")
+    assert r.returncode == 0 and "exit codes" in r.stdout
