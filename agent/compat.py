@@ -89,33 +89,3 @@ def file_exists(path):
     except OSError:
         return False
 
-
-def fsync_file(f):
-    """Push a file's written bytes to the medium before it is renamed into place.
-
-    CPython: flush + os.fsync. MicroPython: flush only (littlefs commits a file's data when
-    it is closed, and its rename is atomic), so there is nothing more to ask for.
-    """
-    f.flush()
-    if not MICROPYTHON:
-        import os
-
-        os.fsync(f.fileno())
-
-
-def fsync_dir(path):
-    """CPython on POSIX: fsync a directory so a rename in it survives a power cut. No-op elsewhere."""
-    if MICROPYTHON:
-        return
-    import os
-
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows cannot open directories; rename durability is then the OS's
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -20,6 +20,18 @@ def to_fixed(value, scale):
     return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
 
 
+def quantize(value, resolution):
+    """value (int or float, in the metric's unit) -> int count of `resolution` steps, rounded.
+
+    resolution is a rational (num, den): (1, 10) means 0.1, so 21.53 -> 215 and 21.55 -> 216.
+    """
+    num, den = resolution
+    if isinstance(value, int):
+        return div_round(value * den, num)
+    v = value * den / num
+    return int(v + 0.5) if v >= 0 else -int(-v + 0.5)
+
+
 def div_round(num, den):
     """num/den rounded to the nearest integer, halves away from zero (den > 0)."""
     if num >= 0:

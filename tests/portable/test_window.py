@@ -1,5 +1,5 @@
 """Window aggregation against exact-rational vectors; the same answers on both runtimes."""
-from agent.core.window import STAT_NAMES, Window, div_round, isqrt, to_fixed
+from agent.core.window import STAT_NAMES, Window, div_round, isqrt, quantize, to_fixed
 from support import load_vectors, raises
 
 
@@ -59,5 +59,7 @@ def test_helpers():
         r = isqrt(n)
         assert r * r <= n < (r + 1) * (r + 1)
     assert to_fixed(21.537, 100) == 2154 and to_fixed(-0.25, 2) == -1 and to_fixed(7, 10) == 70
+    assert quantize(21.53, (1, 10)) == 215 and quantize(101325, (10, 1)) == 10133 and quantize(-7, (1, 2)) == -14
+    assert quantize(54.4, (1, 1)) == 54 and quantize(54.5, (1, 1)) == 55 and quantize(-0.75, (1, 2)) == -2
     raises(ValueError, Window, [3, 3])
     raises(ValueError, Window().stats, ("median",))

@@ -1,0 +1,79 @@
+# CPython only: socket/TLS streams for agent/net/mqtt_client.py (never imported on MicroPython).
+"""Streams over CPython sockets, plain or mutual TLS with the device certificate.
+
+`opener(tls=None)` returns the `open_stream(host, port, timeout)` factory MQTTClient takes.
+tls: None, an ssl.SSLContext, or a dict {cafile, certfile, keyfile} (PEM files; the broker's
+certificate is verified against cafile, and our certificate is presented to it).
+"""
+import socket
+import ssl
+
+from agent.net.transport import TransportError
+
+
+def tls_context(cafile, certfile=None, keyfile=None):
+    """A client SSLContext: verifies the broker against cafile; presents certfile/keyfile."""
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    if certfile:
+        ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+class SocketStream:
+    """send/recv with a timeout on each call; errors become TransportError."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def send(self, data, timeout):
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(data)
+        except socket.timeout:
+            raise TransportError("send timed out after %ss" % timeout)
+        except OSError as e:
+            raise TransportError("send failed: %s" % e)
+
+    def recv(self, n, timeout):
+        """Up to n bytes; b"" when nothing arrived within timeout seconds (0: do not wait)."""
+        try:
+            if timeout:
+                self.sock.settimeout(timeout)
+            else:
+                self.sock.setblocking(False)
+            data = self.sock.recv(n)
+        except (socket.timeout, BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return b""
+        except OSError as e:
+            raise TransportError("receive failed: %s" % e)
+        if not data:
+            raise TransportError("the broker closed the connection")
+        return data
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def opener(tls=None):
+    """The open_stream(host, port, timeout) factory for MQTTClient."""
+    if isinstance(tls, dict):
+        tls = tls_context(tls["cafile"], tls.get("certfile"), tls.get("keyfile"))
+
+    def open_stream(host, port, timeout):
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise TransportError("cannot connect to %s:%d: %s" % (host, port, e))
+        if tls is not None:
+            try:
+                sock.settimeout(timeout)
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except (OSError, ssl.SSLError) as e:
+                sock.close()
+                raise TransportError("TLS handshake with %s:%d failed: %s" % (host, port, e))
+        return SocketStream(sock)
+
+    return open_stream

@@ -1,0 +1,73 @@
+"""A personal metric's window state: contributions clamped on the way in, so that the
+sensitivity of what gets noised is exactly what the manifest declares.
+
+Only the clamped integer aggregate is kept (count, sum, bucket counts); readings themselves
+are not stored. `open_window(policy, rng)` gives the right accumulator for a policy.
+"""
+
+
+def clamp(value, lo, hi):
+    """Round a reading to an integer in the metric's unit and clamp it to [lo, hi]."""
+    if isinstance(value, bool):
+        value = int(value)
+    elif not isinstance(value, int):
+        value = int(round(value))
+    if value < lo:
+        return lo
+    if value > hi:
+        return hi
+    return value
+
+
+class Contributions:
+    """Clamped aggregate of a count, sum, mean or histogram metric over one window.
+
+    add(value): one contribution (one reading). For a count, value is the number of events in
+    the reading (default 1), clamped to [0, hi]. For a sum or mean, clamped to [lo, hi]. For a
+    histogram, the value falls in exactly one bucket: bucket i holds edges[i-1] <= v < edges[i].
+    """
+
+    def __init__(self, policy):
+        self.policy = policy
+        self.n = 0
+        self.total = 0
+        self.counts = [0] * (len(policy.buckets) + 1) if policy.buckets else None
+
+    def add(self, value=1):
+        p = self.policy
+        if p.mechanism == "count":
+            self.n += clamp(value, 0, p.hi)
+        elif p.mechanism == "histogram":
+            self.counts[bucket_of(p.buckets, value)] += 1
+            self.n += 1
+        else:
+            self.total += clamp(value, p.lo, p.hi)
+            self.n += 1
+
+    def wipe(self):
+        self.n = 0
+        self.total = 0
+        if self.counts is not None:
+            for i in range(len(self.counts)):
+                self.counts[i] = 0
+
+
+def bucket_of(edges, value):
+    """Index of the bucket holding value: 0 below edges[0], len(edges) at or above the last."""
+    lo, hi = 0, len(edges)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if value < edges[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def open_window(policy, rng):
+    """A fresh accumulator for one window of `policy`'s metric (rng salts a distinct counter)."""
+    if policy.mechanism == "distinct":
+        from agent.privacy.distinct import DistinctCounter
+
+        return DistinctCounter(policy.bits, rng)
+    return Contributions(policy)

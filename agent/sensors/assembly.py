@@ -1,0 +1,194 @@
+"""Turn a validated Board into running sensors: buses by backing, drivers, supervision.
+
+The runtime loop calls SensorSet.poll(now_ms) (or iterates .sensors and calls each
+read(now_ms)); identifiers (BLE addresses) go to identifier_sink(metric, addr) and are
+never returned. On a board with emulated buses, every read first moves the scripted
+street to now_ms, so the emulators answer for that time.
+"""
+from agent.sensors.catalog import DRIVERS, driver_class
+from agent.sensors.supervisor import Supervised
+
+
+class SensorSet:
+    def __init__(self, board, sensors, buses, street, identifier_routes):
+        self.board = board
+        self.sensors = sensors  # list of Supervised, in name order
+        self.buses = buses  # bus name -> bus object (emulated ones take faults)
+        self.street = street  # the scripted street when any bus is emulated, else None
+        self._routes = identifier_routes
+
+    def sensor(self, name):
+        for s in self.sensors:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def poll(self, now_ms):
+        """Read every due sensor; -> {sensor name: readings} for those that gave data."""
+        out = {}
+        for s in self.sensors:
+            r = s.read(now_ms)
+            if r is not None:
+                out[s.name] = r
+        return out
+
+    def metric_values(self, readings):
+        """{sensor: readings} -> [(metric, value)] for the board's value metrics."""
+        out = []
+        for sensor, values in readings.items():
+            for metric, reading in self.board.metrics_of(sensor):
+                if reading in values:
+                    out.append((metric, values[reading]))
+        return out
+
+    def health(self):
+        return {s.name: s.status() for s in self.sensors}
+
+    def close(self):
+        for b in self.buses.values():
+            c = getattr(b, "close", None)
+            if c is not None:
+                try:
+                    c()
+                except Exception:  # noqa: BLE001 - closing must not stop a shutdown
+                    pass
+
+
+class LazyBus:
+    """Opens a real bus on first use and again after it failed to open, so a device
+    that is missing at boot (unplugged adapter, absent /dev node) is a counted fault of
+    its sensor, retried with backoff, instead of an error that stops the agent."""
+
+    def __init__(self, factory, spec):
+        self._factory = factory
+        self._spec = spec
+        self._bus = None
+
+    def __getattr__(self, name):
+        if self._bus is None:
+            self._bus = self._factory(self._spec)
+        return getattr(self._bus, name)
+
+    def close(self):
+        if self._bus is not None and hasattr(self._bus, "close"):
+            self._bus.close()
+
+
+def _emulated_bus(spec, sensors_on_bus, street):
+    from agent.hal import emulated as e
+
+    t = spec["type"]
+    if t == "i2c":
+        from agent.emulators.bme280_chip import Bme280Chip
+        from agent.emulators.scd4x_chip import Scd4xChip
+
+        bus = e.EmulatedI2C()
+        for s in sensors_on_bus:
+            chip = Bme280Chip(street) if s["driver"] == "bme280" else Scd4xChip(street)
+            bus.attach(s.get("address", DRIVERS[s["driver"]][5]), chip)
+        return bus
+    if t == "uart":
+        from agent.emulators.serial_chips import Pms5003Chip, Sds011Chip
+
+        drivers = [s["driver"] for s in sensors_on_bus]
+        return e.EmulatedUART(Pms5003Chip(street) if "pms5003" in drivers else Sds011Chip(street))
+    from agent.emulators import signals
+
+    if t == "pin":
+        return e.EmulatedPin(signals.PirEdges(street))
+    if t in ("i2s", "adc"):
+        return e.EmulatedSamples(signals.AudioSource(street, spec.get("rate_hz", 16000)))
+    return e.EmulatedBle(signals.BleAdverts(street))
+
+
+def _machine_bus(spec):
+    from agent.hal import machine_bus as mb
+
+    t = spec["type"]
+    if t == "i2c":
+        return mb.I2C(spec.get("id", 0), spec["sda"], spec["scl"], spec.get("freq", 100000))
+    if t == "uart":
+        return mb.UART(spec.get("id", 1), spec["tx"], spec["rx"], spec.get("baud", 9600))
+    if t == "pin":
+        return mb.EdgeCounter(spec["pin"], spec.get("pull", "down"), spec.get("debounce_ms", 0))
+    if t == "i2s":
+        return mb.I2SMic(spec.get("id", 0), spec["sck"], spec["ws"], spec["sd"], spec.get("rate_hz", 16000))
+    if t == "adc":
+        return mb.AdcMic(spec["pin"], spec.get("rate_hz", 4000))
+    return mb.BleScanner()
+
+
+def _linux_bus(spec):
+    # The Linux backings are CPython only; a MicroPython board's profile never names them.
+    from agent.hal import linux as lx
+
+    t = spec["type"]
+    if t == "i2c":
+        return lx.I2C(spec["device"])
+    if t == "uart":
+        return lx.UART(spec["device"], spec.get("baud", 9600))
+    if t == "pin":
+        return lx.EdgeCounter(spec["pin"], spec.get("chip", "/dev/gpiochip0"), spec.get("debounce_ms", 0))
+    if t == "i2s":
+        return lx.AlsaMic(spec.get("device", "default"), spec.get("rate_hz", 16000))
+    from agent.hal.ble_linux import BleakScanner
+
+    return BleakScanner()
+
+
+def _driver(name, spec, bus, sink):
+    cls = driver_class(spec["driver"])
+    d = spec["driver"]
+    if DRIVERS[d][2] == "i2c":
+        return cls(bus, spec.get("address", DRIVERS[d][5]))
+    if d == "sds011" and "work_s" in spec:
+        return cls(bus, work_ms=spec["work_s"] * 1000, period_ms=spec["duty_period_s"] * 1000)
+    if d == "sound":
+        return cls(bus, spec.get("frame", 1024), spec.get("weighting", "A"), spec.get("cal_db", 120.0))
+    if d == "ble_presence":
+        return cls(bus, sink)
+    return cls(bus)
+
+
+def build(board, now_ms, identifier_sink=None, seed=1, street=None):
+    """-> SensorSet. Bus construction errors (a missing device) surface as the first
+    read's fault, not here, except a missing optional package (ConfigError)."""
+    specs = board.sensors
+    if street is None and any(b["backing"] == "emulated" for b in board.buses.values()):
+        from agent.emulators.street import Street
+
+        street = Street(seed)
+    if street is not None:
+        street.set_now(now_ms)
+    buses = {}
+    for bname in sorted(board.buses):
+        spec = board.buses[bname]
+        if spec["backing"] == "emulated":
+            on_bus = [specs[s] for s in sorted(specs) if specs[s]["bus"] == bname]
+            buses[bname] = _emulated_bus(spec, on_bus, street)
+        elif spec["backing"] == "machine":
+            buses[bname] = LazyBus(_machine_bus, spec)
+        else:
+            buses[bname] = LazyBus(_linux_bus, spec)
+    routes = {}
+    sensors = []
+    for name in sorted(specs):
+        spec = specs[name]
+        for metric, reading in board.metrics_of(name):
+            routes[(name, reading)] = metric
+        sink = _sink(name, routes, identifier_sink)
+        drv = _driver(name, spec, buses[spec["bus"]], sink)
+        emulated = board.buses[spec["bus"]]["backing"] == "emulated"
+        sensors.append(
+            Supervised(name, drv, int(spec.get("period_s", 10) * 1000), before_read=street.set_now if emulated else None)
+        )
+    return SensorSet(board, sensors, buses, street, routes)
+
+
+def _sink(sensor, routes, identifier_sink):
+    def sink(reading, addr):
+        metric = routes.get((sensor, reading))
+        if metric is not None and identifier_sink is not None:
+            identifier_sink(metric, addr)
+
+    return sink

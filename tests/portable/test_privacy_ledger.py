@@ -1,0 +1,233 @@
+"""The privacy ledger: durable, restored after reboots, fail-closed when missing or corrupt."""
+import hashlib
+import os
+
+from support import tmpdir
+
+from agent.privacy.ledger import MAGIC, PrivacyLedger, utc_day
+
+DAY0 = 1767225600  # 2026-01-01T00:00Z, a UTC day boundary
+HALF = (1, 2)
+CAP = (12, 1)
+
+
+def ledger_path():
+    return tmpdir() + "/privacy.ledger"
+
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def write(p, data):
+    with open(p, "wb") as f:
+        f.write(data)
+
+
+def exists(p):
+    try:
+        os.stat(p)
+        return True
+    except OSError:
+        return False
+
+
+def test_utc_day():
+    assert utc_day(DAY0) == 20454
+    assert utc_day(DAY0 + 86399) == 20454
+    assert utc_day(DAY0 + 86400) == 20455
+
+
+def test_charges_until_the_cap_then_refuses():
+    led = PrivacyLedger.create(ledger_path(), DAY0)
+    for i in range(24):
+        assert led.charge([("footfall", HALF, CAP)], DAY0 + i * 300) == {}
+    assert led.spent("footfall", DAY0) == (12, 1)
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 24 * 300) == {"footfall": "budget"}
+    assert led.spent("footfall", DAY0) == (12, 1)
+
+
+def test_one_window_charges_several_metrics_independently():
+    led = PrivacyLedger.create(ledger_path(), DAY0)
+    assert led.charge([("a", (1, 1), (1, 1)), ("b", (1, 3), (1, 1))], DAY0) == {}
+    assert led.charge([("a", (1, 1), (1, 1)), ("b", (1, 3), (1, 1))], DAY0 + 60) == {"a": "budget"}
+    assert led.spent("b", DAY0) == (2, 3)
+
+
+def test_spend_survives_reboot_and_resets_next_day():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0)
+    for i in range(5):
+        led.charge([("footfall", HALF, CAP), ("phones", (1, 3), CAP)], DAY0 + i)
+    again = PrivacyLedger.open(p, DAY0 + 100)
+    assert again.spent("footfall", DAY0 + 100) == (5, 2)
+    assert again.spent("phones", DAY0 + 100) == (5, 3)
+    assert again.spent("footfall", DAY0 + 86400) == (0, 1)
+    assert again.charge([("footfall", HALF, CAP)], DAY0 + 86400) == {}
+    assert PrivacyLedger.open(p, DAY0 + 86401).spent("footfall", DAY0 + 86401) == HALF
+
+
+def test_create_never_resets_an_existing_ledger():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0)
+    led.charge([("footfall", (12, 1), CAP)], DAY0)
+    led = PrivacyLedger.create(p, DAY0 + 10)
+    assert led.spent("footfall", DAY0 + 10) == (12, 1)
+    write(p, b"garbage")
+    led = PrivacyLedger.create(p, DAY0 + 20)  # corrupt: still not a fresh budget
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 20) == {"footfall": "ledger"}
+
+
+def test_missing_ledger_fails_closed_for_the_day():
+    p = ledger_path()
+    led = PrivacyLedger.open(p, DAY0 + 50)
+    assert led.closed
+    assert led.spent("footfall", DAY0 + 50) is None
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 60) == {"footfall": "ledger"}
+    # a reboot later the same day is still closed (the closed day was written down) ...
+    led = PrivacyLedger.open(p, DAY0 + 70)
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 80) == {"footfall": "ledger"}
+    # ... and the next UTC day starts a normal budget
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 86400) == {}
+
+
+def _corruptions(good):
+    body_at = good.index(b"\n") + 1
+    flipped = bytearray(good)
+    flipped[body_at + 5] ^= 0x01
+    digest_at = good.rindex(b"\n", 0, len(good) - 1) + 1
+    bad_digest = bytearray(good)
+    bad_digest[digest_at] = ord("0") if good[digest_at] != ord("0") else ord("1")
+    rehashed = good.replace(b'"closed": false', b'"closed": 0')  # valid hash, bad types
+    line = rehashed.split(b"\n")[1]
+    rehashed = (MAGIC + "\n").encode() + line + b"\n" + hashlib_hex(line) + b"\n"
+    return [b"", good[:len(good) // 2], good[:-1], bytes(flipped), bytes(bad_digest),
+            b"\xff" * len(good), good.replace(MAGIC.encode(), b"civicmote-ledger 9"), rehashed,
+            good + b"extra\n"]
+
+
+def hashlib_hex(b):
+    import binascii
+
+    return binascii.hexlify(hashlib.sha256(b).digest())
+
+
+def test_corrupt_ledger_fails_closed_and_keeps_the_evidence():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0)
+    led.charge([("footfall", HALF, CAP)], DAY0)
+    good = read(p)
+    for bad in _corruptions(good):
+        write(p, bad)
+        led = PrivacyLedger.open(p, DAY0 + 100)
+        assert led.closed, bad
+        assert led.charge([("footfall", HALF, CAP)], DAY0 + 100) == {"footfall": "ledger"}, bad
+        assert read(p + ".bad") == bad
+        write(p, good)
+
+
+def test_clock_set_back_gets_no_budget():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0 + 86400)
+    led.charge([("footfall", HALF, CAP)], DAY0 + 86400)
+    led = PrivacyLedger.open(p, DAY0)
+    assert led.charge([("footfall", HALF, CAP)], DAY0) == {"footfall": "ledger"}
+    assert led.spent("footfall", DAY0) is None
+
+
+def test_crash_before_rename_keeps_the_newer_record():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0)
+    led.charge([("footfall", HALF, CAP)], DAY0)
+    old = read(p)
+    led.charge([("footfall", HALF, CAP)], DAY0 + 1)
+    # as if power failed after the temp file was complete but before the rename
+    os.rename(p, p + ".tmp")
+    write(p, old)
+    led = PrivacyLedger.open(p, DAY0 + 2)
+    assert led.spent("footfall", DAY0 + 2) == (1, 1)
+    # open() finished the rename, so a later torn write cannot lose that spend
+    assert not exists(p + ".tmp")
+    write(p + ".tmp", read(p)[:20])
+    led = PrivacyLedger.open(p, DAY0 + 3)
+    assert not led.closed and led.spent("footfall", DAY0 + 3) == (1, 1)
+    # a torn temp file beside an older complete ledger: the complete one counts
+    write(p, old)
+    led = PrivacyLedger.open(p, DAY0 + 4)
+    assert not led.closed and led.spent("footfall", DAY0 + 4) == HALF
+
+
+def test_failed_write_grants_nothing():
+    d = tmpdir()
+    p = d + "/sub/privacy.ledger"  # its folder does not exist: every write fails
+    led = PrivacyLedger(p, utc_day(DAY0), {}, False, 0)
+    assert led.charge([("footfall", HALF, CAP)], DAY0) == {"footfall": "ledger"}
+    assert led.spent("footfall", DAY0) is None
+
+
+def _reboot_day(p, crash_kinds):
+    # 1000 reboots in one UTC day; every boot asks to release one window of two metrics and
+    # then "crashes" in one of the ways a power cut can leave the flash.
+    PrivacyLedger.create(p, DAY0)
+    granted = {"footfall": 0, "phones": 0}
+    for i in range(1000):
+        now = DAY0 + 60 + i * 80
+        led = PrivacyLedger.open(p, now)
+        before = read(p) if exists(p) else None
+        refused = led.charge([("footfall", HALF, CAP), ("phones", (1, 5), (3, 1))], now)
+        for m in granted:
+            if m not in refused:
+                granted[m] += 1
+        kind = crash_kinds[hashlib.sha256(str(i).encode()).digest()[0] % len(crash_kinds)]
+        if kind == "torn-tmp" and before is not None:
+            write(p + ".tmp", read(p)[: 7 + i % 50])
+        elif kind == "before-rename" and before is not None and len(refused) < 2:
+            os.rename(p, p + ".tmp")
+            write(p, before)
+        elif kind == "bitflip":
+            raw = bytearray(read(p))
+            raw[30 + i % 20] ^= 0x04
+            write(p, bytes(raw))
+        elif kind == "deleted":
+            os.remove(p)
+    return granted
+
+
+def test_a_thousand_reboots_never_overspend():
+    granted = _reboot_day(ledger_path(), ("clean", "torn-tmp", "before-rename"))
+    # epsilon 1/2 against a cap of 12, and 1/5 against 3: exactly the cap, never more
+    assert granted == {"footfall": 24, "phones": 15}, granted
+    granted = _reboot_day(ledger_path(), ("clean", "clean", "torn-tmp", "before-rename", "bitflip", "deleted"))
+    assert granted["footfall"] <= 24 and granted["phones"] <= 15, granted
+
+
+def test_release_window_withholds_when_the_budget_is_spent():
+    from agent.privacy.contributions import open_window
+    from agent.privacy.policy import parse_dp
+    from agent.privacy.release import release_window
+
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0)
+    foot = parse_dp("footfall", {"mechanism": "count", "epsilon": "1000", "daily_epsilon": "2000", "k": 1})
+    wait = parse_dp("wait", {"mechanism": "sum", "epsilon": "1000", "daily_epsilon": "5000", "lo": 0, "hi": 9})
+    outs = []
+    for i in range(3):
+        a = open_window(foot, os.urandom)
+        b = open_window(wait, os.urandom)
+        for _ in range(7):
+            a.add()
+            b.add(3)
+        outs.append(release_window({"footfall": (foot, a), "wait": (wait, b)}, led, DAY0 + i * 300, os.urandom))
+        assert a.n == 0 and b.total == 0  # wiped, released or not
+    assert outs[0] == outs[1] == {"footfall": {"n": 7}, "wait": {"sum": 21}}
+    assert outs[2] == {"footfall": {"withheld": "budget"}, "wait": {"sum": 21}}
+    # after a reboot the spend is still there
+    led = PrivacyLedger.open(p, DAY0 + 1000)
+    a = open_window(foot, os.urandom)
+    assert release_window({"footfall": (foot, a)}, led, DAY0 + 1000, os.urandom) == {"footfall": {"withheld": "budget"}}
+    # a ledger that failed closed withholds with its own reason
+    write(p, b"tampered")
+    led = PrivacyLedger.open(p, DAY0 + 2000)
+    b = open_window(wait, os.urandom)
+    assert release_window({"wait": (wait, b)}, led, DAY0 + 2000, os.urandom) == {"wait": {"withheld": "ledger"}}

@@ -1,0 +1,140 @@
+"""The manifest: exact, runtime-independent payload and a plain-language rendering."""
+import hashlib
+
+from support import load_vectors, raises, tohex
+
+from agent.core import cbor, cose
+from agent.errors import ConfigError
+from agent.privacy.manifest import build_manifest, describe, manifest_hash, payload, sign_manifest, window_text
+from agent.privacy.policy import parse_dp
+
+METRICS = [
+    {"name": "temperature", "unit": "°C", "window": 300, "class": "environmental",
+     "description": "the air temperature"},
+    {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
+     "description": "people passing",
+     "dp": {"mechanism": "count", "epsilon": "0.5", "daily_epsilon": "12", "k": 5}},
+    {"name": "phones", "unit": "devices", "window": 300, "class": "personal",
+     "dp": {"mechanism": "distinct", "epsilon": "1/4", "daily_epsilon": "72", "k": 10, "bits": 2048}},
+    {"name": "dwell", "unit": "s", "window": 3600, "class": "personal", "description": "time spent at the stop",
+     "dp": {"mechanism": "mean", "epsilon": "1", "daily_epsilon": "24", "lo": 0, "hi": 600, "k": 5}},
+    {"name": "speed", "unit": "km/h", "window": 900, "class": "personal", "description": "vehicle speeds",
+     "dp": {"mechanism": "histogram", "epsilon": "1/2", "daily_epsilon": "48", "k": 3, "buckets": [20, 30, 50]}},
+]
+
+
+def _only_plain_types(x):
+    if isinstance(x, dict):
+        for k in x:
+            assert isinstance(k, str)
+            _only_plain_types(x[k])
+    elif isinstance(x, list):
+        for v in x:
+            _only_plain_types(v)
+    else:
+        assert isinstance(x, (int, str)) and not isinstance(x, float), x
+
+
+def test_manifest_payload_is_exact():
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim")
+    _only_plain_types(m)
+    assert m["v"] == 1 and m["dev"] == "cmabcdefghijklmnop" and m["board"] == "sim"
+    names = [e["name"] for e in m["metrics"]]
+    assert names == ["dwell", "footfall", "phones", "speed", "temperature"]
+    by = {}
+    for e in m["metrics"]:
+        by[e["name"]] = e
+    assert by["footfall"] == {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
+                              "description": "people passing", "mechanism": "count", "epsilon": "1/2",
+                              "daily_epsilon": "12", "sensitivity": 1, "k": 5, "lo": 0, "hi": 1}
+    assert by["temperature"] == {"name": "temperature", "unit": "°C", "window": 300,
+                                 "class": "environmental", "description": "the air temperature",
+                                 "resolution": "1", "stats": ["mean", "min", "max"]}
+    assert m["kind"] == "manifest"
+    assert by["dwell"]["mean_split"] == "1/2" and by["dwell"]["sensitivity"] == 600
+    assert by["speed"]["buckets"] == [20, 30, 50]
+    assert by["phones"]["bits"] == 2048
+
+
+def test_manifest_accepts_a_dict_and_parsed_policies():
+    d = {"footfall": {"unit": "people", "window_s": 300, "class": "personal",
+                      "dp": parse_dp("footfall", METRICS[1]["dp"])}}
+    m = build_manifest(d)
+    assert m["metrics"][0]["name"] == "footfall" and m["metrics"][0]["epsilon"] == "1/2"
+    assert "dev" not in m
+
+
+def test_manifest_rejects_bad_metrics():
+    cases = (
+        ({"name": "x", "unit": "u", "window": 60, "class": "secret"}, "metric 'x': class must be"),
+        ({"name": "x", "unit": "u", "window": 0, "class": "environmental"}, "metric 'x': window must be"),
+        ({"name": "x", "unit": "u", "window": 1.5, "class": "environmental"}, "metric 'x': window must be"),
+        ({"name": "x", "unit": "u", "window": 60, "class": "personal"}, "metric 'x': a personal metric needs a dp block"),
+        ({"name": "x", "unit": "u", "window": 60, "class": "environmental",
+          "dp": {"mechanism": "count"}}, "metric 'x': dp is only for personal metrics"),
+        ({"unit": "u", "window": 60, "class": "environmental"}, "a metric has no name"),
+    )
+    for metric, msg in cases:
+        e = raises(ConfigError, build_manifest, [metric])
+        assert msg in str(e), (msg, str(e))
+    e = raises(ConfigError, build_manifest, [METRICS[0], METRICS[0]])
+    assert "declared twice" in str(e)
+
+
+def test_describe_reads_plainly():
+    text = describe(build_manifest(METRICS, device_id="cmabcdefghijklmnop"))
+    assert text.startswith("Device cmabcdefghijklmnop publishes 5 measurements.")
+    assert ("Footfall: counts people passing, with noise added so no single person can be detected "
+            "(ε = 1/2 per 5-minute window, at most 12 per day, so it is published for at most 24 "
+            "windows a day). Counts under 5 are never published.") in text
+    assert ("Temperature: measures the air temperature (in °C) over each 5-minute window and "
+            "publishes it exactly. No personal data.") in text
+    assert ("Phones: counts how many distinct phones and other devices are nearby; their radio "
+            "addresses are scrambled with a key that is thrown away after every window, and never "
+            "stored or sent, with noise added so no single person can be detected (ε = 1/4 per "
+            "5-minute window, at most 72 per day). Counts under 10 are never published.") in text
+    assert "Dwell: averages time spent at the stop, each reading capped between 0 and 600 s" in text
+    assert "(ε = 1 per 1-hour window, at most 24 per day)" in text
+    assert "Speed: counts vehicle speeds in ranges (below 20, 20 to 30, 30 to 50, 50 and above km/h)" in text
+
+
+def test_window_text():
+    assert window_text(300) == "5-minute"
+    assert window_text(3600) == "1-hour"
+    assert window_text(90) == "90-second"
+    assert window_text(86400) == "1-day"
+
+
+def test_board_window_is_the_default_window():
+    m = build_manifest({"footfall": {"unit": "events", "class": "personal", "sensor": "pir",
+                                     "dp": METRICS[1]["dp"]}}, window_s=600)
+    assert m["metrics"][0]["window"] == 600
+    assert "sensor" not in m["metrics"][0]
+    assert "Footfall: counts events, with noise" in describe(m)
+
+
+def test_payload_is_the_same_bytes_on_every_runtime():
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim")
+    v = load_vectors("privacy_manifest.json")
+    assert tohex(hashlib.sha256(payload(m)).digest()) == v["sha256_of_payload"]
+    assert tohex(manifest_hash(m)) == v["mh"]
+    assert cbor.loads(payload(m)) == m
+
+
+class FakeKey:
+    """Signs with a keyed hash, padded to 64 bytes: enough to check the COSE plumbing."""
+
+    def sign(self, message):
+        d = hashlib.sha256(b"k" + message).digest()
+        return d + d
+
+    def verify(self, signature, message):
+        if signature != self.sign(message):
+            raise ValueError("bad signature")
+
+
+def test_signed_manifest_carries_the_payload_and_kid():
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop")
+    msg = cose.verify1(sign_manifest(m, FakeKey(), "cmabcdefghijklmnop"), FakeKey())
+    assert msg.payload == payload(m)
+    assert msg.kid_text() == "cmabcdefghijklmnop"

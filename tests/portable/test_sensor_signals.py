@@ -1,0 +1,137 @@
+"""PIR edge counts, sound level (A-weighting), BLE presence: drivers against emulated signals."""
+import math
+from array import array
+
+from support import raises
+
+from agent.emulators.signals import AudioSource, BleAdverts, PirEdges
+from agent.emulators.street import Street
+from agent.hal.emulated import EmulatedBle, EmulatedPin, EmulatedSamples
+from agent.sensors import sound
+from agent.sensors.fault import SensorFault
+from agent.sensors.pir import PIR
+from agent.sensors.presence import BlePresence
+
+T0 = 1764230400000  # 08:00 UTC
+
+
+def test_pir_counts_the_streets_pedestrians():
+    street = Street(11)
+    street.set_now(T0)
+    drv = PIR(EmulatedPin(PirEdges(street)))
+    drv.start(T0)
+    total = 0
+    for s in range(1, 121):
+        street.set_now(T0 + s * 1000)
+        total += drv.read(T0 + s * 1000)["motion_events"]
+    expected = sum(street.arrivals(T0 // 1000 + s) for s in range(1, 121))
+    assert total == expected and total > 10  # rush hour: a pedestrian every few seconds
+
+
+def test_pir_counts_do_not_depend_on_read_rhythm():
+    a, b = Street(11), Street(11)
+    pa, pb = PirEdges(a), PirEdges(b)
+    a.set_now(T0)
+    b.set_now(T0)
+    pa.take_count()
+    pb.take_count()
+    a.set_now(T0 + 60000)
+    n_once = pa.take_count()
+    n_steps = 0
+    for s in range(1, 61):
+        b.set_now(T0 + s * 1000)
+        n_steps += pb.take_count()
+    assert n_once == n_steps
+
+
+class Tone:
+    """A sine source for the sound driver: amplitude in int16 full-scale units."""
+
+    def __init__(self, f, amp, rate_hz=16000):
+        self.f, self.amp, self.rate_hz, self.t = f, amp, rate_hz, 0
+
+    def readinto(self, buf):
+        for i in range(len(buf)):
+            buf[i] = int(self.amp * math.sin(2 * math.pi * self.f * self.t / self.rate_hz))
+            self.t += 1
+        return len(buf)
+
+
+def test_a_weighting_response():
+    secs = sound.a_weighting_sections(48000)
+    db = lambda f: 20 * math.log10(sound.response(secs, f, 48000))  # noqa: E731
+    assert abs(db(1000)) < 0.01
+    # IEC 61672 A-weighting: -19.1 dB at 100 Hz, -8.6 at 250 Hz, +1.2 at 2 kHz, -2.5 at 8 kHz.
+    assert abs(db(100) + 19.1) < 0.2
+    assert abs(db(250) + 8.6) < 0.2
+    assert abs(db(2000) - 1.2) < 0.2
+    assert abs(db(8000) + 2.5) < 1.5  # bilinear warping near fs/4
+    secs16 = sound.a_weighting_sections(16000)
+    assert abs(20 * math.log10(sound.response(secs16, 100, 16000)) + 19.1) < 0.3
+
+
+def test_sound_level_of_a_tone():
+    # A full-scale sine is -3.01 dBFS: with cal_db 120 that is 116.99 dB.
+    drv = sound.SoundLevel(Tone(1000, 32767), frame=1600, cal_db=120.0)
+    drv.start(0)
+    drv.read(0)  # let the filter settle
+    r = drv.read(0)
+    assert abs(r["sound_db"] - 117.0) <= 0.1
+    assert abs(r["sound_dba"] - 117.0) <= 0.2
+    low = sound.SoundLevel(Tone(100, 3276), frame=1600, cal_db=120.0)
+    low.start(0)
+    low.read(0)
+    r = low.read(0)
+    assert abs(r["sound_db"] - 97.0) <= 0.1
+    assert abs(r["sound_dba"] - (97.0 - 19.1)) <= 0.5
+
+
+def test_sound_buffer_is_reused():
+    drv = sound.SoundLevel(Tone(440, 1000), frame=256, weighting="Z")
+    buf = drv._buf
+    drv.read(0)
+    drv.read(0)
+    assert drv._buf is buf and drv.READINGS == ("sound_db",)
+    assert "sound_dba" not in drv.read(0)
+
+
+def test_sound_follows_street_and_detects_dead_mic():
+    street = Street(2)
+    street.set_now(T0)
+    mic = EmulatedSamples(AudioSource(street))
+    drv = sound.SoundLevel(mic, frame=512)
+    drv.start(T0)
+    r = drv.read(T0)
+    assert abs(r["sound_db"] - street.traffic_db(T0)) <= 0.5
+    assert r["sound_dba"] < r["sound_db"]  # traffic rumble is mostly low frequency
+    mic.unplug()
+    assert raises(SensorFault, drv.read, T0).kind == "stuck"
+
+
+def test_ble_presence_feeds_identifiers_to_the_sink_only():
+    street = Street(4)
+    street.set_now(T0)
+    seen = {}
+
+    def sink(reading, addr):
+        assert reading == "ble_devices" and len(addr) == 6
+        seen[bytes(addr)] = seen.get(bytes(addr), 0) + 1  # a test may keep them; drivers may not
+
+    drv = BlePresence(EmulatedBle(BleAdverts(street)), sink)
+    drv.start(T0)
+    street.set_now(T0 + 30000)
+    r = drv.read(T0 + 30000)
+    assert list(r) == ["ble_adverts"] and r["ble_adverts"] == sum(seen.values())
+    assert len(seen) > 3  # three beacons and some phones
+    assert not [v for v in r.values() if isinstance(v, (bytes, bytearray))]
+
+
+def test_ble_addresses_rotate():
+    street = Street(4)
+    a = street.phone_address(1764230400)
+    b = street.phone_address(1764230400 + 3600)
+    addrs = [street.phone_address(1764230400 + i) for i in range(50)]
+    addrs = [x for x in addrs if x is not None]
+    assert len(addrs) > 10 and len(set(addrs)) == len(addrs)
+    assert a is None or b is None or a != b
+    assert min(x[5] >> 6 for x in addrs) == 1 and max(x[5] >> 6 for x in addrs) == 1  # resolvable private
