@@ -6,16 +6,16 @@ PORT   := tools/mpy-node
 SETUP_STAMP := $(VENV)/.civicmote-installed
 PORT_STAMP  := $(PORT)/node_modules/.civicmote-installed
 
-.PHONY: help setup test test-fast test-micropython demo bench broker-deps clean
+.PHONY: help setup test test-micropython demo bench system-deps clean
 
 help:
 	@echo "make demo     simulated devices -> local Mosquitto -> city verifier (installs what it needs)"
 	@echo "make test     the whole test suite, CPython and the real MicroPython port"
 	@echo "make bench    benchmarks, each printing its ratio against an anchor measured in the same run"
-	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto"
+	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto, OpenSSH"
 	@echo "make clean    remove .venv, node_modules and build output"
 
-setup: $(SETUP_STAMP) $(PORT_STAMP) broker-deps
+setup: $(SETUP_STAMP) $(PORT_STAMP) system-deps
 
 $(SETUP_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,14 +27,13 @@ $(PORT_STAMP): $(PORT)/package.json $(PORT)/package-lock.json
 	cd $(PORT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-broker-deps:
+# Mosquitto (the city broker in tests and the demo) and OpenSSH (the ssh provisioning test).
+system-deps:
 	@tools/install-system-deps mosquitto
+	@tools/install-system-deps sshd
 
 test: setup
 	$(BIN)/python -m pytest
-
-test-fast: setup
-	$(BIN)/python -m pytest -m "not slow"
 
 test-micropython: setup
 	$(BIN)/python tests/mpy_port.py

@@ -17,9 +17,9 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 
 def _modules():
-    from provisioning.commands import device, verify
+    from provisioning.commands import batch, broker_config, ca, device, label, provision, registry, run, verify
 
-    return (device, verify)
+    return (device, ca, provision, registry, broker_config, batch, label, run, verify)
 
 
 class _Parser(argparse.ArgumentParser):

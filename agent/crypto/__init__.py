@@ -10,7 +10,9 @@ _backend = None
 if not MICROPYTHON:
     try:
         from agent.crypto import cpython_backend as _backend
-    except ImportError:  # cryptography not installed: fall back to the portable code
+    except (ImportError, TypeError):
+        # No cryptography, or one older than 42 (Raspberry Pi OS Bookworm ships 38), whose
+        # ECDSA has no deterministic_signing: the portable code signs byte-identically.
         _backend = None
 if _backend is None:
     from agent.crypto import ecdsa as _backend

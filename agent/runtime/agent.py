@@ -54,6 +54,7 @@ class Agent:
         self.closed = 0  # windows closed since boot
         self.delivered = 0  # summaries acknowledged by the broker since boot
         self.invalid_clock = 0  # steps skipped because the wall clock was not set
+        self.last = None  # (seq, t0, t1, bytes) of the last summary closed
         self._inflight = {}  # transport handle -> seq (None for the manifest)
         self._manifest_sent = False
         if sink is not None:
@@ -92,6 +93,7 @@ class Agent:
         msg = cose.sign1(summary.encode(s), self.key, self.kid)
         self.outbox.put(seq, msg, announced=report)
         self.closed += 1
+        self.last = (seq, t0, t1, len(msg))
         if self.sink is not None:
             self.sink(seq, msg)
         return seq

@@ -1,10 +1,13 @@
 """`civicmote device init|show`: a device's identity where it lives (CPython only)."""
 import shutil
+import time
 from pathlib import Path
 
+from agent.runtime.device import create_ledger
 from agent.store import identity
 from provisioning import devicedir
 from provisioning.commands import add_command, add_group
+from provisioning.pop import register_pop
 
 FIELDS = ("device_id", "public_key", "board", "district", "device_dir")
 
@@ -20,6 +23,7 @@ def register(sub, common):
     p.add_argument("--district", metavar="D", help="district the device is installed in")
     p = add_command(g, "show", do_show, common, "show a device's identity (never its private key)")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
+    register_pop(g, common)  # `device pop`: the device's side of the proof of possession
 
 
 def do_init(out, args):
@@ -27,6 +31,8 @@ def do_init(out, args):
     profile = devicedir.load_board(board_path)
     d = devicedir.ensure_dir(args.device_dir)
     key, created = identity.ensure_key(str(d))
+    # The privacy ledger starts with the identity; later a missing ledger fails closed.
+    create_ledger(str(d), int(time.time()))
     dev, pub = identity.public_identity(key)
     record = devicedir.read_device(d)
     district = args.district or record.get("district")

@@ -1,0 +1,132 @@
+"""Run the agent on CPython: real or simulated clock, paho transport, --out files (CPython only).
+
+The loop is the portable Agent's: this module only supplies the clocks, the transport, the
+systemd watchdog and the sleeping. With --fast a simulated wall clock advances one second per
+step, as fast as the work allows, while network deadlines keep using real monotonic time.
+"""
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from agent import compat
+from agent.runtime import device
+from agent.runtime.systemd import Watchdog
+
+
+class Stop(Exception):
+    pass
+
+
+def file_sink(out_dir):
+    """sink(name, message): write {seq}.cose and manifest.cose into out_dir, atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def sink(name, msg):
+        compat.write_file_atomic(str(out / ("%s.cose" % name)), msg)
+
+    return sink
+
+
+def make_transport(device_dir, dev, broker, status_topic):
+    """A PahoTransport for broker (host, port, tls), with the device's own certificate for TLS."""
+    from agent.net.paho_transport import PahoTransport
+
+    host, port, use_tls = broker
+    tls = None
+    if use_tls:
+        cfg = read_config(device_dir).get("tls") or {}
+        tls = {k: os.path.join(device_dir, cfg.get(k, default))
+               for k, default in (("cafile", "ca.crt"), ("certfile", "device.crt"), ("keyfile", "device.pem"))}
+        for k, path in tls.items():
+            if not os.path.exists(path):
+                from provisioning.errors import UsageError
+
+                raise UsageError("%s: missing (%s for TLS); provision the device first: civicmote provision "
+                                 "--target %s ..." % (path, k, device_dir))
+    return PahoTransport(host, port, dev, tls=tls, status_topic=status_topic, timeout=5.0)
+
+
+def read_config(device_dir):
+    p = Path(device_dir) / "config.json"
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except ValueError:
+        from provisioning.errors import UsageError
+
+        raise UsageError("%s: not valid JSON; re-run civicmote provision" % p)
+
+
+class Runner:
+    def __init__(self, agent, fast=False, windows=None, on_summary=None, watchdog=None, drain_s=30.0):
+        self.agent = agent
+        self.fast = fast
+        self.windows = windows
+        self.on_summary = on_summary
+        self.watchdog = watchdog or Watchdog()
+        self.drain_s = drain_s
+        self.stopping = False
+
+    def request_stop(self, *_):
+        self.stopping = True
+
+    def run(self, start_s=None):
+        """Step until --windows closed (then drain the outbox to the broker) or a stop is asked."""
+        ag = self.agent
+        sim_s = start_s if start_s is not None else int(time.time())
+        self.watchdog.ready()
+        try:
+            while not self.stopping:
+                if self.fast:
+                    now_s = sim_s
+                    sim_s += 1
+                else:
+                    now_s = int(time.time())
+                seq = ag.step(now_s, now_s * 1000, time.monotonic())
+                if seq is not None and self.on_summary:
+                    self.on_summary(seq)
+                if self.windows is not None and ag.closed >= self.windows:
+                    break
+                self.watchdog.feed()
+                if not self.fast:
+                    time.sleep(max(0.05, 1.0 - (time.time() % 1.0)))
+            self.drain()
+        finally:
+            self.watchdog.stopping()
+            if ag.transport is not None:
+                ag.transport.close()
+            ag.sensors.close()
+
+    def drain(self):
+        """Give queued summaries up to drain_s seconds to reach the broker before stopping."""
+        ag = self.agent
+        if ag.transport is None:
+            return
+        deadline = time.monotonic() + self.drain_s
+        while ag.outbox.depth and time.monotonic() < deadline and not self.stopping:
+            ag.flush(time.monotonic())
+            time.sleep(0.01)
+
+
+def install_signal_handlers(runner):
+    signal.signal(signal.SIGTERM, runner.request_stop)
+    signal.signal(signal.SIGINT, runner.request_stop)
+
+
+def open_agent(device_dir, board, district, broker, prefix, out_dir, fast, now_s):
+    from agent.core.identity import device_id
+    from agent.runtime.agent import topics
+    from agent.store import identity
+
+    key = identity.load_key(device_dir)
+    dev = device_id(key.public_key().to_sec1())
+    transport = None
+    if broker is not None:
+        transport = make_transport(device_dir, dev, broker, topics(prefix, district, dev)[2])
+    sink = file_sink(out_dir) if out_dir else None
+    return device.open_agent(device_dir, board, district, now_s, now_s * 1000, compat.urandom,
+                             transport=transport, sink=sink, prefix=prefix)

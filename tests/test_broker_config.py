@@ -1,0 +1,175 @@
+"""`civicmote broker-config` against a real Mosquitto: mutual TLS, per-device ACLs, CRL, collector.
+
+Mosquitto drops unauthorised QoS 0/1 publishes of MQTT 3.1.1 clients silently (it still sends
+PUBACK), so every "refused publish" below is checked by the collector receiving nothing, and
+each is followed by an allowed publish that must arrive (so "nothing" is not just "not yet").
+"""
+import json
+import shutil
+
+import pytest
+from cli_helpers import cli
+from provision_support import PASSPHRASE, Client, Mosquitto, free_port, signed_summary, wait_for, write_board
+
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None and not __import__("os").path.exists(
+    "/usr/sbin/mosquitto"), reason="mosquitto not installed (make broker-deps)")
+
+
+@pytest.fixture
+def city(tmp_path, capsys, monkeypatch):
+    """A CA, two provisioned simulated devices, a broker config and a running Mosquitto."""
+    monkeypatch.setenv("CIVICMOTE_CA_PASSPHRASE", PASSPHRASE)
+    reg = tmp_path / "registry.db"
+    board = write_board(tmp_path)
+    assert cli(capsys, "ca", "init", "--dir", tmp_path / "ca")[0] == 0
+    devs = {}
+    for name in ("dev1", "dev2"):
+        code, out, err = cli(capsys, "provision", "--board", board, "--district", "north", "--target",
+                             tmp_path / name, "--ca", tmp_path / "ca", "--registry", reg, "--json")
+        assert code == 0, err
+        devs[name] = json.loads(out)["device_id"]
+    port = free_port()
+    broker = tmp_path / "broker"
+
+    def configure():
+        code, out, err = cli(capsys, "broker-config", "--ca", tmp_path / "ca", "--registry", reg, "--out", broker,
+                             "--port", port, "--bind", "127.0.0.1", "--user", "root", "--json")
+        assert code == 0, err
+        return json.loads(out)
+
+    configure()
+    m = Mosquitto(broker / "mosquitto.conf", port)
+    clients = []
+
+    def client(certdir, cert, key, cid):
+        c = Client(port, broker / "ca.crt", certdir / cert if cert else None, certdir / key if key else None, cid)
+        clients.append(c)
+        return c
+
+    yield {"tmp": tmp_path, "reg": reg, "devs": devs, "broker": broker, "mosquitto": m, "client": client,
+           "configure": configure, "port": port}
+    for c in clients:
+        try:
+            c.close()
+        except Exception:
+            pass
+    m.stop()
+
+
+def _collector(city):
+    col = city["client"](city["broker"], "collector.crt", "collector.key", "collector")
+    assert col.connect(), "the collector must be let in"
+    col.subscribe("civicmote/v1/#")
+    return col
+
+
+def _device(city, name):
+    d = city["tmp"] / name
+    return city["client"](d, "device.crt", "device.pem", name)
+
+
+def test_device_publishes_and_collector_verifies(city, capsys):
+    col = _collector(city)
+    dev = _device(city, "dev1")
+    assert dev.connect()
+    dev_id, topic, msg = signed_summary(city["tmp"] / "dev1", "north")
+    dev.publish(topic, msg)
+    assert wait_for(lambda: col.got), "the collector got nothing"
+    assert col.got == [(topic, msg)]
+    # The collector verifies it against the registry export.
+    code, out, err = cli(capsys, "registry", "export", "--registry", city["reg"], "--json")
+    export = city["tmp"] / "export.json"
+    export.write_text(out)
+    got = city["tmp"] / "got.cose"
+    got.write_bytes(col.got[0][1])
+    code, out, err = cli(capsys, "verify", "--registry", export, got)
+    assert code == 0, out
+    assert json.loads(out)["device_id"] == dev_id
+
+
+def test_device_cannot_write_elsewhere_and_collector_cannot_write(city):
+    col = _collector(city)
+    dev1 = _device(city, "dev1")
+    assert dev1.connect()
+    other = city["devs"]["dev2"]
+    dev1.publish("civicmote/v1/north/%s/summary" % other, b"forged")  # another device's topic
+    dev1.publish("civicmote/v1/north/x/summary", b"forged")
+    dev1.publish("elsewhere/topic", b"forged")
+    col.publish("civicmote/v1/north/%s/summary" % other, b"from-collector")
+    col.publish("civicmote/v1/north/civicmote-collector/summary", b"from-collector")
+    _, topic, msg = signed_summary(city["tmp"] / "dev1", "north")
+    dev1.publish(topic, msg)  # the barrier: this one is allowed
+    assert wait_for(lambda: col.got)
+    assert col.got == [(topic, msg)], "refused publishes reached the collector: %r" % col.got
+
+
+def test_device_reads_nothing(city):
+    dev1 = _device(city, "dev1")
+    dev2 = _device(city, "dev2")
+    assert dev1.connect() and dev2.connect()
+    col = _collector(city)
+    dev1.subscribe("civicmote/v1/#")
+    _, topic, msg = signed_summary(city["tmp"] / "dev2", "north")
+    dev2.publish(topic, msg)
+    assert wait_for(lambda: col.got)  # delivered to the collector...
+    assert not wait_for(lambda: dev1.got, timeout=0.5)  # ...and never to another device
+
+
+def test_anonymous_and_impostor_are_refused(city, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime
+
+    anon = city["client"](tmp_path, None, None, "anon")  # TLS without a client certificate
+    anon.c.tls_set(ca_certs=str(city["broker"] / "ca.crt"))
+    assert not anon.connect()
+    # A self-signed impostor claiming a real device's id.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, city["devs"]["dev1"])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    imp = tmp_path / "impostor"
+    imp.mkdir()
+    (imp / "c.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (imp / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    assert not city["client"](imp, "c.crt", "k.pem", "impostor").connect()
+    # And plain MQTT without TLS gets nowhere either.
+    plain = city["client"](tmp_path, None, None, "plain")
+    assert not plain.connect(timeout=2)
+
+
+def test_revoked_device_is_refused_after_reload(city, capsys):
+    dev2 = city["devs"]["dev2"]
+    assert _device(city, "dev2").connect()
+    code, out, err = cli(capsys, "registry", "revoke", dev2, "--registry", city["reg"], "--json")
+    assert code == 0 and json.loads(out)["changed"] is True
+    summary = city["configure"]()
+    assert summary["refused"] == 1
+    assert dev2 in (city["broker"] / "acl").read_text()
+    city["mosquitto"].reload()
+    col = _collector(city)
+    late = _device(city, "dev2")
+    assert not late.connect(), "a revoked device must not get in after the CRL reload"
+    # The other device is unaffected.
+    dev1 = _device(city, "dev1")
+    assert dev1.connect()
+    _, topic, msg = signed_summary(city["tmp"] / "dev1", "north")
+    dev1.publish(topic, msg)
+    assert wait_for(lambda: col.got) and col.got == [(topic, msg)]
+
+
+def test_disable_is_reversible_at_the_broker(city, capsys):
+    dev1 = city["devs"]["dev1"]
+    assert cli(capsys, "registry", "disable", dev1, "--registry", city["reg"])[0] == 0
+    city["configure"]()
+    city["mosquitto"].reload()
+    assert not _device(city, "dev1").connect()
+    assert cli(capsys, "registry", "enable", dev1, "--registry", city["reg"])[0] == 0
+    assert city["configure"]()["refused"] == 0
+    city["mosquitto"].reload()
+    assert _device(city, "dev1").connect()
