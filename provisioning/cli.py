@@ -17,9 +17,10 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 
 def _modules():
-    from provisioning.commands import batch, broker_config, ca, device, label, provision, registry, run, verify
+    from provisioning.commands import (batch, broker_config, ca, device, label, manifest, provision, registry, run,
+                                       sensors, verify)
 
-    return (device, ca, provision, registry, broker_config, batch, label, run, verify)
+    return (device, sensors, manifest, ca, provision, registry, broker_config, batch, label, run, verify)
 
 
 class _Parser(argparse.ArgumentParser):

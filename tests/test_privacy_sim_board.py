@@ -7,7 +7,7 @@ from pathlib import Path
 from agent.board import load_profile
 from agent.privacy.contributions import open_window
 from agent.privacy.ledger import PrivacyLedger
-from agent.privacy.manifest import build_manifest, describe, window_text
+from agent.privacy.manifest import _title, build_manifest, describe, window_text
 from agent.privacy.release import release_window
 
 SIM = Path(__file__).resolve().parent.parent / "boards" / "sim.json"
@@ -31,7 +31,9 @@ def test_sim_manifest_in_plain_language():
         assert "Counts under %d are never published." % p.k in line[0]
     for e in m["metrics"]:
         if e["class"] == "environmental":
-            assert "publishes it exactly. No personal data." in text
+            line = [ln for ln in text.split("\n") if ln.startswith(_title(e["name"]) + ":")]
+            assert len(line) == 1 and line[0].endswith("No personal data."), e["name"]
+            assert "over each %s window" % window_text(e["window"]) in line[0]
 
 
 def test_every_sim_personal_metric_releases_through_the_engine(tmp_path):

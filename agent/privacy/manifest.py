@@ -170,8 +170,8 @@ def _describe_metric(e):
     what = e.get("description")
     win = window_text(e["window"])
     if e["class"] == "environmental":
-        return "%s: measures %s%s over each %s window and publishes it exactly. No personal data." % (
-            title, what or _words(e["name"]), " (in %s)" % e["unit"] if e["unit"] else "", win)
+        return "%s: measures %s and publishes its %s over each %s window%s. No personal data." % (
+            title, what or _words(e["name"]), _stats_text(e.get("stats", ())), win, _resolution_text(e))
     mech = e["mechanism"]
     if mech == "count":
         body = "counts %s" % (what or e["unit"] or "events")
@@ -188,7 +188,7 @@ def _describe_metric(e):
     else:
         body = ("counts how many distinct %s are nearby; their radio addresses are scrambled with "
                 "a key that is thrown away after every window, and never stored or sent"
-                % (what or "phones and other devices"))
+                % (what or "phones and other Bluetooth devices"))
     text = "%s: %s, with noise added so no single person can be detected (ε = %s per %s window, at most %s per day" % (
         title, body, e["epsilon"], win, e["daily_epsilon"])
     per_day = rational.floor_div(rational.parse(e["daily_epsilon"]), rational.parse(e["epsilon"]))
@@ -198,6 +198,31 @@ def _describe_metric(e):
     if "k" in e:
         text += " Counts under %d are never published." % e["k"]
     return text
+
+
+_STAT_WORDS = {"n": "number of readings", "mean": "average", "min": "lowest value", "max": "highest value",
+               "sd": "spread (standard deviation)"}
+
+
+def _stats_text(stats):
+    words = [_STAT_WORDS.get(s, s) for s in stats] or ["value"]
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _resolution_text(e):
+    res = e.get("resolution")
+    if not res:
+        return ""
+    r = rational.parse(res)
+    if r[1] == 1:
+        step = "%d" % r[0]
+    elif r[0] == 1 and r[1] in (10, 100, 1000):
+        step = "0." + "0" * (len(str(r[1])) - 2) + "1"
+    else:
+        step = rational.text(r)
+    return ", to the nearest %s%s" % (step, _unit(e))
 
 
 def _ranges(edges):

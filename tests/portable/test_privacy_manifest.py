@@ -87,9 +87,9 @@ def test_describe_reads_plainly():
     assert ("Footfall: counts people passing, with noise added so no single person can be detected "
             "(ε = 1/2 per 5-minute window, at most 12 per day, so it is published for at most 24 "
             "windows a day). Counts under 5 are never published.") in text
-    assert ("Temperature: measures the air temperature (in °C) over each 5-minute window and "
-            "publishes it exactly. No personal data.") in text
-    assert ("Phones: counts how many distinct phones and other devices are nearby; their radio "
+    assert ("Temperature: measures the air temperature and publishes its average, lowest value and highest "
+            "value over each 5-minute window, to the nearest 1 °C. No personal data.") in text
+    assert ("Phones: counts how many distinct phones and other Bluetooth devices are nearby; their radio "
             "addresses are scrambled with a key that is thrown away after every window, and never "
             "stored or sent, with noise added so no single person can be detected (ε = 1/4 per "
             "5-minute window, at most 72 per day). Counts under 10 are never published.") in text
