@@ -7,6 +7,7 @@ CSPRNG and runs scripts. Layout inside the interpreter:
     /lib/agent   <- agent/           (importable as `agent`)
     /tests       <- tests/portable/  (the portable suite)
     /vectors     <- tests/vectors/
+    /boards      <- boards/
     /flash       working directory (a scratch "flash" for files the code writes)
 
 From the shell:  .venv/bin/python tests/mpy_port.py [test_module ...]
@@ -26,6 +27,7 @@ DEFAULT_MAPS = (
     (ROOT / "agent", "/lib/agent"),
     (ROOT / "tests" / "portable", "/tests"),
     (ROOT / "tests" / "vectors", "/vectors"),
+    (ROOT / "boards", "/boards"),
 )
 PORT_PACKAGE = NODE_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 

@@ -10,9 +10,12 @@ MICROPYTHON = sys.implementation.name == "micropython"
 
 if MICROPYTHON:
     VECTOR_DIR = "/vectors"
+    BOARD_DIR = "/boards"
     _TMP_ROOT = "/flash/tmp"
 else:
-    VECTOR_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vectors")
+    _TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    VECTOR_DIR = os.path.join(_TESTS, "vectors")
+    BOARD_DIR = os.path.join(os.path.dirname(_TESTS), "boards")
     _TMP_ROOT = None
 
 
