@@ -128,5 +128,7 @@ def open_agent(device_dir, board, district, broker, prefix, out_dir, fast, now_s
     if broker is not None:
         transport = make_transport(device_dir, dev, broker, topics(prefix, district, dev)[2])
     sink = file_sink(out_dir) if out_dir else None
+    # Emulated streets differ from device to device (a seed from the device_id), like real ones.
+    seed = int.from_bytes(dev.encode()[-4:], "big")
     return device.open_agent(device_dir, board, district, now_s, now_s * 1000, compat.urandom,
-                             transport=transport, sink=sink, prefix=prefix)
+                             transport=transport, sink=sink, prefix=prefix, seed=seed)

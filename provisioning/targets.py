@@ -45,8 +45,8 @@ def parse_target(text, base=None):
     if text.startswith("ssh://"):
         return SSHTarget.from_url(text)
     if "://" in text or text.startswith("/dev/tty") or text.upper().startswith("COM"):
-        raise UsageError("--target %s: provision takes a folder or ssh://USER@HOST; MicroPython boards on a serial "
-                         "port are flashed with 'civicmote flash'" % text)
+        raise UsageError("--target %s: --target takes a folder or ssh://USER@HOST; for a MicroPython board on a "
+                         "serial port use 'civicmote provision --port %s'" % (text, text))
     p = Path(text)
     if base is not None and not p.is_absolute():
         p = Path(base) / p

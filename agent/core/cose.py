@@ -68,7 +68,10 @@ def decode1(message):
         raise DecodeError("COSE_Sign1: message must be bytes")
     if len(message) > MAX_MESSAGE:
         raise DecodeError("COSE_Sign1: message of %d bytes exceeds %d" % (len(message), MAX_MESSAGE))
-    obj = cbor.loads(bytes(message), max_depth=8)
+    try:
+        obj = cbor.loads(bytes(message), max_depth=8)
+    except DecodeError as e:
+        raise DecodeError("not a COSE_Sign1 message (%s)" % e)
     if not isinstance(obj, cbor.Tag) or obj.tag != TAG_SIGN1:
         raise DecodeError("COSE_Sign1: expected CBOR tag 18")
     arr = obj.value

@@ -5,8 +5,10 @@ fsync + rename (agent/store/atomic.py), so a power cut leaves a record whole or 
 never half. A record leaves only through `ack(seq)`, which the loop calls on the broker's
 PUBACK. When a new record would exceed `max_bytes` or `max_count`, the oldest records are
 dropped and remembered as *pending drop runs* in the crash-safe file `dropped`, written
-*before* the victims are removed, so a loss is never silent: the next summary announces
-`drop_report()` and `put(..., announced=report)` clears it once that summary is on flash.
+*before* the victims are removed, so a loss is never silent: every summary announces
+`drop_report()` (`put(..., announced=report)`), and the runs stay pending until a summary
+that announced them is acknowledged by the broker. An announcing summary that is itself
+dropped takes nothing with it: the next one announces the same runs again.
 A corrupt record found at start-up is renamed `<seq>.rec.bad`, named in `quarantined`,
 and counted as a drop too (its summary is lost).
 """
@@ -45,6 +47,9 @@ class Outbox:
         self._runs = []  # [[first, last, count]] ascending by first
         self._drop_upto = -1  # every record <= this seq was chosen as a victim (write-ahead)
         self._last = -1  # highest seq ever put or seen, for the strictly-increasing check
+        # seq of a queued record -> last dropped seq it announces. RAM only: after a reboot the
+        # pending runs are simply announced again, which is harmless.
+        self._announcers = {}
         self.quarantined = []  # file names quarantined since this Outbox was opened
         self.torn = 0  # .tmp files discarded at start-up (writes cut before their rename)
         atomic.makedirs(self.dir)
@@ -181,8 +186,8 @@ class Outbox:
         """Queue data (bytes) under seq; return the list of seqs dropped to make room.
 
         seq must exceed every seq this outbox has seen. When put returns, the record is on
-        flash. announced: a drop_report() tuple that `data` announces; it is cleared only
-        after the record is safely written (a cut in between re-announces it: harmless).
+        flash. announced: a drop_report() tuple that `data` announces; those drops stay
+        pending (later records announce them again) until this record is acknowledged.
         """
         if seq <= self._last:
             raise AgentError("outbox: seq %d is not above the last seq %d" % (seq, self._last))
@@ -195,7 +200,7 @@ class Outbox:
         self._bytes += size
         self._last = seq
         if announced:
-            self.clear_drop_report(announced)
+            self._announcers[seq] = announced[2]
         return dropped
 
     def _make_room(self, size):
@@ -222,11 +227,16 @@ class Outbox:
             return False
         atomic.remove_quietly(self._rec_path(seq))
         self._forget(seq)
+        last = self._announcers.pop(seq, None)
+        if last is not None:
+            # Delivered: the drops it announced have reached the city; stop announcing them.
+            self.clear_drop_report((None, None, last))
         return True
 
     def _remove_head(self):
         seq, size = self._items.pop(0)
         self._bytes -= size
+        self._announcers.pop(seq, None)  # dropped unsent: what it announced stays pending
         atomic.remove_quietly(self._rec_path(seq))
 
     def _forget(self, seq):

@@ -82,8 +82,9 @@ def do_batch(out, args):
 
 def _one(row, line, base, registry, lazy_ca, args):
     base_rec = {"line": line, "target": row["target"], "district": row["district"]}
+    target = None
     try:
-        target = targets.parse_target(row["target"], base)
+        target = _target(row["target"], base, args)
         done = [r for r in registry.by_target(target.name) if r["district"] == row["district"]]
         if done:
             return dict(base_rec, status="skipped", device_id=done[0]["device_id"], ok=True)
@@ -96,6 +97,18 @@ def _one(row, line, base, registry, lazy_ca, args):
         raise  # the CA is the same for every row: stop, do not fail 50 rows with one message
     except ProvisioningError as e:
         return dict(base_rec, status="failed", ok=False, error=str(e), exit_code=e.exit_code)
+    finally:
+        if hasattr(target, "close"):
+            target.close()
+
+
+def _target(text, base, args):
+    """A folder, ssh://..., or (issue 7) a MicroPython board: serial:PORT or a /dev/tty* path."""
+    if text.startswith("serial:") or text.startswith("/dev/tty") or text.startswith("/dev/pts/"):
+        from provisioning.commands.provision import serial_target
+
+        return serial_target(args, text[len("serial:"):] if text.startswith("serial:") else text)
+    return targets.parse_target(text, base)
 
 
 class _Display:

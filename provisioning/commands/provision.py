@@ -33,9 +33,11 @@ def register(sub, common):
     add_common_options(p)
     p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
     p.add_argument("--district", required=True, metavar="D", help="district the device is installed in")
-    p.add_argument("--target", required=True, metavar="DIR|ssh://USER@HOST[:PORT][/DIR]",
-                   help="the device folder, or a Linux board over ssh (default folder there %s)"
-                   % targets.SSH_DEFAULT_DIR)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", metavar="DIR|ssh://USER@HOST[:PORT][/DIR]",
+                       help="the device folder, or a Linux board over ssh (default folder there %s)"
+                       % targets.SSH_DEFAULT_DIR)
+    add_serial_options(p, where)  # issue 7: MicroPython boards over serial (--port)
     p.add_argument("--location", metavar="TEXT", help="where the device is mounted (for people)")
     p.add_argument("--rekey", action="store_true",
                    help="give the device a new key and identity; the old one is revoked")
@@ -50,14 +52,35 @@ def add_common_options(p):
     p.add_argument("--contact", metavar="TEXT", help="who to contact about the device (shown on its label)")
 
 
+def add_serial_options(p, where):
+    where.add_argument("--port", metavar="PORT", help="a MicroPython board on this serial port (e.g. /dev/ttyACM0)")
+    p.add_argument("--wifi-ssid", metavar="SSID", help="(--port) the Wi-Fi network the board joins; the password "
+                   "comes from $CIVICMOTE_WIFI_PASSWORD and is never printed")
+    p.add_argument("--force", action="store_true", help="(--port) replace another agent found on the board")
+
+
+def serial_target(args, port=None):
+    """The SerialTarget for --port (or a batch row's serial port)."""
+    from provisioning.serial_target import SerialTarget
+
+    ssid = getattr(args, "wifi_ssid", None)
+    wifi = (ssid, os.environ.get("CIVICMOTE_WIFI_PASSWORD")) if ssid else None
+    return SerialTarget(port or args.port, wifi=wifi, force=getattr(args, "force", False))
+
+
 def do_provision(out, args):
     registry = Registry(args.registry or default_path(), create=True)
+    target = None
     try:
-        target = targets.parse_target(args.target)
+        target = serial_target(args) if args.port else targets.parse_target(args.target)
         result = provision(target, args.board, args.district, registry, ca_mod.LazyCA(args.ca),
                            broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey)
+        if getattr(target, "deployed", None):
+            result["deploy"] = target.deployed
     finally:
         registry.close()
+        if hasattr(target, "close"):
+            target.close()
     out.record(result, _human)
     return 0
 

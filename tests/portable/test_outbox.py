@@ -59,10 +59,29 @@ def test_full_by_count_drops_oldest_and_reports_range():
     box = Outbox(d, 100000, 3)
     report = box.drop_report()
     assert report == (2, 10, 11)
-    # The summary that announces it drops 12 to make room: that drop stays pending.
+    # The summary that announces it drops 12 to make room. Everything stays pending until the
+    # announcing summary is acknowledged: it could still be dropped itself, unsent.
     assert box.put(15, b"announces 10..11", announced=report) == [12]
-    assert box.drop_report() == (1, 12, 12)
+    assert box.drop_report() == (3, 10, 12)
+    assert box.ack(15)
+    assert box.drop_report() == (1, 12, 12)  # 10..11 reached the city with 15
     assert Outbox(d, 100000, 3).drop_report() == (1, 12, 12)
+
+
+def test_an_announcing_record_that_is_dropped_unsent_takes_nothing_with_it():
+    d = tmpdir()
+    box = Outbox(d, 100000, 2)
+    box.put(1, b"x")
+    box.put(2, b"x")
+    assert box.put(3, b"x") == [1]
+    report = box.drop_report()
+    assert report == (1, 1, 1)
+    assert box.put(4, b"announces 1", announced=report) == [2]
+    assert box.put(5, b"announces 1..2", announced=box.drop_report()) == [3]
+    assert box.put(6, b"x", announced=box.drop_report()) == [4]  # 4, which announced 1, is gone
+    assert box.drop_report() == (4, 1, 4)  # so 1 is still announced, with 2..4
+    assert box.ack(5)  # 5 announced 1..2 and was delivered
+    assert box.drop_report() == (2, 3, 4)
 
 
 def test_full_by_bytes_drops_as_many_as_needed():

@@ -1,0 +1,192 @@
+"""The agent's loop on a MicroPython board (portable): build it from flash and step it forever.
+
+Flash layout (written by `civicmote provision --port`):
+    /civicmote/             the device folder (agent.runtime.device): device.key, device.pem,
+                            board.json, config.json, device.crt, ca.crt, privacy.ledger, seq, outbox/
+    /civicmote/wifi.json    Wi-Fi credentials (read by boot code; never printed)
+
+    run()                   what main.py calls: real clocks, the MQTT transport, forever
+    run(windows=3, clock=SimClock(t0), transport=None)   what a test on a virtual board calls
+"""
+import json
+import time
+
+from agent import compat
+from agent.board import load_profile
+from agent.runtime.agent import DEFAULT_PREFIX
+from agent.runtime.device import BOARD, open_agent
+
+DEVICE_DIR = "/civicmote"
+CONFIG = "config.json"
+WIFI = "wifi.json"
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+class SimClock:
+    """A simulated clock for tests: every call advances step_s seconds. () -> (now_s, now_ms)."""
+
+    def __init__(self, start_s, step_s=1):
+        self.s = start_s
+        self.ms = 0
+        self.step_s = step_s
+
+    def __call__(self):
+        now = (self.s, self.ms)
+        self.s += self.step_s
+        self.ms += self.step_s * 1000
+        return now
+
+
+def real_clock():
+    return int(time.time()), compat.ticks_ms()
+
+
+def broker_address(url):
+    """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]."""
+    tls = url.startswith("mqtts://")
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = rest.partition(":")
+    return host, int(port) if port else (8883 if tls else 1883), tls
+
+
+def mqtt_transport(device_dir, config, dev):
+    """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker."""
+    url = config.get("broker")
+    if not url:
+        return None
+    from agent.net import socket_mpy
+    from agent.net.mqtt_client import MQTTClient
+    from agent.runtime.agent import topics
+
+    host, port, tls = broker_address(url)
+    creds = None
+    if tls:
+        names = config.get("tls") or {}
+        creds = {}
+        for field, default in (("cadata", "ca.crt"), ("cert", "device.crt"), ("key", "device.pem")):
+            name = names.get({"cadata": "cafile", "cert": "certfile", "key": "keyfile"}[field], default)
+            with open(device_dir + "/" + name, "rb") as f:
+                creds[field] = f.read()
+    status = topics(config.get("topic_prefix", DEFAULT_PREFIX), config["district"], dev)[2]
+    # 5 s per network wait: below the watchdog's 8 s (the longest an RP2040 allows).
+    return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
+
+
+def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
+    """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object."""
+    config = read_json(device_dir + "/" + CONFIG)
+    board = load_profile(device_dir + "/" + BOARD)
+    now_s, now_ms = clock()
+    if transport == "auto":
+        transport = mqtt_transport(device_dir, config, config["device_id"])
+    return open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom, transport=transport,
+                      prefix=config.get("topic_prefix", DEFAULT_PREFIX))
+
+
+def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None, wdt=None, pause_ms=50,
+        sleep=None):
+    """Step the agent until `windows` windows have closed (forever if None); returns the Agent.
+
+    wdt: a machine.WDT (fed every step, so a hung step resets the board). sleep(ms) between
+    steps: time.sleep_ms on a board; a test with a simulated clock passes lambda ms: None.
+    """
+    agent = build(device_dir, transport, clock)
+    if sleep is None:
+        sleep = time.sleep_ms if compat.MICROPYTHON else (lambda ms: time.sleep(ms / 1000))
+    while windows is None or agent.closed < windows:
+        now_s, now_ms = clock()
+        agent.step(now_s, now_ms)
+        if wdt is not None:
+            wdt.feed()
+        sleep(pause_ms)
+    return agent
+
+
+# -- boot: what boards/<board>/main.py calls -------------------------------------------------
+
+CRASH_LOG = "/crash.log"
+CRASH_LOG_BYTES = 4096  # the newest crashes are kept; older text is cut from the front
+WDT_MS = 8000
+
+
+def log_crash(exc, path=CRASH_LOG, limit=CRASH_LOG_BYTES, now_s=None):
+    """Append exc's traceback to the crash log on flash, keeping it under limit bytes."""
+    import sys
+
+    try:
+        import io
+
+        buf = io.StringIO()
+        if compat.MICROPYTHON:
+            sys.print_exception(exc, buf)
+        else:
+            import traceback
+
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=buf)
+        entry = ("--- %s\n%s" % (now_s if now_s is not None else int(time.time()), buf.getvalue())).encode()
+        try:
+            with open(path, "rb") as f:
+                old = f.read()
+        except OSError:
+            old = b""
+        data = (old + entry)[-limit:]
+        compat.write_file_atomic(path, data)
+    except Exception:  # noqa: BLE001 - the crash log must never be the next crash
+        pass
+
+
+def connect_wifi(device_dir=DEVICE_DIR, timeout_s=20):
+    """Join the network in wifi.json ({"ssid", "password"}); True once connected. Never prints the password."""
+    try:
+        creds = read_json(device_dir + "/" + WIFI)
+    except (OSError, ValueError):
+        return False
+    import network
+
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    if not wlan.isconnected():
+        wlan.connect(creds["ssid"], creds.get("password", ""))
+        t0 = time.ticks_ms()
+        while not wlan.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_s * 1000:
+            time.sleep_ms(200)
+    return wlan.isconnected()
+
+
+def sync_time(attempts=5):
+    """Set the clock from NTP; True on success. Without it the agent closes no window."""
+    try:
+        import ntptime
+    except ImportError:
+        return False
+    for _ in range(attempts):
+        try:
+            ntptime.settime()
+            return True
+        except Exception:  # noqa: BLE001 - OSError, timeouts: try again
+            time.sleep_ms(1000)
+    return False
+
+
+def main(device_dir=DEVICE_DIR):
+    """Start the agent the way a board does at power-on: Wi-Fi, NTP, watchdog, run forever.
+
+    A crash is written to /crash.log and the board resets (the watchdog would anyway).
+    """
+    import machine
+
+    print("civicmote: wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
+    print("civicmote: clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
+    wdt = machine.WDT(timeout=WDT_MS)
+    try:
+        run(device_dir, wdt=wdt)
+    except KeyboardInterrupt:
+        raise  # a technician pressed Ctrl-C: leave them at the REPL (the watchdog still runs)
+    except Exception as e:  # noqa: BLE001
+        log_crash(e)
+        time.sleep_ms(1000)
+        machine.reset()

@@ -1,0 +1,1 @@
+# civicmote boot.py (virtual board: the WebAssembly port behind a pty, tools/virtual-board).

@@ -1,0 +1,198 @@
+"""The collector's SQLite store: accepted summaries, manifests, gaps, rejections (CPython only).
+
+Schema version 1 (documented in docs/delivery.md, "The collector"):
+
+    meta       (key PRIMARY KEY, value)                     schema_version = 1
+    devices    (device_id PRIMARY KEY, district, received, accepted, duplicates, rejected,
+                manifests, bytes, last_seq, mh, first_seen, last_seen)
+    summaries  (device_id, seq, t0, t1, metrics JSON, mh, mh_ok (1/0/NULL), boot, health JSON,
+                gap JSON, topic, received_at, message BLOB)   PRIMARY KEY (device_id, seq)
+    manifests  (device_id, mh, manifest JSON, message BLOB, first_seen, last_seen)
+                                                            PRIMARY KEY (device_id, mh)
+    gaps       (id, device_id, first, last, count, cause, reported_by, received_at)
+    rejected   (id, received_at, topic, device_id (NULL if unknown), reason, message BLOB)
+
+Every message is one transaction (`with store.transaction():`), so a crash leaves a message
+either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
+"""
+import json
+import sqlite3
+import threading
+
+from provisioning.errors import EnvironmentProblem, UsageError
+
+SCHEMA_VERSION = 1
+MAX_STORED_MESSAGE = 16384  # bytes of a rejected message kept for inspection
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, district TEXT,
+    received INTEGER NOT NULL DEFAULT 0, accepted INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+    manifests INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER, mh BLOB, first_seen REAL, last_seen REAL);
+CREATE TABLE IF NOT EXISTS summaries (
+    device_id TEXT NOT NULL, seq INTEGER NOT NULL, t0 INTEGER NOT NULL, t1 INTEGER NOT NULL,
+    metrics TEXT NOT NULL, mh BLOB NOT NULL, mh_ok INTEGER, boot INTEGER, health TEXT, gap TEXT,
+    topic TEXT NOT NULL, received_at REAL NOT NULL, message BLOB NOT NULL,
+    PRIMARY KEY (device_id, seq));
+CREATE TABLE IF NOT EXISTS manifests (
+    device_id TEXT NOT NULL, mh BLOB NOT NULL, manifest TEXT NOT NULL, message BLOB NOT NULL,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, PRIMARY KEY (device_id, mh));
+CREATE TABLE IF NOT EXISTS gaps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, first INTEGER NOT NULL,
+    last INTEGER NOT NULL, count INTEGER NOT NULL, cause TEXT NOT NULL, reported_by INTEGER NOT NULL,
+    received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, topic TEXT NOT NULL,
+    device_id TEXT, reason TEXT NOT NULL, message BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS gaps_device ON gaps (device_id, first);
+"""
+
+COUNTERS = ("received", "accepted", "duplicates", "rejected", "manifests", "bytes")
+
+
+def to_json(obj):
+    """JSON text of decoded CBOR (byte strings as hex)."""
+    return json.dumps(obj, sort_keys=True, default=_bytes_hex)
+
+
+def _bytes_hex(v):
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).hex()
+    raise TypeError("not JSON serialisable: %r" % type(v))
+
+
+class Store:
+    """Store(path or None): None keeps everything in memory (tests, a throw-away run)."""
+
+    def __init__(self, path=None):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
+            self.db.executescript(SCHEMA)
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
+                                 % (path, row[0], SCHEMA_VERSION))
+        except sqlite3.OperationalError as e:  # cannot open, locked, read-only, disk full
+            raise EnvironmentProblem("%s: cannot open the collector store (%s)" % (path, e))
+        except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
+            raise UsageError("%s: not a collector store (%s); use another --store" % (path, e))
+        self.lock = threading.RLock()
+
+    def transaction(self):
+        return _Transaction(self)
+
+    # -- devices -------------------------------------------------------------------------
+    def device(self, dev):
+        """The device's row as a dict, or None."""
+        cur = self.db.execute("SELECT device_id, district, received, accepted, duplicates, rejected, manifests, "
+                              "bytes, last_seq, mh FROM devices WHERE device_id=?", (dev,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        keys = ("device_id", "district") + COUNTERS + ("last_seq", "mh")
+        return dict(zip(keys, row))
+
+    def device_ids(self):
+        return [r[0] for r in self.db.execute("SELECT device_id FROM devices ORDER BY device_id")]
+
+    def count(self, dev, district, now, nbytes, **add):
+        """Add to a device's counters (creating its row); add: counter=increment."""
+        self.db.execute("INSERT OR IGNORE INTO devices (device_id, district, first_seen) VALUES (?, ?, ?)",
+                        (dev, district, now))
+        sets = ["received = received + 1", "bytes = bytes + ?", "last_seen = ?"]
+        args = [nbytes, now]
+        if district:
+            sets.append("district = ?")
+            args.append(district)
+        for k, v in add.items():
+            if k not in COUNTERS:
+                raise ValueError(k)
+            sets.append("%s = %s + ?" % (k, k))
+            args.append(v)
+        self.db.execute("UPDATE devices SET %s WHERE device_id=?" % ", ".join(sets), args + [dev])
+
+    def set_last_seq(self, dev, seq):
+        self.db.execute("UPDATE devices SET last_seq=? WHERE device_id=?", (seq, dev))
+
+    # -- summaries -----------------------------------------------------------------------
+    def summary_payload(self, dev, seq):
+        """The stored COSE message of (dev, seq), or None if not stored."""
+        row = self.db.execute("SELECT message FROM summaries WHERE device_id=? AND seq=?", (dev, seq)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def add_summary(self, s, mh_ok, topic, now, message):
+        h = s.get("h") or {}
+        self.db.execute(
+            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (s["dev"], s["seq"], s["t0"], s["t1"], to_json(s["m"]), s["mh"],
+             None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
+             to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
+
+    def seqs(self, dev):
+        """Stored seqs of a device, ascending."""
+        return [r[0] for r in self.db.execute("SELECT seq FROM summaries WHERE device_id=? ORDER BY seq", (dev,))]
+
+    # -- manifests -----------------------------------------------------------------------
+    def add_manifest(self, dev, mh, manifest, message, now):
+        """Record a manifest; returns True if this device had not sent this one before."""
+        cur = self.db.execute("UPDATE manifests SET last_seen=? WHERE device_id=? AND mh=?", (now, dev, mh))
+        new = cur.rowcount == 0
+        if new:
+            self.db.execute("INSERT INTO manifests VALUES (?, ?, ?, ?, ?, ?)",
+                            (dev, mh, to_json(manifest), bytes(message), now, now))
+        self.db.execute("UPDATE devices SET mh=? WHERE device_id=?", (mh, dev))
+        return new
+
+    def manifest(self, dev, mh):
+        """The decoded manifest (from its stored JSON) of (dev, mh), or None."""
+        row = self.db.execute("SELECT manifest FROM manifests WHERE device_id=? AND mh=?", (dev, mh)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- gaps and rejections -------------------------------------------------------------
+    def add_gap(self, dev, first, last, count, cause, reported_by, now):
+        self.db.execute("INSERT INTO gaps (device_id, first, last, count, cause, reported_by, received_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (dev, first, last, count, cause, reported_by, now))
+
+    def gaps(self, dev):
+        """[{first, last, count, cause, reported_by}] of a device, in the order they were found."""
+        cur = self.db.execute("SELECT first, last, count, cause, reported_by FROM gaps WHERE device_id=? ORDER BY id",
+                              (dev,))
+        return [dict(zip(("first", "last", "count", "cause", "reported_by"), r)) for r in cur]
+
+    def add_rejected(self, topic, dev, reason, message, now):
+        self.db.execute("INSERT INTO rejected (received_at, topic, device_id, reason, message) VALUES (?, ?, ?, ?, ?)",
+                        (now, topic, dev, reason, bytes(message[:MAX_STORED_MESSAGE])))
+
+    def rejected(self):
+        cur = self.db.execute("SELECT topic, device_id, reason FROM rejected ORDER BY id")
+        return [dict(zip(("topic", "device_id", "reason"), r)) for r in cur]
+
+    def close(self):
+        self.db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK if the block raised; holds the store's lock."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        self.store.lock.acquire()
+        self.store.db.execute("BEGIN IMMEDIATE")
+        return self.store
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.store.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.store.lock.release()
+        return False
