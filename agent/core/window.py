@@ -12,6 +12,19 @@ error at all, so we keep the sums and form M2 exactly when asked.
 """
 
 
+def bucket_of(edges, value):
+    """Index of the histogram bucket holding value: bucket i holds edges[i-1] <= value < edges[i];
+    0 below edges[0], len(edges) at or above the last edge (a bisection; MicroPython has no bisect)."""
+    lo, hi = 0, len(edges)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if value < edges[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def to_fixed(value, scale):
     """value (int or float, in the metric's unit) -> int in units of 1/scale, rounded half away from zero."""
     if isinstance(value, int):
@@ -91,18 +104,7 @@ class Window:
         self.s1 += x
         self.s2 += x * x
         if self.edges is not None:
-            self.buckets[self._bucket(x)] += 1
-
-    def _bucket(self, x):
-        edges = self.edges
-        lo, hi = 0, len(edges)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if x < edges[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+            self.buckets[bucket_of(self.edges, x)] += 1
 
     def merge(self, other):
         """Fold another window of the same shape into this one (for sub-windows)."""

@@ -4,6 +4,7 @@ sensitivity of what gets noised is exactly what the manifest declares.
 Only the clamped integer aggregate is kept (count, sum, bucket counts); readings themselves
 are not stored. `open_window(policy, rng)` gives the right accumulator for a policy.
 """
+from agent.core.window import bucket_of
 
 
 def clamp(value, lo, hi):
@@ -50,18 +51,6 @@ class Contributions:
         if self.counts is not None:
             for i in range(len(self.counts)):
                 self.counts[i] = 0
-
-
-def bucket_of(edges, value):
-    """Index of the bucket holding value: 0 below edges[0], len(edges) at or above the last."""
-    lo, hi = 0, len(edges)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if value < edges[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 def open_window(policy, rng):

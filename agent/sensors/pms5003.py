@@ -5,6 +5,7 @@ the sum of the 30 bytes before it. Words 4..6 are PM1.0/PM2.5/PM10 "atmospheric
 environment" concentrations in µg/m³. Readings: pm1_0_ugm3, pm2_5_ugm3, pm10_ugm3.
 """
 from agent.sensors.fault import CHECKSUM, TIMEOUT, SensorFault, check_range
+from agent.sensors.frames import FrameStream
 
 FRAME_LEN = 32
 
@@ -42,12 +43,12 @@ class PMS5003:
     def __init__(self, uart, timeout_ms=5000):
         self.uart = uart
         self.timeout_ms = timeout_ms
-        self._buf = bytearray()
+        self._frames = FrameStream(decode, FRAME_LEN)
         self._last_ok = None
         self.soft_faults = {}
 
     def start(self, now_ms):
-        self._buf = bytearray()
+        self._frames.reset()
         self.uart.write(wake_command())
         self._last_ok = now_ms
 
@@ -59,23 +60,7 @@ class PMS5003:
     def read(self, now_ms):
         if self._last_ok is None:
             self.start(now_ms)
-        n = self.uart.any()
-        if n:
-            data = self.uart.read(n)
-            if data:
-                self._buf.extend(data)
-        frame = None
-        bad = 0
-        i = 0
-        while True:
-            kind, value, i = decode(self._buf, i)
-            if kind == "more":
-                break
-            if kind == "data":
-                frame = value
-            else:
-                bad += 1
-        self._buf = self._buf[i:] if len(self._buf) - i < 2 * FRAME_LEN else self._buf[-FRAME_LEN:]
+        frame, bad = self._frames.drain(self.uart)
         if bad:
             self.soft_faults[CHECKSUM] = self.soft_faults.get(CHECKSUM, 0) + bad
         if frame is None:

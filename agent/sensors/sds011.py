@@ -8,6 +8,9 @@ Readings: pm2_5_ugm3, pm10_ugm3 (µg/m³, 0..999.9).
 decode() is pure; SDS011 wraps it with the UART reads and the duty cycle.
 """
 from agent.sensors.fault import CHECKSUM, TIMEOUT, SensorFault, check_range
+from agent.sensors.frames import FrameStream
+
+FRAME_LEN = 10
 
 HEAD = 0xAA
 TAIL = 0xAB
@@ -50,7 +53,7 @@ def decode(buf, i=0):
     while True:
         while i < n and buf[i] != HEAD:
             i += 1
-        if n - i < 10:
+        if n - i < FRAME_LEN:
             return "more", None, i
         kind = buf[i + 1]
         if (kind != 0xC0 and kind != 0xC5) or buf[i + 9] != TAIL:
@@ -59,8 +62,8 @@ def decode(buf, i=0):
         if sum(buf[i + 2 : i + 8]) & 0xFF != buf[i + 8]:
             return "checksum", None, i + 1
         if kind == 0xC0:
-            return "data", (buf[i + 2] | (buf[i + 3] << 8), buf[i + 4] | (buf[i + 5] << 8)), i + 10
-        return "reply", bytes(buf[i + 2 : i + 6]), i + 10
+            return "data", (buf[i + 2] | (buf[i + 3] << 8), buf[i + 4] | (buf[i + 5] << 8)), i + FRAME_LEN
+        return "reply", bytes(buf[i + 2 : i + 6]), i + FRAME_LEN
 
 
 class SDS011:
@@ -73,14 +76,14 @@ class SDS011:
         self.work_ms = work_ms
         self.period_ms = period_ms
         self.warmup_ms = warmup_ms if work_ms else 0
-        self._buf = bytearray()
+        self._frames = FrameStream(decode, FRAME_LEN)
         self.soft_faults = {}
         self._last_ok = None
         self._awake_since = None
         self._next_wake = None
 
     def start(self, now_ms):
-        self._buf = bytearray()
+        self._frames.reset()
         self.uart.write(work_command())
         self._awake_since = now_ms
         self._last_ok = now_ms
@@ -91,24 +94,7 @@ class SDS011:
         return f
 
     def _drain(self):
-        n = self.uart.any()
-        if n:
-            data = self.uart.read(n)
-            if data:
-                self._buf.extend(data)
-        frame = None
-        bad = 0
-        i = 0
-        while True:
-            kind, value, i = decode(self._buf, i)
-            if kind == "more":
-                break
-            if kind == "data":
-                frame = value
-            elif kind == "checksum":
-                bad += 1
-        self._buf = self._buf[i:] if len(self._buf) - i < 64 else self._buf[-20:]
-        return frame, bad
+        return self._frames.drain(self.uart)
 
     def read(self, now_ms):
         """Latest frame's readings, None while asleep or between frames."""
