@@ -61,7 +61,15 @@ def write_file_atomic(path, data, private=False):
             os.fsync(fd)
         finally:
             os.close(fd)
-    os.rename(tmp, path)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # FAT cannot rename onto an existing file: remove it, then rename. A cut in between
+        # leaves only the complete tmp, which the readers accept (atomic.read_file, the ledger).
+        if not file_exists(path):
+            raise
+        os.remove(path)
+        os.rename(tmp, path)
     if not MICROPYTHON:
         _fsync_dir(path)
 
@@ -81,6 +89,7 @@ def _fsync_dir(path):
 
 
 def file_exists(path):
+    """True if path exists (MicroPython has no os.path)."""
     import os
 
     try:

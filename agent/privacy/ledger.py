@@ -17,8 +17,9 @@ import hashlib
 import json
 import os
 
-from agent.errors import ConfigError
+from agent.compat import file_exists, write_file_atomic
 from agent.core import rational
+from agent.errors import ConfigError
 
 MAGIC = "civicmote-ledger 1"
 DAY = 86400
@@ -131,25 +132,18 @@ class PrivacyLedger:
             spent[m] = rational.text(self.spent_today[m])
         body = json.dumps({"day": self.day, "gen": self.gen, "closed": self.closed, "spent": spent})
         digest = _hex(hashlib.sha256(body.encode()).digest())
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(MAGIC + "\n" + body + "\n" + digest + "\n")
-            _sync(f)
-        _replace(tmp, self.path)
+        # tmp + fsync + rename: a cut leaves the old file or a complete .tmp, which open() takes.
+        write_file_atomic(self.path, (MAGIC + "\n" + body + "\n" + digest + "\n").encode())
 
 
 def _replace(src, dst):
+    # Finish a rename that a power cut interrupted (see open()).
     try:
         os.rename(src, dst)
     except OSError:
-        # Filesystems whose rename does not replace (FAT): the complete src stays valid and
-        # open() reads it back if power fails between the remove and the rename.
-        try:
-            os.remove(dst)
-        except OSError:
-            pass
+        if _exists(dst):
+            os.remove(dst)  # FAT: rename does not replace; src is complete and stays valid
         os.rename(src, dst)
-    _sync_dir(dst)
 
 
 def _refuse_all(requests, reason):
@@ -188,12 +182,7 @@ def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
+_exists = file_exists
 
 
 def _keep_evidence(path):
@@ -203,32 +192,6 @@ def _keep_evidence(path):
             os.rename(path, path + ".bad")
         except OSError:
             pass
-
-
-def _sync(f):
-    # CPython: force the bytes to the disk before the rename makes them current. MicroPython's
-    # flash filesystems commit on close.
-    f.flush()
-    fsync = getattr(os, "fsync", None)
-    if fsync is not None:
-        fsync(f.fileno())
-
-
-def _sync_dir(path):
-    # CPython on Linux: make the rename itself durable.
-    if not hasattr(os, "O_RDONLY"):
-        return
-    d = path.rsplit("/", 1)[0] if "/" in path else "."
-    try:
-        fd = os.open(d or "/", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _hex(b):

@@ -10,7 +10,7 @@ import binascii
 import os
 import struct
 
-from agent.compat import write_file_atomic
+from agent.compat import file_exists, write_file_atomic
 from agent.errors import DecodeError
 
 MAGIC = b"CMf1"
@@ -40,12 +40,7 @@ def unframe(buf, what):
     return payload
 
 
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
+exists = file_exists
 
 
 def makedirs(path):
@@ -70,23 +65,8 @@ def remove_quietly(path):
 
 def write_new(path, payload):
     """Write a framed file: tmp + fsync + rename + fsync of the directory, through
-    compat.write_file_atomic (the one place that knows how each runtime syncs)."""
-    data = frame(payload)
-    try:
-        write_file_atomic(path, data)
-    except OSError:
-        # FAT (and Windows) cannot rename onto an existing file: remove it, then rename.
-        # Only when the tmp is whole; a cut in between leaves it, and read_file accepts it.
-        tmp = path + TMP
-        try:
-            with open(tmp, "rb") as f:
-                whole = f.read() == data
-        except OSError:
-            whole = False
-        if not (whole and exists(path)):
-            raise
-        os.remove(path)
-        os.rename(tmp, path)
+    compat.write_file_atomic (the one place that knows how each runtime syncs and renames)."""
+    write_file_atomic(path, frame(payload))
 
 
 write_file = write_new  # replacing an existing file goes through the same steps
