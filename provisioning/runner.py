@@ -15,10 +15,6 @@ from agent.runtime import device
 from agent.runtime.systemd import Watchdog
 
 
-class Stop(Exception):
-    pass
-
-
 def file_sink(out_dir):
     """sink(name, message): write {seq}.cose and manifest.cose into out_dir, atomically."""
     out = Path(out_dir)
@@ -117,7 +113,7 @@ def install_signal_handlers(runner):
     signal.signal(signal.SIGINT, runner.request_stop)
 
 
-def open_agent(device_dir, board, district, broker, prefix, out_dir, fast, now_s):
+def open_agent(device_dir, board, district, broker, prefix, out_dir, now_s):
     from agent.core.identity import device_id
     from agent.runtime.agent import topics
     from agent.store import identity

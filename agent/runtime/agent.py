@@ -54,6 +54,7 @@ class Agent:
         self.closed = 0  # windows closed since boot
         self.delivered = 0  # summaries acknowledged by the broker since boot
         self.invalid_clock = 0  # steps skipped because the wall clock was not set
+        self.net_errors = 0  # transport calls that raised (the transport backs off and retries)
         self.last = None  # (seq, t0, t1, bytes) of the last summary closed
         self._inflight = {}  # transport handle -> seq (None for the manifest)
         self._manifest_sent = False
@@ -108,7 +109,7 @@ class Agent:
             if st["state"] != "ok":
                 degraded += 1
         return {"up": now_s - self.boot_s, "err": faults, "deg": degraded, "q": self.outbox.depth,
-                "boot": self.seqs.first}
+                "boot": self.seqs.first, "net": self.net_errors}
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -123,6 +124,7 @@ class Agent:
             try:
                 t.connect(now)
             except Exception:  # noqa: BLE001 - a transport error must never stop sensing
+                self.net_errors += 1
                 return
         for ev in t.poll(now):
             self._event(ev)
@@ -142,8 +144,8 @@ class Agent:
                         continue
                     h = t.publish(self.summary_topic, data, qos=1, retain=False, now=now)
                     self._inflight[h] = seq
-        except Exception:  # noqa: BLE001 - counted by the transport; retried next step
-            pass
+        except Exception:  # noqa: BLE001 - a transport error must never stop sensing; retried next step
+            self.net_errors += 1
 
     def _event(self, ev):
         kind = ev[0]

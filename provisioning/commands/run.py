@@ -48,7 +48,7 @@ def do_run(out, args):
     start = args.start if args.start is not None else int(time.time())
     if args.fast:
         start -= start % board.window_s  # begin on a window boundary so the first window is whole
-    agent = runner.open_agent(str(d), board, district, broker, prefix, args.out, args.fast, start)
+    agent = runner.open_agent(str(d), board, district, broker, prefix, args.out, start)
     out.say("device %s (%s, district %s) %s; window %d s%s" % (
         agent.dev, board.name, district, "-> " + url if url else "offline (summaries stay in the outbox)",
         board.window_s, ", simulated clock" if args.fast else ""))
