@@ -12,15 +12,13 @@ import binascii
 import os
 
 from agent.core.identity import device_id as derive_device_id
+from agent.store import identity
 from provisioning.errors import EXIT_FAILED, ProvisioningError, UsageError
 
-DOMAIN = b"civicmote-pop-v1\x00"
-CHALLENGE_LEN = 32
-PEM_FILE = "device.pem"
-
-# SEC1 ECPrivateKey (RFC 5915) DER for P-256 is a fixed frame around d and the public point.
-_DER_HEAD = bytes.fromhex("30770201010420")
-_DER_MID = bytes.fromhex("a00a06082a8648ce3d030107a144034200")
+# The device's side (the message, the signature, device.pem) is portable: agent/store/identity.py.
+DOMAIN = identity.POP_DOMAIN
+CHALLENGE_LEN = identity.POP_CHALLENGE_LEN
+PEM_FILE = identity.TLS_KEY_FILE
 
 
 class PopFailed(ProvisioningError):
@@ -33,9 +31,10 @@ def new_challenge(rng=os.urandom):
 
 def message(challenge, device_id):
     """The bytes the device signs for challenge."""
-    if len(challenge) != CHALLENGE_LEN:
-        raise UsageError("challenge: expected %d bytes, got %d" % (CHALLENGE_LEN, len(challenge)))
-    return DOMAIN + bytes(challenge) + device_id.encode("ascii")
+    try:
+        return identity.pop_message(challenge, device_id)
+    except ValueError as e:
+        raise UsageError(str(e))
 
 
 def verify_answer(answer, challenge, expect_public_hex, where):
@@ -79,36 +78,11 @@ def answer(device_dir, challenge_hex):
         challenge = binascii.unhexlify(challenge_hex)
     except (binascii.Error, ValueError):
         raise UsageError("--challenge: not hex")
-    key, dev, pub = devicedir.load_identity(device_dir)
-    sig = key.sign(message(challenge, dev))
-    write_tls_key(device_dir, key)
-    return {"device_id": dev, "public_key": pub.hex(), "signature": sig.hex()}
-
-
-def tls_key_pem(key):
-    """The device key as a PEM 'EC PRIVATE KEY' (SEC1) for TLS libraries. Built by hand so a
-    device without `cryptography` can make it."""
-    pub = key.public_key().to_sec1()
-    der = _DER_HEAD + key.to_bytes() + _DER_MID + pub
-    b64 = binascii.b2a_base64(der, newline=False).decode()
-    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
-    return ("-----BEGIN EC PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END EC PRIVATE KEY-----\n").encode()
-
-
-def write_tls_key(device_dir, key):
-    """device_dir/device.pem (mode 0600): the same key, in the form ssl and paho load for mutual TLS."""
-    from agent import compat
-
-    path = os.path.join(str(device_dir), PEM_FILE)
-    data = tls_key_pem(key)
+    devicedir.load_identity(device_dir)  # a clear error if there is no identity here
     try:
-        with open(path, "rb") as f:
-            if f.read() == data:
-                return path
-    except OSError:
-        pass
-    compat.write_file_atomic(path, data, private=True)
-    return path
+        return identity.answer_pop(str(device_dir), challenge)
+    except ValueError as e:
+        raise UsageError("--challenge: %s" % e)
 
 
 def do_pop(out, args):

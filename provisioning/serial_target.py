@@ -29,49 +29,20 @@ IDENTITY_FILES = ("device.key", "device.pem", "device.crt")
 TIMEOUT_ENV = "CIVICMOTE_SERIAL_TIMEOUT"
 KEYGEN_TIMEOUT = 120  # seconds: P-256 key generation in pure Python on a slow board
 
+# The device side of `device init` and `device pop`, run on the board: the same portable code a
+# Linux device runs (agent.runtime.device.init_device, agent.store.identity.answer_pop).
 _INIT = """
 import json
-from binascii import hexlify
-from agent import compat
-from agent.store import identity
-from agent.runtime.device import create_ledger
-d = %(dir)r
-key, created = identity.ensure_key(d)
-create_ledger(d, %(now)d)
-dev, pub = identity.public_identity(key)
-try:
-    with open(d + '/device.json') as f:
-        rec = json.load(f)
-except (OSError, ValueError):
-    rec = {}
-district = %(district)r or rec.get('district')
-rec.update({'device_id': dev, 'public_key': hexlify(pub).decode(), 'board': %(board)r, 'district': district})
-compat.write_file_atomic(d + '/device.json', json.dumps(rec).encode())
-print(json.dumps({'device_id': dev, 'public_key': hexlify(pub).decode(), 'created': created,
-                  'board': %(board)r, 'district': district, 'device_dir': d}))
+from agent.runtime.device import init_device
+rec = init_device(%(dir)r, %(board)r, %(district)r, %(now)d)
+rec['device_dir'] = %(dir)r
+print(json.dumps(rec))
 """
 
 _POP = """
 import json
-from binascii import hexlify, b2a_base64
-from agent import compat
 from agent.store import identity
-d = %(dir)r
-key = identity.load_key(d)
-dev, pub = identity.public_identity(key)
-sig = key.sign(%(domain)r + %(challenge)r + dev.encode())
-b64 = b2a_base64(%(head)r + key.to_bytes() + %(mid)r + pub).decode().strip()
-pem = ('-----BEGIN EC PRIVATE KEY-----\\n' + '\\n'.join(b64[i:i + 64] for i in range(0, len(b64), 64))
-       + '\\n-----END EC PRIVATE KEY-----\\n').encode()
-try:
-    with open(d + '/device.pem', 'rb') as f:
-        same = f.read() == pem
-except OSError:
-    same = False
-if not same:
-    compat.write_file_atomic(d + '/device.pem', pem, private=True)
-del key, pem, b64
-print(json.dumps({'device_id': dev, 'public_key': hexlify(pub).decode(), 'signature': hexlify(sig).decode()}))
+print(json.dumps(identity.answer_pop(%(dir)r, %(challenge)r)))
 """
 
 
@@ -155,8 +126,7 @@ class SerialTarget:
                 challenge = bytes.fromhex(opt("--challenge") or "")
             except ValueError:
                 raise UsageError("--challenge: not hex")
-            code = _POP % {"dir": self.device_dir, "domain": pop.DOMAIN, "challenge": challenge,
-                           "head": pop._DER_HEAD, "mid": pop._DER_MID}
+            code = _POP % {"dir": self.device_dir, "challenge": challenge}
         else:
             raise UsageError("a MicroPython board runs only 'device init' and 'device pop', not %r" % " ".join(args))
         out = self.board.exec(code, timeout=KEYGEN_TIMEOUT)

@@ -53,3 +53,32 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     manifest, mh = signed_manifest(board, key, dev)
     return Agent(board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
                  transport=transport, prefix=prefix, sink=sink)
+
+
+DEVICE_RECORD = "device.json"
+
+
+def init_device(device_dir, board_name, district, now_s, rng=None):
+    """`civicmote device init` where the device lives: key (made here, kept if present), privacy
+    ledger, and the device record. Returns the record with `created` (a new key was made)."""
+    import json
+
+    from agent import compat
+
+    key, created = identity.ensure_key(device_dir, rng)
+    create_ledger(device_dir, now_s)  # the budget starts with the identity; later, missing = closed
+    dev, pub = identity.public_identity(key)
+    path = device_dir + "/" + DEVICE_RECORD
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        rec = {}
+    rec["device_id"] = dev
+    rec["public_key"] = "".join("%02x" % b for b in pub)
+    rec["board"] = board_name
+    rec["district"] = district or rec.get("district")
+    compat.write_file_atomic(path, json.dumps(rec).encode())
+    out = dict(rec)
+    out["created"] = created
+    return out

@@ -3,8 +3,7 @@ import shutil
 import time
 from pathlib import Path
 
-from agent.runtime.device import create_ledger
-from agent.store import identity
+from agent.runtime.device import init_device
 from provisioning import devicedir
 from provisioning.commands import add_command, add_group
 from provisioning.pop import register_pop
@@ -30,20 +29,14 @@ def do_init(out, args):
     board_path = Path(args.board)
     profile = devicedir.load_board(board_path)
     d = devicedir.ensure_dir(args.device_dir)
-    key, created = identity.ensure_key(str(d))
-    # The privacy ledger starts with the identity; later a missing ledger fails closed.
-    create_ledger(str(d), int(time.time()))
-    dev, pub = identity.public_identity(key)
-    record = devicedir.read_device(d)
-    district = args.district or record.get("district")
-    record.update({"device_id": dev, "public_key": pub.hex(), "board": profile.name, "district": district})
-    devicedir.write_json(d / devicedir.DEVICE_FILE, record)
+    devicedir.read_device(d)  # a damaged device.json is an error to see, not to overwrite silently
+    rec = init_device(str(d), profile.name, args.district, int(time.time()))
     if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
         shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
-    result = {"device_id": dev, "public_key": pub.hex(), "created": created, "board": profile.name,
-              "district": district, "device_dir": str(d)}
+    result = {"device_id": rec["device_id"], "public_key": rec["public_key"], "created": rec["created"],
+              "board": profile.name, "district": rec["district"], "device_dir": str(d)}
     out.record(result, lambda r: "%s device %s (board %s%s)\npublic key %s" % (
-        "created" if created else "kept existing", r["device_id"], r["board"],
+        "created" if r["created"] else "kept existing", r["device_id"], r["board"],
         ", district " + r["district"] if r["district"] else "", r["public_key"]))
     return 0
 
