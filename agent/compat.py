@@ -1,5 +1,6 @@
 """The one place where CPython and MicroPython differ. Nothing else in agent/ checks the runtime."""
 import sys
+import time as _time
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -23,18 +24,28 @@ def urandom(n):
 
 
 if MICROPYTHON:
-    import time as _time
-
     ticks_ms = _time.ticks_ms
     ticks_diff = _time.ticks_diff
+    _mono = [0, None]  # milliseconds so far, last raw tick
+
+    def monotonic_ms():
+        """Milliseconds since start, never wrapping (a board's ticks_ms wraps after days).
+        Call it at least once per half wrap period (days): the agent's loop does, every step."""
+        t = _time.ticks_ms()
+        if _mono[1] is not None:
+            _mono[0] += _time.ticks_diff(t, _mono[1])
+        _mono[1] = t
+        return _mono[0]
 else:
-    import time as _time
 
     def ticks_ms():
         return int(_time.monotonic() * 1000)
 
     def ticks_diff(a, b):
         return a - b
+
+    def monotonic_ms():
+        return int(_time.monotonic() * 1000)
 
 
 def write_file_atomic(path, data, private=False):

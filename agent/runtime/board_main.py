@@ -42,7 +42,8 @@ class SimClock:
 
 
 def real_clock():
-    return int(time.time()), compat.ticks_ms()
+    # Sensor periods and network deadlines compare plain integers: a tick that never wraps.
+    return int(time.time()), compat.monotonic_ms()
 
 
 def broker_address(url):
