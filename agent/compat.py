@@ -1,4 +1,4 @@
-"""The one place where CPython and MicroPython differ. Nothing else in agent/ checks the runtime."""
+"""The one place where CPython and MicroPython differ: other agent modules ask this one, never sys.implementation."""
 import sys
 import time as _time
 
