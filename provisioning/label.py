@@ -6,6 +6,8 @@ the QR code alone (segno's own PNG writer), for printers that want an image to p
 """
 from xml.sax.saxutils import escape
 
+from agent.privacy.manifest import metric_words
+
 from provisioning.errors import UsageError
 
 WIDTH = 420
@@ -29,7 +31,7 @@ def plain_measures(measures):
     """One line per metric, in plain words; personal metrics say how they are protected."""
     out = []
     for m in measures:
-        what = m.get("description") or m["metric"].replace("_", " ")
+        what = m.get("description") or metric_words(m["metric"])
         line = "%s (%s)" % (what, m["unit"]) if m.get("unit") else what
         if m.get("class") == "personal":
             line += ": a noisy total only, no one is identified"

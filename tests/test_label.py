@@ -78,5 +78,5 @@ def test_label_bad_input(device, capsys):
 
 
 def test_plain_measures_fallbacks():
-    assert label.plain_measures([{"metric": "pm2_5", "unit": "ug/m3", "class": "environmental"}]) == ["pm2 5 (ug/m3)"]
+    assert label.plain_measures([{"metric": "pm2_5", "unit": "ug/m3", "class": "environmental"}]) == ["PM2.5 (ug/m3)"]
     assert label.plain_measures([])[0].startswith("nothing")

@@ -145,6 +145,11 @@ def describe(manifest):
 _ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm2.5", "pm4", "pm10", "ble")
 
 
+def metric_words(name):
+    """A metric name in plain words: "pm2_5" -> "PM2.5", "co2" -> "CO2", "wait_time" -> "wait time"."""
+    return _words(name)
+
+
 def _words(name):
     # "pm2_5" -> "pm2.5", "wait_time" -> "wait time": an underscore between digits is a point.
     out = ""
