@@ -19,6 +19,15 @@ def tls_context(cafile, certfile=None, keyfile=None):
     return ctx
 
 
+def client_context(tls):
+    """tls: None, an ssl.SSLContext, or {cafile, certfile, keyfile} -> None or an SSLContext."""
+    if not tls:
+        return None
+    if isinstance(tls, dict):
+        return tls_context(tls["cafile"], tls.get("certfile"), tls.get("keyfile"))
+    return tls
+
+
 class SocketStream:
     """send/recv with a timeout on each call; errors become TransportError."""
 
@@ -59,8 +68,7 @@ class SocketStream:
 
 def opener(tls=None):
     """The open_stream(host, port, timeout) factory for MQTTClient."""
-    if isinstance(tls, dict):
-        tls = tls_context(tls["cafile"], tls.get("certfile"), tls.get("keyfile"))
+    tls = client_context(tls)
 
     def open_stream(host, port, timeout):
         try:
