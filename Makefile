@@ -38,7 +38,9 @@ test: setup
 test-micropython: setup
 	$(BIN)/python tests/mpy_port.py
 
-demo: setup
+# The demo needs only the venv and a broker: Mosquitto if it can be had, else its embedded one.
+demo: $(SETUP_STAMP)
+	@tools/install-system-deps mosquitto || echo "civicmote: no Mosquitto; the demo will use its embedded broker" >&2
 	$(BIN)/python tools/demo.py
 
 bench: setup

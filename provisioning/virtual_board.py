@@ -170,7 +170,10 @@ class VirtualBoard:
                         except (OSError, ValueError):
                             return
                     else:
-                        data = os.read(out, 65536)
+                        try:
+                            data = os.read(out, 65536)
+                        except OSError:  # closed under us: the board was stopped or unplugged
+                            return
                         if not data:
                             return  # the interpreter died: the port goes silent
                         with self._seen_lock:

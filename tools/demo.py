@@ -3,7 +3,12 @@
 Everything goes through the documented commands (ca init, provision, broker-config, registry
 export, run) except the live table, which drives the collector's Python API so it can draw.
 All files go to demo-out/ (recreated on each run); everything started is stopped at the end.
+
+The broker is Mosquitto when it can be found. Without it, or with CIVICMOTE_DEMO_BROKER=embedded,
+the demo runs the embedded amqtt broker (provisioning/embedded_broker.py) on the same
+broker-config files, and says so; CIVICMOTE_DEMO_BROKER=mosquitto refuses to fall back.
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -45,24 +50,64 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, timeout=10):
+def wait_port(port, proc, name, log, timeout=10):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise SystemExit("demo: mosquitto exited: %s" % (WORK / "broker" / "mosquitto.log").read_text()[-2000:])
+            raise SystemExit("demo: %s exited (%d): %s" % (name, proc.returncode, Path(log).read_text()[-2000:]))
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise SystemExit("demo: mosquitto did not start listening on port %d" % port)
+    raise SystemExit("demo: %s did not start listening on port %d" % (name, port))
 
 
 def mosquitto_path():
     for p in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if p and os.path.exists(p):
             return p
-    raise SystemExit("demo: Mosquitto is missing; run 'make setup' as root, or: sudo apt-get install mosquitto")
+    return None
+
+
+def pick_broker():
+    """-> (kind, mosquitto path or None, why): Mosquitto if it can be had, else the embedded amqtt broker."""
+    want = os.environ.get("CIVICMOTE_DEMO_BROKER") or "auto"
+    if want not in ("auto", "mosquitto", "embedded"):
+        raise SystemExit("demo: CIVICMOTE_DEMO_BROKER=%s: expected mosquitto, embedded or auto" % want)
+    path = mosquitto_path() if want != "embedded" else None
+    if path:
+        return "mosquitto", path, None
+    if want == "mosquitto":
+        raise SystemExit("demo: CIVICMOTE_DEMO_BROKER=mosquitto but Mosquitto is missing; "
+                         "run 'make setup' as root, or: sudo apt-get install mosquitto")
+    why = "forced by CIVICMOTE_DEMO_BROKER=embedded" if want == "embedded" else "Mosquitto was not found"
+    if importlib.util.find_spec("amqtt") is None:
+        raise SystemExit("demo: %s and the embedded broker (amqtt) is not installed either; run 'make setup' "
+                         "(sudo for Mosquitto), or: %s -m pip install amqtt" % (why, sys.executable))
+    return "embedded", None, why
+
+
+def start_broker(kind, path, port):
+    """Start the broker on broker-config's folder; -> (process, name, log path)."""
+    bdir = WORK / "broker"
+    if kind == "mosquitto":
+        log, cmd, name = bdir / "mosquitto.log", [path, "-c", str(bdir / "mosquitto.conf")], "mosquitto"
+    else:
+        log, name = bdir / "embedded-broker.log", "the embedded broker"
+        cmd = [sys.executable, "-m", "provisioning.embedded_broker", "--dir", str(bdir), "--port", str(port),
+               "--bind", "127.0.0.1"]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, name, log
+
+
+def broker_label(kind, path, why):
+    if kind == "mosquitto":
+        return "Mosquitto (%s)" % path
+    from importlib.metadata import version
+
+    return "embedded amqtt %s broker, %s" % (version("amqtt"), why)
 
 
 def main():
@@ -73,9 +118,12 @@ def main():
                CIVICMOTE_REGISTRY=str(WORK / "registry.db"))
     port = free_port()
     broker = "mqtts://localhost:%d" % port
+    kind, mosq_path, why = pick_broker()
+    label = broker_label(kind, mosq_path, why)
     procs = []
     try:
         console.rule("[bold]civicmote demo[/bold]: privacy-first city sensors")
+        console.print("Broker: [bold]%s[/bold]" % label)
         civicmote("ca", "init", "--dir", WORK / "ca", env=env)
         console.print("1. The city's provisioning CA: [cyan]%s[/cyan] (key encrypted with a passphrase)" % (WORK / "ca"))
         devices = []
@@ -91,13 +139,18 @@ def main():
         user = ["--user", "root"] if os.geteuid() == 0 else []
         civicmote("broker-config", "--ca", WORK / "ca", "--out", WORK / "broker", "--port", port,
                   "--bind", "127.0.0.1", *user, env=env)
-        log = open(WORK / "broker" / "mosquitto.log", "w")
-        mosq = subprocess.Popen([mosquitto_path(), "-c", str(WORK / "broker" / "mosquitto.conf")],
-                                stdout=log, stderr=subprocess.STDOUT)
-        procs.append(mosq)
-        wait_port(port, mosq)
-        console.print("3. Mosquitto on 127.0.0.1:%d: mutual TLS only, each device may publish under its own id "
-                      "only, the collector reads and never writes" % port)
+        proc, name, log = start_broker(kind, mosq_path, port)
+        procs.append(proc)
+        wait_port(port, proc, name, log)
+        if kind == "mosquitto":
+            console.print("3. Mosquitto on 127.0.0.1:%d: mutual TLS only, each device may publish under its own id "
+                          "only, the collector reads and never writes" % port)
+        else:
+            console.print("3. Embedded broker (amqtt, %s) on 127.0.0.1:%d, run from broker-config's files: mutual "
+                          "TLS only, each device may publish under its own id only, the collector reads and never "
+                          "writes (broker-config's acl, enforced by provisioning/embedded_broker.py).\n"
+                          "   [yellow]A stand-in for this demo only: the real city broker is Mosquitto with "
+                          "`civicmote broker-config`.[/yellow]" % (why, port))
         export = WORK / "registry.json"
         export.write_text(civicmote("registry", "export", env=env))
 
@@ -159,7 +212,8 @@ def main():
                       % (sent, sent // max(1, ok)))
         console.print("Streaming the raw samples at their read rates as JSON would have sent [bold]%d bytes[/bold], "
                       "%.0fx more, and with them every phone's Bluetooth address." % (raw, raw / max(1, sent)))
-        console.print("\nFiles are in %s (devices, CA, broker config, city.db). %d s in all." % (
+        console.print("\nBroker used: %s." % label)
+        console.print("Files are in %s (devices, CA, broker config, city.db). %d s in all." % (
             WORK.relative_to(ROOT), time.monotonic() - t_start))
         if ok < expected:
             raise SystemExit("demo: only %d of %d summaries arrived" % (ok, expected))
