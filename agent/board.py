@@ -26,7 +26,7 @@ BUS_TYPES = {
 SENSOR_FIELDS = ("driver", "bus", "address", "period_s")
 METRIC_FIELDS = ("sensor", "reading", "unit", "class", "dp", "description", "resolution", "stats", "window")
 # Statistics an environmental metric may release, and the default (see docs/wire-format.md).
-ENV_STATS = ("n", "mean", "min", "max", "sd")
+ENV_STATS = ("n", "mean", "min", "max", "sd", "leq")
 DEFAULT_STATS = ("mean", "min", "max")
 
 
@@ -271,6 +271,8 @@ class _Validator:
                     self.fail(f + ".stats", "unknown statistic %r (choose from %s)" % (x, ", ".join(ENV_STATS)))
             if len(set(st)) != len(st):
                 self.fail(f + ".stats", "lists a statistic twice")
+            if "leq" in st and (m.get("resolution") is None or rational.parse(m["resolution"]) != (1, 10)):
+                self.fail(f + ".stats", "leq (the energy-average sound level) needs resolution 0.1 (tenths of a dB)")
 
 
 def open_sensors(board, now_ms, identifier_sink=None, seed=1, street=None):

@@ -10,6 +10,8 @@ one counter per histogram bucket. Welford's update exists to keep a float varian
 with exact integers the same quantities (mean = S1/n, M2 = S2 - S1^2/n) carry no rounding
 error at all, so we keep the sums and form M2 exactly when asked.
 """
+from agent.core import decibel
+
 
 
 def bucket_of(edges, value):
@@ -71,9 +73,12 @@ class Window:
 
     edges: increasing fixed-point bucket boundaries; bucket i holds edges[i-1] <= x < edges[i],
     with one bucket below edges[0] and one at or above edges[-1] (len(edges) + 1 buckets).
+    leq: also keep the energy sum of samples that are sound levels in tenths of a dB, for the
+    equivalent continuous level (agent.core.decibel).
     """
 
-    def __init__(self, edges=None):
+    def __init__(self, edges=None, leq=False):
+        self.leq = leq
         if edges:
             for i in range(1, len(edges)):
                 if edges[i] <= edges[i - 1]:
@@ -90,6 +95,7 @@ class Window:
         self.lo = None
         self.hi = None
         self.buckets = [0] * (len(self.edges) + 1) if self.edges else None
+        self.energy = 0
 
     def add(self, x):
         """Add one fixed-point integer sample."""
@@ -105,6 +111,8 @@ class Window:
         self.s2 += x * x
         if self.edges is not None:
             self.buckets[bucket_of(self.edges, x)] += 1
+        if self.leq:
+            self.energy += decibel.energy(x)
 
     def merge(self, other):
         """Fold another window of the same shape into this one (for sub-windows)."""
@@ -119,6 +127,7 @@ class Window:
         self.n += other.n
         self.s1 += other.s1
         self.s2 += other.s2
+        self.energy += other.energy
         if self.buckets is not None:
             for i in range(len(self.buckets)):
                 self.buckets[i] += other.buckets[i]
@@ -170,6 +179,8 @@ class Window:
                 out.append(self.variance())
             elif name == "sd":
                 out.append(self.stddev())
+            elif name == "leq":
+                out.append(decibel.level(self.energy, self.n) if self.leq and self.n else None)
             elif name == "hist":
                 out.append(list(self.buckets) if self.buckets is not None else None)
             else:
@@ -177,4 +188,4 @@ class Window:
         return out
 
 
-STAT_NAMES = ("n", "mean", "min", "max", "sum", "var", "sd", "hist")
+STAT_NAMES = ("n", "mean", "min", "max", "sum", "var", "sd", "hist", "leq")

@@ -206,7 +206,7 @@ def _describe_metric(e):
 
 
 _STAT_WORDS = {"n": "number of readings", "mean": "average", "min": "lowest value", "max": "highest value",
-               "sd": "spread (standard deviation)"}
+               "sd": "spread (standard deviation)", "leq": "energy-average level (LAeq)"}
 
 
 def _stats_text(stats):

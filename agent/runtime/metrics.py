@@ -22,7 +22,7 @@ class MetricSet:
             self.windows[name] = board.metric_window(name)
         for name in board.environmental_metrics():
             res, stats = board.env_spec(name)
-            self.env[name] = (Window(), res, stats)
+            self.env[name] = (Window(leq="leq" in stats), res, stats)
         self.personal = {}
         for name in self.policies:
             self._open_personal(name)
