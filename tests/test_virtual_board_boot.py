@@ -36,11 +36,6 @@ def test_crash_log_keeps_the_newest_and_stays_bounded(tmp_path):
     assert "crash number 99" in text and "crash number 0\n" not in text
 
 
-def test_broker_address():
-    assert board_main.broker_address("mqtts://broker.city.example") == ("broker.city.example", 8883, True)
-    assert board_main.broker_address("mqtt://10.0.0.2:1884") == ("10.0.0.2", 1884, False)
-
-
 def test_sim_clock_steps():
     c = board_main.SimClock(1700000000, 10)
     assert c() == (1700000000, 0) and c() == (1700000010, 10000)

@@ -13,6 +13,7 @@ import time
 
 from agent import compat
 from agent.board import load_profile
+from agent.net.url import parse_broker
 from agent.runtime.agent import DEFAULT_PREFIX
 from agent.runtime.device import BOARD, open_agent
 
@@ -46,14 +47,6 @@ def real_clock():
     return int(time.time()), compat.monotonic_ms()
 
 
-def broker_address(url):
-    """(host, port, tls) from mqtt://host[:port] or mqtts://host[:port]."""
-    tls = url.startswith("mqtts://")
-    rest = url.split("://", 1)[-1].split("/", 1)[0]
-    host, _, port = rest.partition(":")
-    return host, int(port) if port else (8883 if tls else 1883), tls
-
-
 def mqtt_transport(device_dir, config, dev):
     """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker."""
     url = config.get("broker")
@@ -63,7 +56,7 @@ def mqtt_transport(device_dir, config, dev):
     from agent.net.mqtt_client import MQTTClient
     from agent.runtime.agent import topics
 
-    host, port, tls = broker_address(url)
+    host, port, tls = parse_broker(url)
     creds = None
     if tls:
         names = config.get("tls") or {}
