@@ -135,15 +135,16 @@ class Agent:
                 h = t.publish(self.manifest_topic, self.manifest, qos=1, retain=True, now=now)
                 self._inflight[h] = None
                 self._manifest_sent = True
-            if t.can_publish:
-                sending = set(self._inflight.values())
-                for seq, data in self.outbox.peek(8):
-                    if not t.can_publish:
-                        break
-                    if seq in sending:
-                        continue
-                    h = t.publish(self.summary_topic, data, qos=1, retain=False, now=now)
-                    self._inflight[h] = seq
+            # Oldest first; a record is read from flash only when it is about to be sent.
+            sending = set(self._inflight.values())
+            while t.can_publish:
+                rec = self.outbox.peek(1, skip=sending)
+                if not rec:
+                    break
+                seq, data = rec[0]
+                h = t.publish(self.summary_topic, data, qos=1, retain=False, now=now)
+                self._inflight[h] = seq
+                sending.add(seq)
         except Exception:  # noqa: BLE001 - a transport error must never stop sensing; retried next step
             self.net_errors += 1
 

@@ -131,13 +131,15 @@ class Outbox:
             raise DecodeError("outbox record %d: seq inside the record differs from its file name" % seq)
         return payload[SEQ_BYTES:]
 
-    def peek(self, n=1):
-        """Up to n records, oldest first, as [(seq, data)]. A record found corrupt now is
-        quarantined, counted as dropped and skipped."""
+    def peek(self, n=1, skip=()):
+        """Up to n records, oldest first, as [(seq, data)], leaving out (and not reading) the
+        seqs in `skip`. A record found corrupt now is quarantined, counted as dropped and skipped."""
         out = []
         for seq in self.seqs():
             if len(out) >= n:
                 break
+            if seq in skip:
+                continue
             try:
                 out.append((seq, self._read(seq)))
             except (DecodeError, OSError):

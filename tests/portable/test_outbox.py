@@ -263,3 +263,19 @@ def test_seq_corrupt_file_falls_back_to_floor():
     assert a.recovered is False
     assert a.next() == 500
     assert "seq.bad" in _files(d)
+
+
+def test_peek_skips_what_is_in_flight_without_reading_it():
+    d = tmpdir()
+    box = Outbox(d, 100000, 10)
+    for seq in (1, 2, 3):
+        box.put(seq, b"rec%d" % seq)
+    # Corrupt record 1 on flash: skipping it must not read it (no quarantine, no drop).
+    with open(d + "/1.rec", "r+b") as f:
+        f.seek(14)
+        f.write(b"\xff")
+    assert box.peek(1, skip={1}) == [(2, b"rec2")]
+    assert box.peek(2, skip={1, 2}) == [(3, b"rec3")]
+    assert box.drop_report() is None and box.depth == 3
+    assert box.peek(1) == [(2, b"rec2")]  # read now: 1 is found corrupt, quarantined and reported
+    assert box.drop_report() == (1, 1, 1) and box.depth == 2
