@@ -102,18 +102,7 @@ class VerifyingKey:
         self.verify_digest(signature, hashlib.sha256(message).digest())
 
     def verify_digest(self, signature, digest):
-        if not isinstance(signature, (bytes, bytearray)):
-            raise SignatureError("signature must be bytes")
-        if len(signature) != 64:
-            raise SignatureError("signature must be 64 bytes (r‖s), got %d" % len(signature))
-        if len(digest) != 32:
-            raise SignatureError("digest must be 32 bytes (SHA-256), got %d" % len(digest))
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        if not 1 <= r < _N:
-            raise SignatureError("signature r is out of range [1, n-1]")
-        if not 1 <= s < _N:
-            raise SignatureError("signature s is out of range [1, n-1]")
+        r, s = p256.decode_signature(signature, digest)
         try:
             self._key.verify(utils.encode_dss_signature(r, s), bytes(digest), _VERIFY_DIGEST)
         except InvalidSignature:

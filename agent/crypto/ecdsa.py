@@ -104,19 +104,8 @@ class VerifyingKey:
         self.verify_digest(signature, hashlib.sha256(message).digest())
 
     def verify_digest(self, signature, digest):
-        if not isinstance(signature, (bytes, bytearray)):
-            raise SignatureError("signature must be bytes")
-        if len(signature) != 64:
-            raise SignatureError("signature must be 64 bytes (r‖s), got %d" % len(signature))
-        if len(digest) != 32:
-            raise SignatureError("digest must be 32 bytes (SHA-256), got %d" % len(digest))
         n = _N
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        if not 1 <= r < n:
-            raise SignatureError("signature r is out of range [1, n-1]")
-        if not 1 <= s < n:
-            raise SignatureError("signature s is out of range [1, n-1]")
+        r, s = p256.decode_signature(signature, digest)
         z = int.from_bytes(digest, "big")
         w = p256.inverse_mod(s, n)
         X, _, Z = p256.mul_double_base(z * w % n, r * w % n, (self._x, self._y, 1))

@@ -266,6 +266,24 @@ def decode_sec1(data):
     return (x, y)
 
 
+def decode_signature(signature, digest):
+    """(r, s) of a 64-byte r‖s ES256 signature over a 32-byte digest, after every shape and
+    range check both backends must make; SignatureError naming what is wrong."""
+    if not isinstance(signature, (bytes, bytearray)):
+        raise SignatureError("signature must be bytes")
+    if len(signature) != 64:
+        raise SignatureError("signature must be 64 bytes (r‖s), got %d" % len(signature))
+    if len(digest) != 32:
+        raise SignatureError("digest must be 32 bytes (SHA-256), got %d" % len(digest))
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:], "big")
+    if not 1 <= r < N:
+        raise SignatureError("signature r is out of range [1, n-1]")
+    if not 1 <= s < N:
+        raise SignatureError("signature s is out of range [1, n-1]")
+    return r, s
+
+
 def encode_sec1(x, y):
     """Affine (x, y) -> 65 bytes 0x04‖X‖Y."""
     return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")

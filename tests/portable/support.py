@@ -56,6 +56,23 @@ def tmpdir():
     return _TMP_ROOT + "/" + str(_counter[0])
 
 
+def seeded_rng(seed):
+    """Deterministic rng for vectors: the stream sha256(seed || uint32_be(i)), i = 0, 1, ..."""
+    import hashlib
+
+    st = {"c": 0, "buf": b""}
+
+    def rng(n):
+        while len(st["buf"]) < n:
+            st["buf"] += hashlib.sha256(seed + st["c"].to_bytes(4, "big")).digest()
+            st["c"] += 1
+        out = st["buf"][:n]
+        st["buf"] = st["buf"][n:]
+        return out
+
+    return rng
+
+
 def raises(exc_type, fn, *args, **kwargs):
     """Call fn and return the exception of exc_type it raised; fail if it raised none."""
     try:

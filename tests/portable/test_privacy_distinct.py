@@ -3,7 +3,7 @@ import hashlib
 import json
 import os
 
-from support import tmpdir, tohex
+from support import seeded_rng, tmpdir, tohex
 
 from agent.privacy import distinct
 from agent.privacy.contributions import open_window
@@ -13,20 +13,6 @@ from agent.privacy.policy import parse_dp
 from agent.privacy.release import release_window
 
 NOW = 1767225600 + 3600  # 2026-01-01T01:00Z
-
-
-def seeded_rng(seed):
-    st = {"c": 0, "buf": b""}
-
-    def rng(n):
-        while len(st["buf"]) < n:
-            st["buf"] += hashlib.sha256(seed + st["c"].to_bytes(4, "big")).digest()
-            st["c"] += 1
-        out = st["buf"][:n]
-        st["buf"] = st["buf"][n:]
-        return out
-
-    return rng
 
 
 def macs(count, seed=b"macs"):

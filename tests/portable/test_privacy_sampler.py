@@ -2,28 +2,12 @@
 
 Runs on CPython and MicroPython; the moment checks use the real os.urandom, as production does.
 """
-import hashlib
 import math
 import os
 
-from support import load_vectors, raises, unhex
+from support import load_vectors, raises, seeded_rng, unhex
 
 from agent.privacy.sampler import RandomBits, bernoulli_exp, bit_length, discrete_laplace, noise
-
-
-def seeded_rng(seed):
-    """Deterministic rng for vectors: the stream sha256(seed || uint32_be(i)), i = 0, 1, ..."""
-    st = {"c": 0, "buf": b""}
-
-    def rng(n):
-        while len(st["buf"]) < n:
-            st["buf"] += hashlib.sha256(seed + st["c"].to_bytes(4, "big")).digest()
-            st["c"] += 1
-        out = st["buf"][:n]
-        st["buf"] = st["buf"][n:]
-        return out
-
-    return rng
 
 
 def byte_feed(data):
