@@ -4,11 +4,11 @@
    the real topic and the real signed summary) for each window of the agent on CPython. Anchor,
    computed in the same run over the same simulated street and windows: streaming the board's
    raw samples instead, every sensor read at its own rate as one compact JSON object with a
-   timestamp (and every Bluetooth address seen), as provisioning/rawcost.py defines it for the
+   timestamp (and every Bluetooth address seen), as provisioning/demo/rawcost.py defines it for the
    demo. Only the JSON text is counted for raw streaming (no MQTT framing per sample), which
    flatters the anchor. Target: at least 50x less on the wire.
 2. Agent CPU time per window (time.process_time) doing what `civicmote run --fast` does
-   (provisioning.runner.Runner, offline so the outbox keeps every summary): read sensors,
+   (provisioning.device.runner.Runner, offline so the outbox keeps every summary): read sensors,
    aggregate, anonymise, sign, enqueue. Anchor in the same run: only polling the same sensors
    for the same simulated seconds, without aggregation, privacy, signing or the outbox. The
    agent's own sensor polls are timed too, so what it adds beyond reading them is printed.
@@ -32,7 +32,7 @@ from agent.runtime import device  # noqa: E402
 from agent.runtime.agent import topics  # noqa: E402
 from agent.store import identity  # noqa: E402
 from provisioning import runner  # noqa: E402
-from provisioning.rawcost import raw_stream_bytes  # noqa: E402
+from provisioning.demo.rawcost import raw_stream_bytes  # noqa: E402
 
 BOARD = ROOT / "boards" / "sim.json"
 TARGET = 50

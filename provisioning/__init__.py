@@ -1,1 +1,17 @@
-"""civicmote host side: the `civicmote` command line (CPython only)."""
+"""civicmote's host side (CPython only): the `civicmote` command and what it drives, by role.
+
+    cli/      the command line: one module per command group, the one error handler, output
+    demo/     `make demo`'s live view and the raw-streaming cost it compares against
+    field/    the technician's tools: targets (folder, ssh, serial board), deploy, flash, the
+              virtual board, pole labels
+    city/     the city's data plane: broker configuration, collector, its store, the verifier,
+              the MQTT subscription, the embedded demo broker
+    pki/      the city's trust anchor: provisioning CA, proof of possession, device registry and
+              its export
+    device/   a Linux device's own side: its state folder, identity actions, the agent runner
+    errors.py, files.py, broker_url.py   shared by every role
+
+Imports run one way, down: cli, demo -> field, city -> pki -> device -> shared -> agent/.
+The city side never imports field code, no role imports the command line, and agent/ never
+imports provisioning. tests/test_layout.py walks every import and holds these rules.
+"""

@@ -9,9 +9,9 @@ from pathlib import Path
 from mqtt_fakes import FakeBroker
 
 from agent.net.transport import Backoff
-from provisioning.collector import Collector
-from provisioning.subscription import Subscription
-from provisioning.verifier import KeyRing
+from provisioning.city.collector import Collector
+from provisioning.city.subscription import Subscription
+from provisioning.city.verifier import KeyRing
 
 START = 1750000000  # simulated Unix time of the first step (a window boundary for small windows)
 

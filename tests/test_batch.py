@@ -4,8 +4,8 @@ import pytest
 from cli_helpers import cli, json_lines, run_cli
 from provision_support import PASSPHRASE, env, write_board
 
-from provisioning import ca as ca_mod
-from provisioning.registry import Registry
+from provisioning.pki import ca as ca_mod
+from provisioning.pki.registry import Registry
 
 N = 50
 

@@ -1,4 +1,4 @@
-"""The collector's core (provisioning/collector.py) without MQTT: verification, de-duplication
+"""The collector's core (provisioning/city/collector.py) without MQTT: verification, de-duplication
 (also across restarts through the SQLite store), the mh check and the three gap causes."""
 import os
 import sqlite3
@@ -8,8 +8,8 @@ import pytest
 from agent import crypto
 from agent.core import cose, summary
 from agent.store import identity
-from provisioning.collector import DROPPED, MISSING, SKIPPED, Collector, parse_topic
-from provisioning.verifier import KeyRing
+from provisioning.city.collector import DROPPED, MISSING, SKIPPED, Collector, parse_topic
+from provisioning.city.verifier import KeyRing
 
 T0 = 1750000000
 

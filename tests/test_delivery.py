@@ -1,7 +1,7 @@
 """Issue 5, delivery of the whole agent against a real Mosquitto: the broker away for 30
 windows, the outbox full, and a broker that accepts TCP but never answers. The agent is the
 real one (agent.runtime.device.open_agent) on a simulated wall clock; network deadlines run
-on real time. The city side is the real collector (provisioning.collector) subscribed with
+on real time. The city side is the real collector (provisioning.city.collector) subscribed with
 paho. (SIGKILL of the agent process: tests/test_delivery_kill.py.)"""
 import os
 import time
@@ -15,15 +15,15 @@ from agent.net.paho_transport import PahoTransport
 from agent.net.transport import Backoff
 from agent.runtime import device
 from agent.runtime.agent import topics
-from provisioning import devicedir
-from provisioning.collector import DROPPED
+from provisioning import files
+from provisioning.city.collector import DROPPED
 
 
 def open_agent(d, dev, port=None, **kw):
     """(agent, signed) for device folder d; signed collects {seq: message} as the agent signs."""
     signed = {}
     transport = transport_for(dev, port) if port else None
-    board = devicedir.load_board(d / "board.json")
+    board = files.load_board(d / "board.json")
     agent = device.open_agent(str(d), board, "north", START, START * 1000, os.urandom, transport=transport,
                               sink=lambda name, msg: signed.__setitem__(name, msg), **kw)
     return agent, signed

@@ -19,7 +19,7 @@ from delivery_support import START, make_device
 
 from agent.errors import DecodeError
 from agent.store import atomic
-from provisioning.collector import SKIPPED
+from provisioning.city.collector import SKIPPED
 
 KILLS = 50
 WINDOW_S = 1  # a summary every step: the child spends much of its time writing its outbox

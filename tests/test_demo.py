@@ -1,7 +1,7 @@
 """`make demo` end to end: provisioned devices -> mutual-TLS broker -> verifying collector.
 
 The demo's broker is Mosquitto; without it (or with CIVICMOTE_DEMO_BROKER=embedded) it is the
-embedded amqtt broker of provisioning/embedded_broker.py, which must enforce the same rules:
+embedded amqtt broker of provisioning/city/embedded_broker.py, which must enforce the same rules:
 client certificates, CN as identity, and broker-config's ACL.
 """
 import json
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
-from provisioning.broker_config import COLLECTOR_CN, acl_text
-from provisioning.embedded_broker import Acl
+from provisioning.city.broker_config import COLLECTOR_CN, acl_text
+from provisioning.city.embedded_broker import Acl
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -146,7 +146,7 @@ def test_embedded_broker_enforces_certificates_and_acl(tmp_path):
     b = tmp_path / "broker"
     _cli("broker-config", "--ca", tmp_path / "ca", "--out", b, "--port", port, "--bind", "127.0.0.1", env=env)
     log = open(tmp_path / "broker.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "provisioning.embedded_broker", "--dir", b, "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "provisioning.city.embedded_broker", "--dir", b, "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     clients = []
     try:

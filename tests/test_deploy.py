@@ -6,9 +6,9 @@ import pytest
 from cli_helpers import cli
 from provision_support import PASSPHRASE
 
-from provisioning import deploy as deploy_mod
-from provisioning.serial_board import BoardSession
-from provisioning.virtual_board import GarbagePort, SilentPort, VirtualBoard
+from provisioning.field import deploy as deploy_mod
+from provisioning.field.serial_board import BoardSession
+from provisioning.field.virtual_board import GarbagePort, SilentPort, VirtualBoard
 
 BOARD = "boards/virtual.json"
 

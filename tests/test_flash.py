@@ -6,10 +6,10 @@ import pytest
 import serial
 from cli_helpers import cli
 
-from provisioning import flash
+from provisioning.field import flash
 from provisioning.errors import EnvironmentProblem
-from provisioning.serial_board import open_serial_error
-from provisioning.virtual_board import SilentPort, VirtualBoard
+from provisioning.field.serial_errors import open_serial_error
+from provisioning.field.virtual_board import SilentPort, VirtualBoard
 
 
 def uf2(path, blocks=2):

@@ -7,7 +7,7 @@ import segno
 from cli_helpers import cli
 from provision_support import PASSPHRASE, write_board
 
-from provisioning import label
+from provisioning.field import label
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import pytest
 from cli_helpers import cli
 from provision_support import PASSPHRASE, write_board
 
-from provisioning import ca as ca_mod
-from provisioning import pop, targets
-from provisioning.commands.provision import provision
-from provisioning.registry import Registry
+from provisioning.pki import ca as ca_mod
+from provisioning.pki import pop
+from provisioning.field import targets
+from provisioning.cli.provision import provision
+from provisioning.pki.registry import Registry
 
 
 @pytest.fixture

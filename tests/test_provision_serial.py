@@ -7,9 +7,9 @@ import pytest
 from cli_helpers import cli, json_lines, run_cli
 from provision_support import PASSPHRASE
 
-from provisioning.serial_board import BoardSession
-from provisioning.serial_target import fetch_outbox
-from provisioning.virtual_board import VirtualBoard
+from provisioning.field.serial_board import BoardSession
+from provisioning.field.serial_target import fetch_outbox
+from provisioning.field.virtual_board import VirtualBoard
 
 BOARD = "boards/virtual.json"
 WIFI_PASSWORD = "n0t-to-be-printed-7f3a"
@@ -106,7 +106,8 @@ def _env_without_passphrase():
 
 def test_interrupted_at_any_step_rerun_completes(site, capsys, monkeypatch):
     """Pull the plug during the copy, then at the proof of possession: the same command finishes."""
-    from provisioning import serial_board, serial_target
+    from provisioning.field import serial_board
+    from provisioning.field import serial_target
 
     monkeypatch.setenv("CIVICMOTE_SERIAL_TIMEOUT", "2")
 
@@ -149,7 +150,7 @@ def test_interrupted_at_any_step_rerun_completes(site, capsys, monkeypatch):
         assert (board.flash_dir / "civicmote" / "device.key").read_bytes() == key  # the identity is kept
         rec = json.loads(out)
         assert rec["status"] == "provisioned" and rec["deploy"]["files_copied"] == 0  # the copy was finished before
-        from provisioning.deploy import portable_modules
+        from provisioning.field.deploy import portable_modules
 
         assert len(list((board.flash_dir / "lib" / "agent").rglob("*.mpy"))) == len(portable_modules())
         assert not list(board.flash_dir.rglob("*.part"))

@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import cli
 from provision_support import PASSPHRASE, free_port, write_board
 
-from provisioning.registry import Registry
+from provisioning.pki.registry import Registry
 
 SSHD = "/usr/sbin/sshd"
 
@@ -82,7 +82,7 @@ def test_provision_over_ssh_then_noop_then_rekey(tmp_path, capsys, sshd):
     assert r["status"] == "provisioned" and r["target"] == url
     # Everything landed on the board, made there: key, PEM, certificate, config, unit, the agent.
     for f in ("device.key", "device.pem", "device.crt", "ca.crt", "config.json", "civicmote.service",
-              "app/agent/__init__.py", "app/provisioning/cli.py"):
+              "app/agent/__init__.py", "app/provisioning/cli/__init__.py"):
         assert (remote / f).exists(), f
     assert json.loads((remote / "device.json").read_text())["device_id"] == r["device_id"]
     assert "PYTHONPATH=%s/app" % remote in (remote / "civicmote.service").read_text()

@@ -6,7 +6,7 @@ import pytest
 from cli_helpers import cli, json_lines, run_cli
 from provision_support import PASSPHRASE, env, signed_summary, write_board
 
-from provisioning.registry import Registry
+from provisioning.pki.registry import Registry
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.virtual_board import VirtualBoard
+from provisioning.field.virtual_board import VirtualBoard
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 

@@ -5,7 +5,7 @@ export, run) except the live table, which drives the collector's Python API so i
 All files go to demo-out/ (recreated on each run); everything started is stopped at the end.
 
 The broker is Mosquitto when it can be found. Without it, or with CIVICMOTE_DEMO_BROKER=embedded,
-the demo runs the embedded amqtt broker (provisioning/embedded_broker.py) on the same
+the demo runs the embedded amqtt broker (provisioning/city/embedded_broker.py) on the same
 broker-config files, and says so; CIVICMOTE_DEMO_BROKER=mosquitto refuses to fall back.
 """
 import importlib.util
@@ -95,7 +95,7 @@ def start_broker(kind, path, port):
         log, cmd, name = bdir / "mosquitto.log", [path, "-c", str(bdir / "mosquitto.conf")], "mosquitto"
     else:
         log, name = bdir / "embedded-broker.log", "the embedded broker"
-        cmd = [sys.executable, "-m", "provisioning.embedded_broker", "--dir", str(bdir), "--port", str(port),
+        cmd = [sys.executable, "-m", "provisioning.city.embedded_broker", "--dir", str(bdir), "--port", str(port),
                "--bind", "127.0.0.1"]
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -148,13 +148,13 @@ def main():
         else:
             console.print("3. Embedded broker (amqtt, %s) on 127.0.0.1:%d, run from broker-config's files: mutual "
                           "TLS only, each device may publish under its own id only, the collector reads and never "
-                          "writes (broker-config's acl, enforced by provisioning/embedded_broker.py).\n"
+                          "writes (broker-config's acl, enforced by provisioning/city/embedded_broker.py).\n"
                           "   [yellow]A stand-in for this demo only: the real city broker is Mosquitto with "
                           "`civicmote broker-config`.[/yellow]" % (why, port))
         export = WORK / "registry.json"
         export.write_text(civicmote("registry", "export", env=env))
 
-        from provisioning.demo_view import CollectorFeed
+        from provisioning.demo.view import CollectorFeed
 
         feed = CollectorFeed(export, "localhost", port, WORK / "broker", WORK / "city.db")
         # The simulated morning rush of today, 07:35-08:25 UTC: the hourly people counts come out at 08:00.

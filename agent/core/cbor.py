@@ -23,6 +23,7 @@
 """
 import struct
 
+from agent.core.cbor_scalars import half_to_float, shortest_double_bits, shortest_float, utf8_ok
 from agent.errors import AgentError, DecodeError
 
 _UINT64_MAX = 0xFFFFFFFFFFFFFFFF
@@ -74,57 +75,12 @@ def _head(major, n):
     return struct.pack(">BQ", mt | 27, n)
 
 
-def _narrow(sign, e, sig, mbits, bias, sbit):
-    """Bits of sign * sig * 2**(e-52) (sig a 53-bit significand) in a binary format with mbits
-    fraction bits and exponent bias `bias`, or None if that format cannot hold it exactly."""
-    emin = 1 - bias
-    if emin <= e <= bias:
-        drop = 52 - mbits
-        if sig & ((1 << drop) - 1):
-            return None
-        return (sign << sbit) | ((e + bias) << mbits) | ((sig >> drop) & ((1 << mbits) - 1))
-    if emin - mbits <= e < emin:  # a subnormal of the narrow format
-        drop = 52 + emin - mbits - e
-        if sig & ((1 << drop) - 1):
-            return None
-        return (sign << sbit) | (sig >> drop)
-    return None
-
-
-def _float(x):
-    """Shortest exact encoding of float x (see _shortest)."""
-    return _shortest(struct.pack(">d", x))
-
-
-def _shortest(raw):
-    """Shortest exact encoding of the IEEE 754 double whose 8 big-endian bytes are raw. Integer
-    work on the bits: MicroPython's struct has no 'e', and ESP32 builds have no double floats."""
-    bits = int.from_bytes(raw, "big")
-    sign = bits >> 63
-    exp = (bits >> 52) & 0x7FF
-    frac = bits & 0xFFFFFFFFFFFFF
-    if exp == 0x7FF:
-        return b"\xf9\x7e\x00" if frac else (b"\xf9\xfc\x00" if sign else b"\xf9\x7c\x00")
-    if exp == 0 and frac == 0:
-        return b"\xf9\x80\x00" if sign else b"\xf9\x00\x00"
-    if exp:  # double subnormals are far below the single range: they stay double
-        e = exp - 1023
-        sig = frac | (1 << 52)
-        h = _narrow(sign, e, sig, 10, 15, 15)
-        if h is not None:
-            return struct.pack(">BH", 0xF9, h)
-        s = _narrow(sign, e, sig, 23, 127, 31)
-        if s is not None:
-            return struct.pack(">BI", 0xFA, s)
-    return b"\xfb" + raw
-
-
 def _text(s):
     try:
         b = s.encode("utf-8")
     except UnicodeError:
         b = None
-    if b is None or (len(b) != len(s) and not _utf8_ok(b)):
+    if b is None or (len(b) != len(s) and not utf8_ok(b)):
         raise EncodeError("str %r is not valid Unicode text (lone surrogate?)" % (s,))
     return b
 
@@ -146,7 +102,7 @@ def _encode(obj, out, depth):
                 raise EncodeError("int %d is below -2**64 (bignums are not supported)" % obj)
             out.append(_head(1, -1 - obj))
     elif isinstance(obj, float):
-        out.append(_float(obj))
+        out.append(shortest_float(obj))
     elif isinstance(obj, str):
         b = _text(obj)
         out.append(_head(3, len(b)))
@@ -189,45 +145,6 @@ def _encode(obj, out, depth):
 
 
 # ---------------------------------------------------------------- decoding
-
-def _utf8_ok(b):
-    """True if b is well-formed UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF)."""
-    i = 0
-    n = len(b)
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            k, lo, hi = 1, 0x80, 0xBF
-        elif 0xE0 <= c <= 0xEF:
-            k, lo, hi = 2, (0xA0 if c == 0xE0 else 0x80), (0x9F if c == 0xED else 0xBF)
-        elif 0xF0 <= c <= 0xF4:
-            k, lo, hi = 3, (0x90 if c == 0xF0 else 0x80), (0x8F if c == 0xF4 else 0xBF)
-        else:
-            return False
-        if i + k >= n or not lo <= b[i + 1] <= hi:
-            return False
-        for j in range(i + 2, i + k + 1):
-            if not 0x80 <= b[j] <= 0xBF:
-                return False
-        i += k + 1
-    return True
-
-
-def _half(h):
-    """The float whose IEEE 754 binary16 bits are h (exact: powers of two are exact)."""
-    exp = (h >> 10) & 0x1F
-    frac = h & 0x3FF
-    if exp == 31:
-        v = float("nan") if frac else float("inf")
-    elif exp:
-        v = (1024 + frac) * 2.0 ** (exp - 25)
-    else:
-        v = frac * 2.0 ** -24
-    return -v if h & 0x8000 else v
-
 
 def loads(data, max_depth=16, max_items=1024, max_size=65536, tags=(18,), canonical=False):
     """Decode one CBOR item that fills all of data (bytes, bytearray or memoryview).
@@ -310,7 +227,7 @@ class _Decoder:
                 s = raw.decode("utf-8")
             except UnicodeError:
                 s = None
-            if s is None or (len(s) != n and not _utf8_ok(raw)):
+            if s is None or (len(s) != n and not utf8_ok(raw)):
                 self.fail("invalid UTF-8 in text string", start)
             return s
         if depth >= self.max_depth:
@@ -347,7 +264,7 @@ class _Decoder:
         if 20 <= ai <= 22:
             return (False, True, None)[ai - 20]
         if ai == 25:
-            v = _half(int.from_bytes(self.take(2, start), "big"))
+            v = half_to_float(int.from_bytes(self.take(2, start), "big"))
         elif ai == 26:
             v = struct.unpack(">f", self.take(4, start))[0]
         elif ai == 27:
@@ -360,6 +277,6 @@ class _Decoder:
         else:
             self.fail("unsupported simple value (initial byte 0x%02x)" % (0xE0 | ai), start)
         # Doubles are checked on their bits: an ESP32 build rounds them to single on decode.
-        if self.canonical and (_shortest(raw) if ai == 27 else _float(v)) != self.data[start:self.pos]:
+        if self.canonical and (shortest_double_bits(raw) if ai == 27 else shortest_float(v)) != self.data[start:self.pos]:
             self.fail("float not in its shortest form", start)
         return v

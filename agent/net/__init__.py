@@ -8,7 +8,7 @@ Modules
   the client obtains through an injected factory.
 - `paho_transport` (CPython only): the same interface on paho-mqtt 2.x.
 - `paho_session` (CPython only): the paho-mqtt session shared by `PahoTransport` and the
-  city collector's `provisioning.subscription.Subscription`.
+  city collector's `provisioning.city.subscription.Subscription`.
 
 The transport interface (both `MQTTClient` and `PahoTransport`), for one cooperative loop.
 `now` is a monotonic time in seconds (int or float) from the caller; nothing here sleeps

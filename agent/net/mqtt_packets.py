@@ -1,4 +1,5 @@
 """MQTT 3.1.1 control packets as plain values: what mqtt_codec's parser hands out."""
+from agent.errors import DecodeError
 
 CONNECT = 1
 CONNACK = 2
@@ -9,6 +10,20 @@ SUBACK = 9
 PINGREQ = 12
 PINGRESP = 13
 DISCONNECT = 14
+
+MAX_REMAINING = 268435455  # 4-byte varint limit (§2.2.3)
+CLIENT = "client"  # parses what a server sends
+SERVER = "server"  # parses what a client sends (fake brokers in tests)
+PACKET_NAMES = {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP",
+                8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK", 12: "PINGREQ", 13: "PINGRESP",
+                14: "DISCONNECT"}
+ACCEPTS = {CLIENT: (CONNACK, PUBLISH, PUBACK, SUBACK, PINGRESP),  # what each side may receive
+           SERVER: (CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ, DISCONNECT)}
+
+
+class ProtocolError(DecodeError):
+    """The peer sent bytes that break MQTT 3.1.1; the message names the packet and the fault."""
+
 
 # CONNACK return codes (MQTT 3.1.1 §3.2.2.3)
 CONNACK_REASONS = (

@@ -3,7 +3,7 @@
 //
 //   node board.mjs --flash DIR [--capacity BYTES] [--heap BYTES] [--mpy N] [--version X.Y.Z] [--uid HEX]
 //
-// provisioning/virtual_board.py puts this behind a pseudo-terminal, so mpremote, pyserial and
+// provisioning/field/virtual_board.py puts this behind a pseudo-terminal, so mpremote, pyserial and
 // our deploy code talk to it unchanged. What it does, as a board would:
 // - power on: run boot.py, then main.py, then the friendly REPL (the port's own, with its banner);
 // - Ctrl-A: raw REPL ("raw REPL; CTRL-B to exit\r\n>"); code, Ctrl-D -> "OK", output, "\x04",

@@ -1,0 +1,233 @@
+"""The city-side collector's core: verify, de-duplicate, store, find gaps (CPython only, no MQTT).
+
+`Collector.handle(topic, payload)` takes one MQTT message and returns what it meant, as
+event dicts, after recording it in the store in one transaction:
+
+    {"event": "summary", "device_id", "district", "seq", "t0", "t1", "m", "bytes", "mh_ok", "late"}
+    {"event": "manifest", "device_id", "district", "mh", "new", "manifest"}
+    {"event": "duplicate", "device_id", "seq", "conflict"}
+    {"event": "rejected", "device_id" (None if no known device), "topic", "reason"}
+    {"event": "gap", "device_id", "first", "last", "count", "cause", "reported_by"}
+
+Gap causes, per device, judged when a summary arrives (see docs/delivery.md, "The collector"):
+- dropped-on-device: the summary's own `gap` [count, first, last]: the device's outbox was full
+  and it dropped the oldest. `count` is exact; the range may be wider than the lost seqs.
+- skipped-at-reboot: seqs above the highest one received and below the summary's `h.boot`
+  (the first seq of the device's current boot) that no drop report covers: numbers reserved
+  before a reboot and never used.
+- missing: any other seq between the highest received and this one: lost in transit, or still
+  on its way (it is then accepted later and marked `late`).
+The first summary ever seen from a device sets its baseline: nothing before it is reported
+except what the device itself announces.
+"""
+import time
+
+from agent.core import cose, summary
+from provisioning.city.store import Store
+from provisioning.city.verifier import verify_message
+
+DEFAULT_PREFIX = "civicmote/v1"
+KINDS = ("summary", "manifest")
+IGNORED_KINDS = ("status",)  # unsigned online/offline; the collector does not judge them
+DROPPED = "dropped-on-device"
+SKIPPED = "skipped-at-reboot"
+MISSING = "missing"
+
+
+def parse_topic(topic, prefix=DEFAULT_PREFIX):
+    """(district, device_id, kind) of PREFIX/{district}/{device_id}/{kind}, or None."""
+    head = prefix.rstrip("/") + "/"
+    if not topic.startswith(head):
+        return None
+    parts = topic[len(head):].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+class _Device:
+    """What the collector remembers of one device between messages (rebuilt from the store)."""
+
+    def __init__(self, store, dev):
+        row = store.device(dev) or {}
+        self.high = row.get("last_seq")  # highest accepted seq, None before the first
+        self.mh = row.get("mh")
+        self.manifest = store.manifest(dev, self.mh) if self.mh is not None else None
+        self.gaps = store.gaps(dev)
+        self.announced = [(g["first"], g["last"], g["count"]) for g in self.gaps if g["cause"] == DROPPED]
+
+
+class Collector:
+    """Collector(keyring, store_path=None, prefix="civicmote/v1").
+
+    keyring: a provisioning.city.verifier.KeyRing. store_path: the SQLite file (None: in memory,
+    so de-duplication then lasts only as long as this object). clock() -> Unix seconds, used
+    when handle() is not told when the message arrived.
+    """
+
+    def __init__(self, keyring, store_path=None, prefix=DEFAULT_PREFIX, clock=time.time):
+        self.keyring = keyring
+        self.prefix = prefix
+        self.clock = clock
+        self.store = Store(store_path)
+        self._devices = {}
+
+    def handle(self, topic, payload, received_at=None):
+        """Judge and record one message; -> [event dicts]. Raises only if the store fails
+        (then nothing of this message is recorded and it should not be acknowledged)."""
+        now = self.clock() if received_at is None else received_at
+        payload = bytes(payload)
+        try:
+            with self.store.transaction():
+                return self._handle(topic, payload, now)
+        except BaseException:
+            self._devices.clear()  # the transaction rolled back: forget what memory learnt from it
+            raise
+
+    def devices(self):
+        """{device_id: {district, received, accepted, duplicates, rejected, manifests, bytes,
+        last_seq, mh (hex or None), manifest (decoded dict or None), gaps [dicts]}}."""
+        out = {}
+        with self.store.lock:
+            for dev in self.store.device_ids():
+                row = self.store.device(dev)
+                st = self._device(dev)
+                row["mh"] = row["mh"].hex() if row["mh"] is not None else None
+                row["manifest"] = st.manifest
+                row["gaps"] = [dict(g) for g in st.gaps]
+                del row["device_id"]
+                out[dev] = row
+        return out
+
+    def seqs(self, dev):
+        """Accepted seqs of a device, ascending."""
+        with self.store.lock:
+            return self.store.seqs(dev)
+
+    def close(self):
+        self.store.close()
+
+    # -- one message ---------------------------------------------------------------------
+    def _device(self, dev):
+        st = self._devices.get(dev)
+        if st is None:
+            st = self._devices[dev] = _Device(self.store, dev)
+        return st
+
+    def _known(self, dev):
+        return dev in self.keyring.keys or dev in self.keyring.refused
+
+    def _handle(self, topic, payload, now):
+        parsed = parse_topic(topic, self.prefix)
+        if parsed is not None and parsed[2] in IGNORED_KINDS:
+            return []
+        if parsed is None or parsed[2] not in KINDS:
+            return self._reject(topic, None, None, "topic %r is not %s/{district}/{device_id}/summary or /manifest"
+                                % (topic, self.prefix), payload, now)
+        district, topic_dev, kind = parsed
+        v = verify_message(payload, self.keyring)
+        if not v.ok:
+            owner = topic_dev if self._known(topic_dev) else None
+            return self._reject(topic, owner, district if owner else None, v.reason, payload, now)
+        if v.device_id != topic_dev:
+            return self._reject(topic, v.device_id, None, "signed by %s but published on the topic of %s"
+                                % (v.device_id, topic_dev), payload, now)
+        if v.kind != kind:
+            return self._reject(topic, v.device_id, district, "a %s published on the %s topic" % (v.kind, kind),
+                                payload, now)
+        if kind == "manifest":
+            return self._manifest(v.device_id, district, v.payload, payload, now)
+        return self._summary(v.device_id, district, v.payload, topic, payload, now)
+
+    def _reject(self, topic, dev, district, reason, payload, now):
+        self.store.add_rejected(topic, dev, reason, payload, now)
+        if dev is not None:
+            self.store.count(dev, district, now, len(payload), rejected=1)
+        return [{"event": "rejected", "device_id": dev, "topic": topic, "reason": reason}]
+
+    def _manifest(self, dev, district, manifest, message, now):
+        mh = summary.manifest_hash(cose.decode1(message).payload)
+        self.store.count(dev, district, now, len(message), manifests=1)
+        new = self.store.add_manifest(dev, mh, manifest, message, now)
+        st = self._device(dev)
+        st.mh, st.manifest = mh, manifest
+        return [{"event": "manifest", "device_id": dev, "district": district, "mh": mh.hex(), "new": new,
+                 "manifest": manifest}]
+
+    def _summary(self, dev, district, s, topic, message, now):
+        seq = s["seq"]
+        stored = self.store.summary_payload(dev, seq)
+        if stored is not None:
+            self.store.count(dev, district, now, len(message), duplicates=1)
+            conflict = stored != message and cose.decode1(stored).payload != cose.decode1(message).payload
+            return [{"event": "duplicate", "device_id": dev, "seq": seq, "conflict": conflict}]
+        st = self._device(dev)
+        events = []
+        if "gap" in s:
+            # A device announces its drops again in every summary until one of those summaries is
+            # delivered, so only the part of the range not announced before is news.
+            count, first, last = s["gap"]
+            fresh = self._uncovered(st, first, last)
+            if fresh:
+                known = 0
+                for a, b, c in st.announced:
+                    if first <= a and b <= last:
+                        known += c
+                new = max(1, count - known)
+                st.announced.append((first, last, count))
+                if new == sum(y - x + 1 for x, y in fresh):
+                    for x, y in fresh:
+                        events.append(self._gap(st, dev, x, y, y - x + 1, DROPPED, seq, now))
+                else:  # the device merged runs: say how many within the fresh envelope
+                    events.append(self._gap(st, dev, fresh[0][0], fresh[-1][1], new, DROPPED, seq, now))
+        if st.high is not None and seq > st.high + 1:
+            boot = (s.get("h") or {}).get("boot")
+            for first, last, cause in self._holes(st, st.high + 1, seq - 1, boot):
+                events.append(self._gap(st, dev, first, last, last - first + 1, cause, seq, now))
+        late = st.high is not None and seq < st.high
+        mh_ok = None if st.mh is None else s["mh"] == st.mh
+        self.store.add_summary(s, mh_ok, topic, now, message)
+        self.store.count(dev, district, now, len(message), accepted=1)
+        if st.high is None or seq > st.high:
+            st.high = seq
+            self.store.set_last_seq(dev, seq)
+        events.append({"event": "summary", "device_id": dev, "district": district, "seq": seq, "t0": s["t0"],
+                       "t1": s["t1"], "m": s["m"], "bytes": len(message), "mh_ok": mh_ok, "late": late})
+        return events
+
+    def _gap(self, st, dev, first, last, count, cause, reported_by, now):
+        g = {"first": first, "last": last, "count": count, "cause": cause, "reported_by": reported_by}
+        st.gaps.append(g)
+        self.store.add_gap(dev, first, last, count, cause, reported_by, now)
+        ev = {"event": "gap", "device_id": dev}
+        ev.update(g)
+        return ev
+
+    @staticmethod
+    def _uncovered(st, lo, hi):
+        """[(first, last)] of [lo, hi] that no announced drop covers, ascending."""
+        segments = [(lo, hi)]
+        for a, b, _ in st.announced:
+            cut = []
+            for x, y in segments:
+                if b < x or a > y:
+                    cut.append((x, y))
+                    continue
+                if x < a:
+                    cut.append((x, a - 1))
+                if b < y:
+                    cut.append((b + 1, y))
+            segments = cut
+        return sorted(segments)
+
+    @classmethod
+    def _holes(cls, st, lo, hi, boot):
+        """[(first, last, cause)] of [lo, hi] not covered by an announced drop, split at boot."""
+        out = []
+        for x, y in cls._uncovered(st, lo, hi):
+            if boot is not None and x < boot:
+                out.append((x, min(y, boot - 1), SKIPPED))
+                x = boot
+            if x <= y:
+                out.append((x, y, MISSING))
+        return out

@@ -1,0 +1,89 @@
+"""The `civicmote` command line: a table of commands, one error root, one exit-code policy (CPython only).
+
+Every command follows parse -> settings -> action. A handler is `do_x(out, args)` and returns
+an exit code; ProvisioningError (and the agent's own errors at the boundary) reach main() and
+become one line on stderr with a documented exit code.
+
+Used by technicians, city operators and provisioning scripts (`--json`). This package is the
+top of the host side: one module per command group (`common` holds the table helpers,
+`output` how commands speak), each a thin layer over the role packages (field/, pki/, city/,
+device/). Nothing below imports it.
+"""
+import argparse
+import sys
+
+from agent.errors import AgentError, ConfigError, DecodeError
+from provisioning.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, ProvisioningError
+from provisioning.cli.output import Output
+
+DESCRIPTION = """civicmote: a privacy-first agent for city sensors.
+Devices aggregate and anonymise at the edge and sign every summary; this tool makes their
+identities, runs the agent on Linux and verifies what devices publish."""
+
+
+def _modules():
+    from provisioning.cli import (batch, broker_config, ca, collect, device, flash, label, manifest, provision, registry,
+                                run, sensors, verify)
+
+    # The order of `civicmote --help`: a technician's path first, then the city side.
+    return (device, sensors, manifest, flash, provision, batch, label, ca, registry, broker_config, run, collect,
+            verify)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        # One line, the documented usage exit code, and where to look next.
+        self.exit(EXIT_USAGE, "civicmote: error: %s (see '%s --help')\n" % (message, self.prog))
+
+
+def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON for scripts (stdout holds only JSON)")
+    parser = _Parser(
+        prog="civicmote",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version="civicmote " + _version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for mod in _modules():
+        mod.register(sub, common)
+    return parser
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("civicmote")
+    except Exception:
+        return "unknown"
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Output(getattr(args, "json", False))
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        # A command group without its subcommand: show that group's help.
+        (getattr(args, "group_parser", None) or parser).print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(out, args) or 0
+    except ProvisioningError as e:
+        out.error(str(e))
+        return e.exit_code
+    except (ConfigError, DecodeError) as e:
+        out.error(str(e))
+        return EXIT_USAGE
+    except AgentError as e:
+        out.error(str(e))
+        return 1
+    except KeyboardInterrupt:
+        out.error("interrupted; re-run the same command to finish the job")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+

@@ -1,0 +1,189 @@
+"""`civicmote collect`: subscribe to devices' summaries and manifests, verify, store, report gaps."""
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+from provisioning import broker_url
+from provisioning.device import devicedir
+from provisioning.city.collector import DEFAULT_PREFIX, Collector
+from provisioning.cli.common import add_command
+from provisioning.errors import EXIT_FAILED, EnvironmentProblem, UsageError
+from provisioning.city.verifier import KeyRing
+
+DEFAULT_CLIENT_ID = "civicmote-collector"
+EXIT_HELP = """collect stops on --count, --duration, --idle, SIGTERM or Ctrl-C and then exits:
+  0    stopped as asked (a signal, or --count reached)
+  1    --duration or --idle stopped it before --count summaries arrived
+  2    usage or bad input (arguments, registry export, device folders, store file)
+  3    the broker could not be reached within --connect-timeout, or the store cannot be written"""
+
+
+def register(sub, common):
+    p = add_command(sub, "collect", do_collect, common,
+                    "subscribe to devices' summaries and manifests: verify, store, de-duplicate, report gaps",
+                    "Subscribe (QoS 1, persistent session) to PREFIX/+/+/summary and PREFIX/+/+/manifest, "
+                    "verify every message against the registry export or the device folders, store accepted "
+                    "summaries and rejected messages with their reasons in SQLite (--store), drop duplicates by "
+                    "(device, seq), also across restarts, and report gaps: summaries a device dropped and "
+                    "announced, seqs skipped at a reboot, and seqs missing. One line per event (JSON lines "
+                    "with --json).\n\n" + EXIT_HELP)
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    keys = p.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--registry", metavar="FILE", help="registry export (civicmote registry export --json)")
+    keys.add_argument("--device-dir", metavar="DIR", nargs="+", action="extend",
+                      help="trust these (simulated) devices' public keys instead of a registry")
+    p.add_argument("--store", metavar="FILE", help="SQLite store (default: in memory, forgotten at exit)")
+    p.add_argument("--tls-ca", metavar="FILE", help="CA that signed the broker's certificate (mqtts)")
+    p.add_argument("--tls-cert", metavar="FILE", help="the collector's client certificate (e.g. collector.crt "
+                   "from civicmote broker-config)")
+    p.add_argument("--tls-key", metavar="FILE", help="its private key (collector.key)")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="P", help="topic prefix (default %s)" % DEFAULT_PREFIX)
+    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID, metavar="ID",
+                   help="MQTT client id; keep it stable so the broker queues what arrives while the collector "
+                   "is away (default %s)" % DEFAULT_CLIENT_ID)
+    p.add_argument("--count", type=int, metavar="N", help="stop after N new summaries were accepted")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--idle", type=float, metavar="S", help="stop after S seconds without a message")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+                   help="give up (exit 3) if the broker has not let us in after S seconds (default 10)")
+
+
+def keyring_from_args(args):
+    ring = KeyRing()
+    if args.registry:
+        from provisioning.pki.registry_export import load_export
+
+        return load_export(args.registry, ring)
+    for d in args.device_dir:
+        record = devicedir.read_device(d)
+        pub = record.get("public_key")
+        try:
+            sec1 = bytes.fromhex(pub) if pub else devicedir.load_identity(d)[2]
+            dev = ring.add_public_key(sec1)
+        except ValueError:
+            raise UsageError("%s/device.json: public_key is not hex; re-run civicmote device init" % d)
+        if record.get("device_id") not in (None, dev):
+            raise UsageError("%s/device.json: device_id %s does not match its public key (%s)"
+                             % (d, record.get("device_id"), dev))
+    return ring
+
+
+def tls_from_args(args, use_tls):
+    files = {"cafile": args.tls_ca, "certfile": args.tls_cert, "keyfile": args.tls_key}
+    given = [k for k, v in files.items() if v]
+    if not use_tls:
+        if given:
+            raise UsageError("--tls-ca/--tls-cert/--tls-key need an mqtts:// broker URL")
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    for k in given:
+        if not Path(files[k]).is_file():
+            raise UsageError("%s: no such file (--%s)" % (files[k], {"cafile": "tls-ca", "certfile": "tls-cert",
+                                                                      "keyfile": "tls-key"}[k]))
+    return files
+
+
+def _human(ev):
+    k = ev["event"]
+    dev = ev.get("device_id") or "-"
+    if k == "summary":
+        return "summary    %s seq %-5d %s UTC +%ds %4d bytes %2d metrics%s%s" % (
+            dev, ev["seq"], time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ev["t0"])), ev["t1"] - ev["t0"],
+            ev["bytes"], len(ev["m"]),
+            {True: "", False: "  (manifest hash differs!)", None: "  (no manifest yet)"}[ev["mh_ok"]],
+            "  (late)" if ev["late"] else "")
+    if k == "gap":
+        return "gap        %s seq %d..%d: %d %s" % (dev, ev["first"], ev["last"], ev["count"], {
+            "dropped-on-device": "dropped on the device (outbox full), as it announced",
+            "skipped-at-reboot": "never used (numbers skipped at a reboot)",
+            "missing": "missing"}.get(ev["cause"], ev["cause"]))
+    if k == "duplicate":
+        return "duplicate  %s seq %d%s" % (dev, ev["seq"], "  (CONFLICT: differs from the stored one)"
+                                           if ev["conflict"] else " (already stored, ignored)")
+    if k == "manifest":
+        names = [m.get("name") for m in ev["manifest"].get("metrics", []) if isinstance(m, dict)]
+        return "manifest   %s %s %d metrics (mh %s)%s" % (dev, ev["manifest"].get("board", "?"), len(names),
+                                                         ev["mh"], "" if ev["new"] else " again")
+    if k == "rejected":
+        return "rejected   %s on %s: %s" % (dev, ev["topic"], ev["reason"])
+    return str(ev)
+
+
+class _Stop:
+    def __init__(self):
+        self.reason = None
+
+    def __call__(self, *_):
+        self.reason = "signal"
+
+
+def do_collect(out, args):
+    host, port, use_tls = broker_url.parse(args.broker)
+    for name in ("count", "duration", "idle", "connect_timeout"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise UsageError("--%s must be positive" % name.replace("_", "-"))
+    tls = tls_from_args(args, use_tls)
+    ring = keyring_from_args(args)
+    collector = Collector(ring, args.store, prefix=args.prefix)
+    stop = _Stop()
+    tally = {"accepted": 0, "duplicates": 0, "rejected": 0, "gaps": 0}
+    clock = {"last": time.monotonic()}
+
+    def on_message(topic, payload):
+        clock["last"] = time.monotonic()
+        for ev in collector.handle(topic, payload):
+            key = {"summary": "accepted", "duplicate": "duplicates", "rejected": "rejected", "gap": "gaps"}.get(
+                ev["event"])
+            if key:
+                tally[key] += 1
+            out.record(ev, _human)
+        if args.count and tally["accepted"] >= args.count:
+            stop.reason = "count"
+
+    from provisioning.city.subscription import Subscription
+
+    topics = ["%s/+/+/summary" % args.prefix, "%s/+/+/manifest" % args.prefix]
+    sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            previous[sig] = signal.signal(sig, stop)
+        except ValueError:  # not the main thread (tests drive main() from a thread)
+            pass
+    out.say("collecting %s from %s as %s (trusting %d device keys), store %s" % (
+        ", ".join(topics), args.broker, args.client_id, len(ring.keys), args.store or "in memory"))
+    start = time.monotonic()
+    try:
+        while stop.reason is None:
+            now = time.monotonic()
+            for ev in sub.poll(now, wait=0.1):
+                if ev[0] == "connected":
+                    out.note("connected to %s (session %s)" % (args.broker, "resumed" if ev[1] else "new"))
+                else:
+                    out.note("broker: %s" % ev[1])
+            if stop.reason is not None:
+                break
+            now = time.monotonic()
+            if not sub.connects and now - start >= args.connect_timeout:
+                raise EnvironmentProblem("%s: the broker did not let the collector in within %gs (%s)"
+                                         % (args.broker, args.connect_timeout, sub.last_error or "no answer"))
+            if args.duration and now - start >= args.duration:
+                stop.reason = "duration"
+            elif args.idle and now - max(start, clock["last"]) >= args.idle:
+                stop.reason = "idle"
+    except (OSError, sqlite3.Error) as e:
+        raise EnvironmentProblem("collector: %s" % e)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sub.close()
+        collector.close()
+    final = dict(tally, event="stopped", reason=stop.reason)
+    out.record(final, lambda r: "stopped (%s): %d summaries accepted, %d duplicates dropped, %d rejected, %d gaps" % (
+        r["reason"], r["accepted"], r["duplicates"], r["rejected"], r["gaps"]))
+    if args.count and tally["accepted"] < args.count and stop.reason in ("duration", "idle"):
+        return EXIT_FAILED
+    return 0

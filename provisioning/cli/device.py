@@ -1,0 +1,43 @@
+"""`civicmote device init|show|pop`: a device's identity where it lives (CPython only)."""
+from provisioning.cli.common import add_command, add_group
+from provisioning.device import actions
+
+
+def register(sub, common):
+    g = add_group(sub, "device", "make or show a device's identity (its key never leaves the device)")
+    p = add_command(g, "init", do_init, common,
+                    "generate the device's key pair where the device keeps its state, and derive its device_id",
+                    "Generate the device's P-256 key pair in DIR (kept there, mode 0600) and derive its "
+                    "device_id. Idempotent: an existing identity is kept; board and district are updated.")
+    p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
+    p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
+    p.add_argument("--district", metavar="D", help="district the device is installed in")
+    p = add_command(g, "show", do_show, common, "show a device's identity (never its private key)")
+    p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
+    p = add_command(g, "pop", do_pop, common,
+                    "prove possession of the device key: sign a provisioning challenge (device side)",
+                    "Sign the host's challenge (domain-separated: 'civicmote-pop-v1' || challenge || "
+                    "device_id) with the key in DIR and print device_id, public_key and signature. Also "
+                    "writes DIR/device.pem (mode 0600), the same key in the PEM form TLS libraries load. "
+                    "The private key never leaves DIR.")
+    p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
+    p.add_argument("--challenge", required=True, metavar="HEX", help="the host's 32-byte challenge, hex")
+
+
+def do_init(out, args):
+    result = actions.init(args.device_dir, args.board, args.district)
+    out.record(result, lambda r: "%s device %s (board %s%s)\npublic key %s" % (
+        "created" if r["created"] else "kept existing", r["device_id"], r["board"],
+        ", district " + r["district"] if r["district"] else "", r["public_key"]))
+    return 0
+
+
+def do_show(out, args):
+    out.record(actions.show(args.device_dir))
+    return 0
+
+
+def do_pop(out, args):
+    """The device side of provisioning: sign the host's challenge."""
+    out.record(actions.pop(args.device_dir, args.challenge))
+    return 0

@@ -1,0 +1,32 @@
+"""`civicmote manifest show`: what a device collects, in plain language (CPython only)."""
+from pathlib import Path
+
+from agent.privacy.manifest import build_manifest, describe
+from provisioning import files
+from provisioning.device import devicedir
+from provisioning.cli.common import add_command, add_group
+
+
+def register(sub, common):
+    g = add_group(sub, "manifest", "a device's privacy manifest: what it measures and how it protects people")
+    p = add_command(g, "show", do_show, common, "print the privacy manifest a board profile gives",
+                    "Print the privacy manifest a device with this board profile publishes (signed, retained) "
+                    "in plain language a resident can read; --json prints the manifest itself.")
+    p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json with --device-dir)")
+    p.add_argument("--device-dir", metavar="DIR", help="name the device (its device_id) in the manifest")
+
+
+def do_show(out, args):
+    dev = None
+    board_path = args.board
+    if args.device_dir:
+        _, dev, _ = devicedir.load_identity(args.device_dir)
+        board_path = board_path or Path(args.device_dir) / devicedir.BOARD_FILE
+    if not board_path:
+        from provisioning.errors import UsageError
+
+        raise UsageError("give --board FILE (or --device-dir DIR of an initialised device)")
+    board = files.load_board(board_path)
+    m = build_manifest(board.metrics, device_id=dev, board=board.name, window_s=board.window_s)
+    out.record(m, lambda _: describe(m))
+    return 0

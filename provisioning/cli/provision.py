@@ -1,0 +1,203 @@
+"""`civicmote provision`: a blank Linux board or simulated device -> a registered device (CPython only).
+
+The flow, the same for a folder and for ssh://:
+  1. put the board profile (and over ssh the agent) on the target; `device init` there
+  2. check the registry: revoked, disabled, cloned or moved identities are refused
+  3. already provisioned and nothing changed -> no-op (no CA passphrase needed)
+  4. fresh challenge -> `device pop` on the target -> verify here (the key never moves)
+  5. certificate (CN = device_id) from the CA, unless the registry already holds one
+  6. write device.crt, ca.crt, config.json, civicmote.service; install the unit on a real Pi
+  7. record the device (and retire a re-keyed identity) in one registry transaction
+An interruption anywhere leaves a state that the same command completes.
+"""
+import json
+import os
+
+from provisioning.pki import ca as ca_mod
+from provisioning import files
+from provisioning.pki import pop
+from provisioning.field import targets
+from provisioning.cli.common import add_command
+from provisioning.errors import StateError, UsageError
+from provisioning.pki.registry import Registry, default_path
+
+TOPIC_PREFIX = "civicmote/v1"
+CA_ENV = "CIVICMOTE_CA"
+
+
+def register(sub, common):
+    p = add_command(sub, "provision", do_provision, common,
+                    "turn a Linux board or a simulated device folder into a registered device",
+                    "Deploy the board profile, have the device make its key (on the device), verify its proof "
+                    "of possession, issue its certificate (CN = device_id), write certificate, broker CA, "
+                    "config and a systemd unit (installed on a real Pi), and record it in the registry. "
+                    "Re-running on a provisioned device is a no-op unless --rekey.")
+    add_common_options(p)
+    p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
+    p.add_argument("--district", required=True, metavar="D", help="district the device is installed in")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--target", metavar="DIR|ssh://USER@HOST[:PORT][/DIR]",
+                       help="the device folder, or a Linux board over ssh (default folder there %s)"
+                       % targets.SSH_DEFAULT_DIR)
+    add_serial_options(p, where)  # issue 7: MicroPython boards over serial (--port)
+    p.add_argument("--location", metavar="TEXT", help="where the device is mounted (for people)")
+    p.add_argument("--rekey", action="store_true",
+                   help="give the device a new key and identity; the old one is revoked")
+
+
+def add_common_options(p):
+    p.add_argument("--ca", metavar="DIR", default=os.environ.get(CA_ENV) or "ca",
+                   help="provisioning CA folder (default $%s or ./ca)" % CA_ENV)
+    p.add_argument("--registry", metavar="FILE", default=None,
+                   help="registry database (default $CIVICMOTE_REGISTRY or ./registry.db)")
+    p.add_argument("--broker", metavar="URL", help="the city broker, e.g. mqtts://broker.city.example:8883")
+    p.add_argument("--contact", metavar="TEXT", help="who to contact about the device (shown on its label)")
+
+
+def add_serial_options(p, where):
+    where.add_argument("--port", metavar="PORT", help="a MicroPython board on this serial port (e.g. /dev/ttyACM0)")
+    p.add_argument("--wifi-ssid", metavar="SSID", help="(--port) the Wi-Fi network the board joins; the password "
+                   "comes from $CIVICMOTE_WIFI_PASSWORD and is never printed")
+    p.add_argument("--force", action="store_true", help="(--port) replace another agent found on the board")
+
+
+def serial_target(args, port=None):
+    """The SerialTarget for --port (or a batch row's serial port)."""
+    from provisioning.field.serial_target import SerialTarget
+
+    ssid = getattr(args, "wifi_ssid", None)
+    wifi = (ssid, os.environ.get("CIVICMOTE_WIFI_PASSWORD")) if ssid else None
+    return SerialTarget(port or args.port, wifi=wifi, force=getattr(args, "force", False))
+
+
+def do_provision(out, args):
+    registry = Registry(args.registry or default_path(), create=True)
+    target = None
+    try:
+        target = serial_target(args) if args.port else targets.parse_target(args.target)
+        result = provision(target, args.board, args.district, registry, ca_mod.LazyCA(args.ca),
+                           broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey)
+        if getattr(target, "deployed", None):
+            result["deploy"] = target.deployed
+    finally:
+        registry.close()
+        if hasattr(target, "close"):
+            target.close()
+    out.record(result, _human)
+    return 0
+
+
+def _human(r):
+    verb = {"provisioned": "provisioned", "unchanged": "already provisioned, nothing to do",
+            "updated": "updated"}[r["status"]]
+    lines = ["%s: device %s, district %s" % (verb, r["device_id"], r["district"]),
+             "certificate sha256 %s" % r["cert_fingerprint"], "target %s" % r["target"]]
+    if r.get("systemd"):
+        lines.append("systemd: %s" % r["systemd"])
+    if r.get("retired"):
+        lines.append("retired old identity %s" % ", ".join(r["retired"]))
+    return "\n".join(lines)
+
+
+def device_config(dev, district, broker, location):
+    return {"device_id": dev, "district": district, "broker": broker, "topic_prefix": TOPIC_PREFIX,
+            "location": location, "tls": {"cafile": "ca.crt", "certfile": "device.crt", "keyfile": pop.PEM_FILE}}
+
+
+def _dump(obj):
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def provision(target, board_path, district, registry, lazy_ca, broker=None, location=None, contact=None,
+              rekey=False, rng=os.urandom):
+    """Provision one device; returns the result record. Raises ProvisioningError with what to do."""
+    from agent.errors import ConfigError
+
+    try:
+        profile = files.load_board(board_path)
+    except ConfigError as e:  # the profile is bad input: name it and carry on in a batch
+        raise UsageError(str(e))
+    with open(board_path, "rb") as f:
+        board_json = f.read()
+    if not district or "/" in district or "+" in district or "#" in district:
+        raise UsageError("--district %r: must be non-empty and contain no '/', '+' or '#' (it is a topic level)"
+                         % district)
+    target.prepare(board_json)
+    retire = [r["device_id"] for r in registry.by_target(target.name)]
+    if rekey:
+        target.forget_identity()
+    init = target.civicmote(["device", "init", "--device-dir", target.device_dir,
+                             "--board", target.device_dir + "/board.json", "--district", district])[0]
+    dev, pub_hex = init["device_id"], init["public_key"]
+    retire = [d for d in retire if d != dev]
+    rec = registry.get(dev)
+    _refuse_conflicts(rec, dev, target, district, retire, rekey)
+
+    if location is None and rec:
+        location = rec.get("location")
+    old_config = target.read_file("config.json")
+    if broker is None and old_config:  # keep the broker given last time
+        try:
+            broker = json.loads(old_config).get("broker")
+        except ValueError:
+            pass
+    config = _dump(device_config(dev, district, broker, location))
+    unit = targets.unit_text(dev, target.device_dir, target.python, broker, target.pythonpath).encode()
+    if rec and not rekey and old_config == config and target.read_file(pop.PEM_FILE) is not None \
+            and target.read_file("device.crt") == rec["certificate"].encode():
+        return _result(rec, target, "unchanged", None, [])
+
+    challenge = pop.new_challenge(rng)
+    answer = target.civicmote(["device", "pop", "--device-dir", target.device_dir, "--challenge", challenge.hex()])[0]
+    dev, pub = pop.verify_answer(answer, challenge, pub_hex, target.name)
+
+    if rec and rec.get("certificate"):
+        cert, ca_pem = rec["certificate"], lazy_ca.cert_pem()
+    else:
+        authority = lazy_ca.get()
+        cert, ca_pem = authority.issue_device(pub, dev), authority.pem
+    target.install({"device.crt": cert.encode(), "ca.crt": ca_pem, "config.json": config,
+                    targets.UNIT_FILE: unit})
+    installed, note = target.install_unit()
+    record = {"device_id": dev, "public_key": pub.hex(), "district": district, "board": profile.name,
+              "target": target.name, "location": location,
+              "contact": contact if contact is not None else (rec or {}).get("contact"),
+              "certificate": cert, "cert_serial": str(ca_mod.cert_serial(cert)),
+              "cert_fingerprint": ca_mod.fingerprint(cert), "measures": measures_of(profile)}
+    registry.register(record, retire=retire)
+    return _result(record, target, "updated" if rec else "provisioned", note, retire)
+
+
+def _refuse_conflicts(rec, dev, target, district, retire, rekey):
+    if rec is None:
+        if retire and not rekey:
+            raise StateError("%s was registered to device %s but now holds a different key (%s); if the board was "
+                             "replaced or re-imaged, re-run with --rekey to retire the old identity"
+                             % (target.name, retire[0], dev))
+        return
+    if rec["status"] == "revoked":
+        raise StateError("device %s is revoked; re-run with --rekey to give this board a new identity" % dev)
+    if rec["status"] == "disabled":
+        raise StateError("device %s is disabled; enable it first ('civicmote registry enable %s')" % (dev, dev))
+    if rec["target"] and rec["target"] != target.name:
+        raise StateError("device %s is already registered at %s; this target holds a copy of its key (a cloned "
+                         "disk?). Re-run with --rekey to give this board its own identity" % (dev, rec["target"]))
+    if rec["district"] != district:
+        raise StateError("device %s is registered in district %r, not %r; to move it, re-run with --rekey "
+                         "(a new identity in the new district)" % (dev, rec["district"], district))
+
+
+def measures_of(profile):
+    """What the device measures, for people (labels): name, unit, class, description."""
+    out = []
+    for name in sorted(profile.metrics):
+        m = profile.metrics[name]
+        out.append({"metric": name, "unit": m.get("unit"), "class": m.get("class"),
+                    "description": m.get("description")})
+    return out
+
+
+def _result(rec, target, status, note, retired):
+    return {"device_id": rec["device_id"], "district": rec["district"], "board": rec["board"],
+            "target": target.name, "cert_fingerprint": rec["cert_fingerprint"], "status": status,
+            "systemd": note, "retired": retired}

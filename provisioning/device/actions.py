@@ -1,0 +1,53 @@
+"""The device's side of provisioning, run where the key lives (CPython only).
+
+`civicmote device init|show|pop` call these on a Linux device; a folder target calls them in
+this process, as the device would; an ssh target runs the same commands on the device.
+Each returns the JSON record the command prints. The private key never leaves the folder.
+"""
+import binascii
+import shutil
+import time
+from pathlib import Path
+
+from agent.runtime.device import init_device
+from agent.store import identity
+from provisioning import files
+from provisioning.device import devicedir
+from provisioning.errors import UsageError
+
+
+def init(device_dir, board_path, district=None, now_s=None):
+    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `created`."""
+    board_path = Path(board_path)
+    profile = files.load_board(board_path)
+    d = devicedir.ensure_dir(device_dir)
+    devicedir.read_device(d)  # a damaged device.json is an error to see, not to overwrite silently
+    rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
+    if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
+        shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
+    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "created": rec["created"],
+            "board": profile.name, "district": rec["district"], "device_dir": str(d)}
+
+
+def show(device_dir):
+    """The identity of device_dir, never its private key."""
+    key, dev, pub = devicedir.load_identity(device_dir)
+    record = devicedir.read_device(device_dir)
+    return {"device_id": dev, "public_key": pub.hex(), "board": record.get("board"),
+            "district": record.get("district"), "device_dir": str(Path(device_dir))}
+
+
+def pop(device_dir, challenge_hex):
+    """Sign the challenge with the device key in device_dir; also make sure device.pem exists.
+
+    Returns {device_id, public_key, signature} (hex). The private key stays in this process.
+    """
+    try:
+        challenge = binascii.unhexlify(challenge_hex)
+    except (binascii.Error, ValueError):
+        raise UsageError("--challenge: not hex")
+    devicedir.load_identity(device_dir)  # a clear error if there is no identity here
+    try:
+        return identity.answer_pop(str(device_dir), challenge)
+    except ValueError as e:
+        raise UsageError("--challenge: %s" % e)

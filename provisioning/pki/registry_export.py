@@ -1,0 +1,34 @@
+"""Read a registry export (`civicmote registry export --json`) into a KeyRing (CPython only).
+
+Export format (contract): {"version": 1, "devices": [{"device_id", "public_key" (SEC1 hex),
+"status" ("active" | "disabled" | "revoked"), "district", "board", "certificate", ...}]}.
+"""
+from agent.core.identity import device_id as derive_device_id
+from provisioning import files
+from provisioning.errors import UsageError
+
+
+def load_export(path, ring):
+    doc = files.read_json(path, "registry export")
+    devices = doc.get("devices") if isinstance(doc, dict) else None
+    if not isinstance(devices, list):
+        raise UsageError("%s: not a registry export (no 'devices' list)" % path)
+    for i, d in enumerate(devices):
+        where = "%s: devices[%d]" % (path, i)
+        if not isinstance(d, dict):
+            raise UsageError("%s: must be an object" % where)
+        try:
+            sec1 = bytes.fromhex(d.get("public_key") or "")
+            dev = derive_device_id(sec1)
+        except Exception:
+            raise UsageError("%s.public_key: not a SEC1 P-256 public key in hex" % where)
+        if d.get("device_id") != dev:
+            raise UsageError("%s.device_id: %r does not match its public key (%s)" % (where, d.get("device_id"), dev))
+        status = d.get("status", "active")
+        if status == "active":
+            ring.add_public_key(sec1)
+        elif status in ("disabled", "revoked"):
+            ring.refuse(dev, status)
+        else:
+            raise UsageError("%s.status: unknown status %r" % (where, status))
+    return ring
