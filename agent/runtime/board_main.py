@@ -59,12 +59,9 @@ def mqtt_transport(device_dir, config, dev):
     host, port, tls = parse_broker(url)
     creds = None
     if tls:
-        names = config.get("tls") or {}
-        creds = {}
-        for field, default in (("cadata", "ca.crt"), ("cert", "device.crt"), ("key", "device.pem")):
-            name = names.get({"cadata": "cafile", "cert": "certfile", "key": "keyfile"}[field], default)
-            with open(device_dir + "/" + name, "rb") as f:
-                creds[field] = f.read()
+        from agent.net import tls_files
+
+        creds = tls_files.load(device_dir, config.get("tls"))  # DER: what every MicroPython ssl parses
     status = topics(config.get("topic_prefix", DEFAULT_PREFIX), config["district"], dev)[2]
     # 5 s per network wait: below the watchdog's 8 s (the longest an RP2040 allows).
     return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
