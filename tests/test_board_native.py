@@ -116,3 +116,21 @@ def test_board_survives_a_broker_outage(city):
 def test_board_delivers_at_a_192k_heap(city):
     closed, delivered, depth, net_errors, alloc, free = city.run_board(2, heap=TARGET_HEAP)
     assert closed >= 2 and delivered == closed and depth == 0
+
+
+@needs_bounded_ledger
+def test_heap_bench_quick_mode(capsys):
+    """bench/bench_board_heap.py --quick finds a working cap for the agent and for TLS alone."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "bench_board_heap.py"
+    spec = importlib.util.spec_from_file_location("bench_board_heap", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--quick"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["tls_only_smallest_heap_bytes"] and res["agent_smallest_heap_bytes"]
+    assert res["tls_only_smallest_heap_bytes"] < res["agent_smallest_heap_bytes"] <= BOARD_HEAP
+    assert res["cpu_s_per_window_sim_board"] > 0
