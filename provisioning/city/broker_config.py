@@ -134,6 +134,22 @@ def _ids(user):
     return e.pw_uid, e.pw_gid
 
 
+def _reachable(path, uid, gid):
+    """The first folder above path that user (uid, gid) cannot enter, or None."""
+    import stat
+
+    p = Path(path).absolute()
+    for folder in [p] + list(p.parents):
+        try:
+            st = os.stat(folder)
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        if not (mode & 0o001 or (st.st_gid == gid and mode & 0o010) or (st.st_uid == uid and mode & 0o100)):
+            return folder
+    return None
+
+
 def broker_user(user):
     """The user Mosquitto will read its files as: --user, else mosquitto when we run as root, else us."""
     if user:
@@ -158,6 +174,12 @@ def write(authority, records, out_dir, port=DEFAULT_PORT, bind=None, hosts=(), u
     collector = _ids(collector_user) if collector_user else me
     # Files the broker reads after dropping privileges: root (or we) own them, its group reads.
     shared = (me[0], broker[1])
+    if broker != me:
+        files.make_dir(d, 0o755)
+        blocked = _reachable(d, *broker)
+        if blocked is not None:
+            raise EnvironmentProblem("%s: Mosquitto runs as %s and cannot enter %s; put --out where it can (e.g. "
+                                     "/etc/civicmote/broker) or give that folder o+x" % (d, user, blocked))
     try:
         files.make_dir(d, 0o755)
         files.make_dir(d / "data", 0o700, broker)

@@ -126,7 +126,7 @@ class Collector:
             with self.store.transaction():
                 if held_id is not None:
                     self.store.drop_held(held_id)
-                return self._reject(topic, None, None, "the collector could not judge this message (%s: %s)"
+                return self._reject(topic, None, "the collector could not judge this message (%s: %s)"
                                     % (type(e).__name__, str(e)[:200]), payload, now)
 
     def devices(self):
