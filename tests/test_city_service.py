@@ -137,7 +137,7 @@ def test_nothing_acknowledged_is_lost_while_the_collector_is_away_and_the_broker
     city.configure()
     city.start()
     code, events, err = _finish(city.collect("--duration", "2"))  # the persistent session exists now
-    assert code == 1, err
+    assert code == 0 and events[-1]["reason"] == "duration", err
     per_device = 500  # 1,500 in all: more than Mosquitto's default queue of 1,000
     for n in names:
         dev = city.device(n)
@@ -212,7 +212,7 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     city.provision("good")
     city.configure()
     city.start()
-    proc = city.collect("--count", "20", "--duration", "90")
+    proc = city.collect("--idle", "6", "--duration", "120")
     time.sleep(2)
     bad, good = city.device("bad"), city.device("good")
     topic = "civicmote/v1/north/%s/summary" % city.devs["bad"]
@@ -235,8 +235,8 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     assert code == 0, err
     assert "Traceback" not in err
     rejected = [e for e in events if e.get("event") == "rejected"]
-    assert len(rejected) >= 300 and all(e["reason"] for e in rejected)
-    assert sorted(s for d, s in city.stored() if d == city.devs["good"])[:20] == list(range(1, 21))
+    assert len(rejected) >= 290 and all(e["reason"] for e in rejected)
+    assert sorted(s for d, s in city.stored() if d == city.devs["good"]) == list(range(1, 22))
 
 
 def test_time_travel_the_refreshed_crl_keeps_the_broker_open_a_year_on(city):
