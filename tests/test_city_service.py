@@ -237,6 +237,14 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     rejected = [e for e in events if e.get("event") == "rejected"]
     assert len(rejected) >= 290 and all(e["reason"] for e in rejected)
     assert sorted(s for d, s in city.stored() if d == city.devs["good"]) == list(range(1, 22))
+    # Every collector that starts later gets the bad retained manifest again: rejected, and it runs on.
+    proc = city.collect("--idle", "3", "--duration", "30")
+    time.sleep(2)
+    good.publish("civicmote/v1/north/%s/summary" % city.devs["good"], _summary(city.tmp / "good", "north", 40))
+    code, events, err = _finish(proc)
+    assert code == 0 and "Traceback" not in err, err
+    assert any(e.get("event") == "rejected" and e["topic"].endswith("/manifest") for e in events)
+    assert any(e.get("event") == "summary" and e["seq"] == 40 for e in events)
 
 
 def test_time_travel_the_refreshed_crl_keeps_the_broker_open_a_year_on(city):
