@@ -36,6 +36,17 @@ def _summary(device_dir, district, seq, extra=None):
     return cose.sign1(summary.encode(s), key, dev.encode())
 
 
+def _bad_manifest(device_dir):
+    """A signed manifest whose content is wrong: v true, a big integer, a float."""
+    from agent.core import cbor, cose
+    from agent.store import identity
+
+    key = identity.load_key(str(device_dir))
+    dev, _ = identity.public_identity(key)
+    m = {"kind": "manifest", "v": True, "dev": dev, "metrics": [], "x": 2 ** 64 - 1, "y": 1.5}
+    return cose.sign1(cbor.dumps(m), key, dev.encode())
+
+
 class City:
     def __init__(self, tmp, capsys):
         self.tmp, self.capsys = tmp, capsys
@@ -230,7 +241,8 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
             good.publish("civicmote/v1/north/%s/summary" % city.devs["good"],
                          _summary(city.tmp / "good", "north", i // 15 + 1))
     # a retained manifest with bad content: every collector that ever starts sees it
-    bad.publish("civicmote/v1/north/%s/manifest" % city.devs["bad"], _summary(city.tmp / "bad", "north", 9))
+    bad.c.publish("civicmote/v1/north/%s/manifest" % city.devs["bad"], _bad_manifest(city.tmp / "bad"), qos=1,
+                  retain=True).wait_for_publish(5)
     code, events, err = _finish(proc)
     assert code == 0, err
     assert "Traceback" not in err
