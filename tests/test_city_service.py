@@ -331,6 +331,7 @@ def test_files_get_their_modes_whatever_the_umask_and_units_are_written(city):
     assert "PathChanged=%s" % city.reg in units["civicmote-broker-refresh.path"]
     assert "%s/registry.json" % city.out in units["civicmote-collector.service"]
     assert "Restart=always" in units["civicmote-collector.service"]
+    assert "ReadWritePaths=%s/data" % city.out in units["civicmote-broker.service"]  # persistence under /etc
     analyze = shutil.which("systemd-analyze")
     if analyze:
         r = subprocess.run([analyze, "verify"] + [str(city.out / "systemd" / n) for n in sorted(units)],
