@@ -159,6 +159,9 @@ def _item(data, pos, depth, max_items):
         if ib < 0x18:
             out[k] = ib
             pos += 1
+        elif ib == 0x1A and pos + 4 < size and (data[pos + 1] or data[pos + 2]):  # uint 65536..2**32-1: times
+            out[k] = int.from_bytes(data[pos + 1:pos + 5], "big")
+            pos += 5
         elif 0x40 <= ib < 0x58 or 0x60 <= ib < 0x78:  # short byte or text string
             end = pos + 1 + (ib & 31)
             if end > size:
