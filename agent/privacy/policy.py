@@ -79,13 +79,9 @@ class DPPolicy:
 
     def sensitivity(self):
         """L1 sensitivity of the noised integer aggregate to adding or removing one person:
-        count: per_person events (at most max_events); sum and a mean's sum: per_person
+        count: per_person events; sum and a mean's sum: per_person
         readings at up to max(|lo|, |hi|) each; histogram: per_person readings, one bucket
         each; distinct: devices x addresses per window, one bitmap bit each."""
-        if self.mechanism == "count":
-            if self.max_events is not None and self.max_events < self.per_person:
-                return self.max_events
-            return self.per_person
         if self.mechanism in ("sum", "mean"):
             return self.per_person * max(abs(self.lo), abs(self.hi))
         return self.per_person
