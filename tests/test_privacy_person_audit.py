@@ -35,8 +35,8 @@ from agent.privacy.release import PERSON
 from street_hour import T0, HOUR, MemoryLedger, people_board, replay, run_hour
 
 ALPHA = 1e-7
-N_SEARCH = 2500
-N_TEST = 6000
+N_SEARCH = 2000
+N_TEST = 5000
 EPS = {"footfall": "1/2", "presence": "1/2"}
 DECLARED = 1.0  # per window for one person: 1/2 + 1/2
 
