@@ -15,6 +15,18 @@ from agent.emulators.prng import mix32, unit
 
 BLOCK_S = 600
 HEARD_S = 20  # a phone walking past is in Bluetooth range for about this long
+REPEAT_GAP_S = (150, 450)  # someone passing again comes back after 2.5 to 7.5 minutes
+
+
+def _collect():
+    # On MicroPython, drawing a block of people makes garbage (32-bit hashes are long ints
+    # there); collect it before it makes the heap grow. CPython needs nothing.
+    import sys
+
+    if sys.implementation.name == "micropython":
+        import gc
+
+        gc.collect()
 
 
 class Person:
@@ -88,7 +100,9 @@ class Crowd:
         self.fast_share = fast_share
         self.fast_rotation_s = fast_rotation_s
         self.extra = []  # people added by hand (tests: the one person who differs)
-        self._lookback = (2 * 1500 + HEARD_S + linger_s[1]) // BLOCK_S + 1
+        # how many blocks back a person can arrive and still be around (kept small: every
+        # block of arrivals costs a hash per second to draw)
+        self._lookback = (max(2 * REPEAT_GAP_S[1], linger_s[1]) + HEARD_S) // BLOCK_S + 1
         self._people = {}  # block -> [Person arriving in it]
         self._index = {}  # block -> (motion seconds, [(start, end, Person) heard in it])
 
@@ -110,7 +124,7 @@ class Crowd:
         elif kind < self.linger_share + self.repeat_share:
             t = s
             for i in range(1 + int(unit(seed, 113, s) * 2)):  # one or two more passes
-                t += 300 + int(unit(seed, 114, s, i) * 1200)
+                t += REPEAT_GAP_S[0] + int(unit(seed, 114, s, i) * (REPEAT_GAP_S[1] - REPEAT_GAP_S[0]))
                 passes.append(t)
         phone = None
         if unit(seed, 101, s) < self.phone_share:
@@ -137,6 +151,7 @@ class Crowd:
         got = self._index.get(block)
         if got is not None:
             return got
+        _collect()
         lo, hi = block * BLOCK_S, (block + 1) * BLOCK_S - 1
         people = []
         for b in range(block - self._lookback, block + 1):

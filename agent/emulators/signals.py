@@ -27,7 +27,7 @@ class PirEdges:
             return 0
         people = self.street.people
         n = 0
-        for s in range(max(last + 1, now_s - 3600), now_s + 1):
+        for s in range(max(last + 1, now_s - 600), now_s + 1):  # an unread counter keeps 10 min
             if people.moving(s):
                 quiet = True
                 for q in range(s - self.hold_s, s):

@@ -21,7 +21,7 @@ def test_constant_rate_and_kinds_of_people():
         assert 120 <= p.stay[1] - p.stay[0] < 900 and p.passes == []
     for p in repeaters:
         gaps = [b - a for a, b in zip(p.passes, p.passes[1:])]
-        assert len(p.passes) <= 3 and min(gaps) >= 300 and max(gaps) < 1500
+        assert len(p.passes) <= 3 and min(gaps) >= 150 and max(gaps) < 450
     with_phone = [p for p in people if p.phone is not None]
     assert 0.5 < len(with_phone) / len(people) < 0.7
 
