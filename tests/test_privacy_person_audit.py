@@ -70,8 +70,9 @@ def lingering():
 
 
 def rotating_phone():
-    # passes once and sits nearby for 40 minutes with a phone rotating every 15 minutes
-    return Person(900003, passes=[T0 + 100], stay=(T0 + 1200, T0 + 3600 - 1), phone=(900003, 900, 700))
+    # passes once, comes back and sits nearby past the end of the hour (2 events in the
+    # window), with a phone rotating every 15 minutes
+    return Person(900003, passes=[T0 + 100], stay=(T0 + 1200, T0 + HOUR + 600), phone=(900003, 900, 700))
 
 
 def fast_phone():

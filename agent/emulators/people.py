@@ -11,7 +11,7 @@ Everything is a pure function of (seed, time): a person is drawn from the hash o
 they arrive, so reading any interval in any order gives the same street. People are kept per
 block of BLOCK_S seconds; a query looks back over the blocks whose people can still be around.
 """
-from agent.emulators.prng import mix32, unit
+from agent.emulators.prng import Prng, mix32
 
 BLOCK_S = 600
 HEARD_S = 20  # a phone walking past is in Bluetooth range for about this long
@@ -108,28 +108,31 @@ class Crowd:
 
     def arrives(self, s):
         """True if someone arrives at second s."""
-        return unit(self.seed, 100, s) < self.rate(s * 1000)
+        return s in self._block(s // BLOCK_S)[1]
 
     def person(self, s):
-        """The person arriving at second s (call only when arrives(s))."""
-        seed = self.seed
-        pid = mix32(seed, 110, s)
+        """The person arriving at second s (call only when arrives(s)).
+
+        One hash of (seed, s), then a small PRNG for their traits: on MicroPython 32-bit hashes
+        are long ints, so fewer hashes mean far less garbage."""
+        pid = mix32(self.seed, 110, s)
+        rng = Prng(pid)
         passes = [s]
         stay = None
-        kind = unit(seed, 111, s)
+        kind = rng.uniform()
         if kind < self.linger_share:
             lo, hi = self.linger_s
-            stay = (s, s + lo + int(unit(seed, 112, s) * (hi - lo)))
+            stay = (s, s + lo + int(rng.uniform() * (hi - lo)))
             passes = []
         elif kind < self.linger_share + self.repeat_share:
             t = s
-            for i in range(1 + int(unit(seed, 113, s) * 2)):  # one or two more passes
-                t += REPEAT_GAP_S[0] + int(unit(seed, 114, s, i) * (REPEAT_GAP_S[1] - REPEAT_GAP_S[0]))
+            for i in range(1 + int(rng.uniform() * 2)):  # one or two more passes
+                t += REPEAT_GAP_S[0] + int(rng.uniform() * (REPEAT_GAP_S[1] - REPEAT_GAP_S[0]))
                 passes.append(t)
         phone = None
-        if unit(seed, 101, s) < self.phone_share:
-            rot = self.fast_rotation_s if unit(seed, 115, s) < self.fast_share else self.rotation_s
-            phone = (pid, rot, int(unit(seed, 116, s) * rot))
+        if rng.uniform() < self.phone_share:
+            rot = self.fast_rotation_s if rng.uniform() < self.fast_share else self.rotation_s
+            phone = (pid, rot, int(rng.uniform() * rot))
         return Person(pid, passes, stay, self.fidget_s, phone)
 
     def add(self, person):
@@ -137,14 +140,27 @@ class Crowd:
         self.extra.append(person)
         self._index = {}
 
-    def arriving(self, block):
+    def _block(self, block):
+        # ([Person arriving in the block], {their arrival seconds}): one PRNG per block draws
+        # whether someone arrives in each of its seconds.
         got = self._people.get(block)
         if got is None:
-            got = [self.person(s) for s in range(block * BLOCK_S, (block + 1) * BLOCK_S) if self.arrives(s)]
+            rng = Prng(mix32(self.seed, 100, block))
+            people = []
+            seconds = {}
+            for s in range(block * BLOCK_S, (block + 1) * BLOCK_S):
+                if rng.uniform() < self.rate(s * 1000):
+                    seconds[s] = True
+                    people.append(self.person(s))
             if len(self._people) > 4 * self._lookback:
                 self._people = {}
+            got = (people, seconds)
             self._people[block] = got
         return got
+
+    def arriving(self, block):
+        """The people who arrive during one block."""
+        return self._block(block)[0]
 
     def index(self, block):
         """(set of seconds with motion, [(start, end, person) heard]) within one block."""
