@@ -33,7 +33,7 @@ DEFAULT_STATS = ("mean", "min", "max")
 class Board:
     """A validated profile. Plain dicts inside; dp holds each personal metric's DPPolicy."""
 
-    def __init__(self, raw, source, dp):
+    def __init__(self, raw, source, dp, daily_epsilon=None):
         self.raw = raw
         self.source = source
         self.name = raw["board"]
@@ -44,6 +44,8 @@ class Board:
         self.sensors = raw["sensors"]
         self.metrics = raw["metrics"]
         self.dp = dp
+        # One budget per person per UTC day across all personal metrics (a rational), or None.
+        self.daily_epsilon = daily_epsilon
 
     def metrics_of(self, sensor):
         """[(metric name, reading)] fed by a sensor, in name order."""
@@ -85,7 +87,9 @@ def load_profile(path_or_dict, source=None):
             raise ConfigError("%s: cannot read the profile (%s)" % (src, e)) from None
         except ValueError as e:
             raise ConfigError("%s: not valid JSON (%s)" % (src, e)) from None
-    return Board(raw, src, _Validator(src).profile(raw))
+    v = _Validator(src)
+    dp = v.profile(raw)
+    return Board(raw, src, dp, v.budget(raw.get("privacy"), dp))
 
 
 class _Validator:
@@ -134,6 +138,14 @@ class _Validator:
         self.buses(self.obj("buses", raw["buses"]), runtime)
         self.sensors(self.obj("sensors", raw["sensors"]), raw["buses"])
         return self.metrics(self.obj("metrics", raw["metrics"]), raw["sensors"])
+
+    def budget(self, obj, dp):
+        from agent.privacy.policy import parse_budget
+
+        try:
+            return parse_budget(obj, dp)
+        except ConfigError as e:
+            raise ConfigError("%s: %s" % (self.source, e)) from None
 
     def buses(self, buses, runtime):
         pins = {}
@@ -197,7 +209,7 @@ class _Validator:
                 self.fail(f + ".period_s", "must be a positive number of seconds")
             if "weighting" in s:
                 self.string(f + ".weighting", s["weighting"], ("A", "Z"))
-            for k in ("frame", "work_s", "duty_period_s"):
+            for k in ("frame", "work_s", "duty_period_s", "refractory_s"):
                 if k in s:
                     self.integer(f + "." + k, s[k], 1)
             if ("work_s" in s) != ("duty_period_s" in s):
@@ -246,11 +258,23 @@ class _Validator:
             self.obj(f + ".dp", m["dp"])
             if reading in IDENTIFIER_READINGS and m["dp"].get("mechanism") != "distinct":
                 self.fail(f + ".dp.mechanism", "reading %r gives identifiers; use mechanism 'distinct'" % reading)
+            window = m.get("window", self._window_s)
             try:
-                dp[name] = parse_dp(name, m["dp"])
+                dp[name] = parse_dp(name, m["dp"], window, s.get("refractory_s"))
             except ConfigError as e:
                 self.fail(f + ".dp", str(e))
+            self.readings_bound(f, dp[name], s, window)
         return dp
+
+    def readings_bound(self, f, policy, sensor, window):
+        # A person can touch at most every reading of a window: ceil(window / period) of them.
+        if policy.mechanism not in ("sum", "mean", "histogram"):
+            return
+        period = sensor.get("period_s", 10)
+        most = int(-(-window // period))
+        if policy.per_person > most:
+            self.fail(f + ".dp.per_person", "%d exceeds the %d readings the sensor makes in a window"
+                      % (policy.per_person, most))
 
     def env_release(self, f, m):
         from agent.core import rational

@@ -22,13 +22,14 @@ def tiny_board(window_s=5):
         "board": "tiny", "runtime": "cpython", "chip": "sim", "window_s": window_s,
         "buses": {"i2c0": {"type": "i2c", "backing": "emulated"}, "gpio": {"type": "pin", "backing": "emulated"}},
         "sensors": {"env": {"driver": "bme280", "bus": "i2c0", "period_s": 1},
-                    "pir": {"driver": "pir", "bus": "gpio", "period_s": 1}},
+                    "pir": {"driver": "pir", "bus": "gpio", "period_s": 1, "refractory_s": 1}},
         "metrics": {
             "temperature": {"sensor": "env", "reading": "temperature_c", "unit": "degC", "class": "environmental",
                             "resolution": "0.1"},
             "motion": {"sensor": "pir", "reading": "motion_events", "unit": "events", "class": "personal",
-                       "dp": {"mechanism": "count", "epsilon": "1/2", "hi": 10, "k": 5, "daily_epsilon": "100000"}},
+                       "dp": {"mechanism": "count", "epsilon": "1/2", "per_person": 1, "k": 5}},
         },
+        "privacy": {"daily_epsilon": "100000"},
     }
 
 

@@ -12,14 +12,15 @@ PASSPHRASE = "correct horse battery"
 BOARD = {
     "board": "sim-linux", "runtime": "cpython", "chip": "sim", "window_s": 60,
     "buses": {"i2c0": {"type": "i2c", "backing": "emulated"}, "gpio": {"type": "pin", "backing": "emulated"}},
-    "sensors": {"env": {"driver": "bme280", "bus": "i2c0"}, "pir": {"driver": "pir", "bus": "gpio"}},
+    "sensors": {"env": {"driver": "bme280", "bus": "i2c0"}, "pir": {"driver": "pir", "bus": "gpio", "refractory_s": 2}},
     "metrics": {
         "temperature": {"sensor": "env", "reading": "temperature_c", "unit": "degC", "class": "environmental",
                         "description": "air temperature"},
         "motion": {"sensor": "pir", "reading": "motion_events", "unit": "events", "class": "personal",
                    "description": "people passing by",
-                   "dp": {"mechanism": "count", "epsilon": "1/2", "hi": 10, "k": 5, "daily_epsilon": "4"}},
+                   "dp": {"mechanism": "count", "epsilon": "1/2", "per_person": 2, "k": 5}},
     },
+    "privacy": {"daily_epsilon": "4"},
 }
 
 

@@ -1,39 +1,56 @@
 """The simulated board's manifest reads correctly in plain language (issue 3, "done when"),
-and every personal metric it declares goes through the privacy engine. Host only: it reads
-boards/sim.json, which the board profiles own."""
+every personal metric it declares goes through the privacy engine, and the shipped boards'
+one budget per person per day stands beside published deployments (issue 11). Host only: it
+reads boards/*.json, which the board profiles own."""
 import os
 from pathlib import Path
 
 from agent.board import load_profile
+from agent.core import rational
 from agent.privacy.contributions import open_window
 from agent.privacy.ledger import PrivacyLedger
-from agent.privacy.manifest import _title, build_manifest, describe, window_text
+from agent.privacy.manifest import _title, board_manifest, describe, window_text
+from agent.privacy.manifest_text import decimal_text
+from agent.privacy.policy import spend_per_day
 from agent.privacy.release import release_window
 
-SIM = Path(__file__).resolve().parent.parent / "boards" / "sim.json"
+BOARDS = Path(__file__).resolve().parent.parent / "boards"
+SIM = BOARDS / "sim.json"
 NOW = 1767225600
 
 
 def test_sim_manifest_in_plain_language():
     board = load_profile(str(SIM))
-    m = build_manifest(board.metrics, device_id="cmabcdefghijklmnop", board=board.name,
-                       window_s=board.window_s)
+    m = board_manifest(board, "cmabcdefghijklmnop")
     text = describe(m)
+    assert "This device spends at most 2.64 per day on any one person" in text
     personal = [e for e in m["metrics"] if e["class"] == "personal"]
     assert sorted(e["name"] for e in personal) == board.personal_metrics()
     for e in personal:
         p = board.dp[e["name"]]
         line = [ln for ln in text.split("\n") if ln.startswith(e["name"][:1].upper() + e["name"][1:] + ":")]
         assert len(line) == 1, e["name"]
-        assert "with noise added so no single person can be detected" in line[0]
-        assert "(ε = %s per %s window, at most %s per day" % (
-            e["epsilon"], window_text(board.metric_window(e["name"])), e["daily_epsilon"]) in line[0]
-        assert "Counts under %d are never published." % p.k in line[0]
+        assert "with noise added (ε = %s per %s window for one person)" % (
+            decimal_text(e["epsilon"]), window_text(board.metric_window(e["name"]))) in line[0]
+        assert "When the noisy count (after the noise is added) is under %d, only \"suppressed\"" % p.k in line[0]
+    assert "changes its address no more often than every 15 minutes" in text
+    assert "sets the sensor off at most 2 times in a window" in text
     for e in m["metrics"]:
         if e["class"] == "environmental":
             line = [ln for ln in text.split("\n") if ln.startswith(_title(e["name"]) + ":")]
             assert len(line) == 1 and line[0].endswith("No personal data."), e["name"]
             assert "over each %s window" % window_text(e["window"]) in line[0]
+
+
+def test_shipped_boards_spend_at_most_2_64_per_person_per_day():
+    for path in sorted(BOARDS.glob("*.json")):
+        board = load_profile(str(path))
+        if not board.dp:
+            continue
+        assert rational.cmp(board.daily_epsilon, (264, 100)) <= 0, path.name
+        assert rational.cmp(spend_per_day(board.dp), board.daily_epsilon) <= 0, path.name
+        for name in board.dp:
+            assert board.dp[name].sensitivity() >= 1 and board.dp[name].per_person is not None
 
 
 def test_every_sim_personal_metric_releases_through_the_engine(tmp_path):
@@ -43,12 +60,11 @@ def test_every_sim_personal_metric_releases_through_the_engine(tmp_path):
     for name in board.personal_metrics():
         p = board.dp[name]
         acc = open_window(p, os.urandom)
-        for i in range(300):
+        for i in range(3000):
             acc.add(os.urandom(6) if p.mechanism == "distinct" else 1)
         windows[name] = (p, acc)
-    out = release_window(windows, led, NOW, os.urandom)
+    out = release_window(windows, led, NOW, os.urandom, board.daily_epsilon)
     assert sorted(out) == board.personal_metrics()
     for name in out:
         assert set(out[name]) <= {"n", "sum", "mean", "h", "saturated", "suppressed"}, out[name]
-        if "n" in out[name]:
-            assert abs(out[name]["n"] - 300) < 100
+        assert "n" in out[name] and abs(out[name]["n"] - 3000) < 1500  # scale <= 67: |noise| < 1500 w.p. 1 - 1e-9

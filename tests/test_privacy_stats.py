@@ -286,7 +286,7 @@ def sum_runner(policy, rng):
 
 def test_audit_count_passes_claimed_epsilon_and_flags_half_noise():
     rng = os.urandom
-    p = parse_dp("footfall", {"mechanism": "count", "epsilon": "1", "daily_epsilon": "24", "k": 1})
+    p = parse_dp("footfall", {"mechanism": "count", "epsilon": "1", "per_person": 1, "k": 1}, 3600, 1)
     eps = 1.0
     rnd = random.Random(20260101)
     pv, ev = audit(count_runner(p, rng), 20, 21, eps, 20_000, 100_000, rnd)
@@ -299,7 +299,7 @@ def test_audit_sum_passes_claimed_epsilon_and_flags_half_noise():
     # Neighbours differ by one contribution at the clamp bound; an out-of-range reading is
     # clamped first, so the sensitivity is hi = 4 whatever the sensor says.
     rng = os.urandom
-    p = parse_dp("dwell", {"mechanism": "sum", "epsilon": "1", "daily_epsilon": "24", "lo": 0, "hi": 4})
+    p = parse_dp("dwell", {"mechanism": "sum", "epsilon": "1", "per_person": 1, "lo": 0, "hi": 4})
     eps = 1.0
     d1 = [1, 2, 3]
     d2 = [1, 2, 3, 1000]

@@ -9,10 +9,14 @@ from agent.emulators.prng import Prng, mix32
 
 
 class PirEdges:
-    """Rising edges of a PIR output: one per passing pedestrian. Bus side: take_count()."""
+    """Rising edges of a PIR output. The output stays high for hold_s seconds after the last
+    movement in view, so an edge is a movement after hold_s quiet seconds: a person who keeps
+    moving in front of it holds it high (one edge); two people a second apart give one edge.
+    Bus side: take_count()."""
 
-    def __init__(self, street):
+    def __init__(self, street, hold_s=2):
         self.street = street
+        self.hold_s = hold_s
         self._last_s = None
 
     def take_count(self):
@@ -21,9 +25,17 @@ class PirEdges:
         self._last_s = now_s
         if last is None or now_s <= last:
             return 0
+        people = self.street.people
         n = 0
-        for s in range(max(last + 1, now_s - 3600), now_s + 1):
-            n += self.street.arrivals(s)
+        for s in range(max(last + 1, now_s - 600), now_s + 1):  # an unread counter keeps 10 min
+            if people.moving(s):
+                quiet = True
+                for q in range(s - self.hold_s, s):
+                    if people.moving(q):
+                        quiet = False
+                        break
+                if quiet:
+                    n += 1
         return n
 
 
@@ -63,12 +75,13 @@ class AudioSource:
 
 
 class BleAdverts:
-    """Advertisements heard: pedestrians' phones (rotating random addresses, heard for
-    `linger_s` after they pass) and a few fixed beacons. Bus side: start(), drain(fn)."""
+    """Advertisements heard: the phones of the street's people while in range (each from its
+    current rotating address) and a few fixed beacons. Bus side: start(), drain(fn). A drain
+    hands each address heard since the last one to fn once (as a scanner with duplicate
+    filtering does) and returns the number of advertisements (one per device per second)."""
 
-    def __init__(self, street, beacons=3, linger_s=20, horizon_s=30):
+    def __init__(self, street, beacons=3, horizon_s=30):
         self.street = street
-        self.linger_s = linger_s
         self.horizon_s = horizon_s
         self._beacons = [bytes((0xC0 | i, 0x11, 0x22, 0x33, 0x44, 0x55)) for i in range(beacons)]
         self._addr = bytearray(6)
@@ -88,14 +101,14 @@ class BleAdverts:
         last = self._last_s if self._last_s is not None else now_s
         self._last_s = now_s
         n = 0
+        seen = {}
         for s in range(max(last + 1, now_s - self.horizon_s), now_s + 1):
             for b in self._beacons:
-                self._emit(fn, b)
+                seen[b] = True
                 n += 1
-            for a in range(s - self.linger_s, s + 1):
-                if self.street.arrivals(a):
-                    addr = self.street.phone_address(a)
-                    if addr is not None:
-                        self._emit(fn, addr)
-                        n += 1
+            for p in self.street.people.phones(s):
+                seen[p.address(s)] = True
+                n += 1
+        for addr in seen:
+            self._emit(fn, addr)
         return n

@@ -2,20 +2,25 @@
 
 now_ms is Unix time in ms (UTC; tz_h shifts the local day). Daily temperature curve
 peaking mid-afternoon, particulate and CO2 peaks at the 08:00 and 17:30 rush hours,
-pedestrians passing (more by day and at rush hour), traffic noise following both.
+traffic noise following both, and people (agent.emulators.people): arriving more by day and
+at rush hour (or at a constant rate_per_h), some passing again, some lingering, many with a
+phone whose Bluetooth address rotates. Options for the people are passed on to Crowd.
 """
 import math
 
-from agent.emulators.prng import mix32, unit
+from agent.emulators.people import Crowd
+from agent.emulators.prng import unit
 
 DAY_MS = 86400000
 
 
 class Street:
-    def __init__(self, seed=1, tz_h=0):
+    def __init__(self, seed=1, tz_h=0, rate_per_h=None, **people):
         self.seed = seed
         self.tz_ms = int(tz_h * 3600000)
         self.now_ms = 0
+        self.rate_per_h = rate_per_h
+        self.people = Crowd(seed, self.pedestrian_rate, **people)
 
     def set_now(self, now_ms):
         self.now_ms = now_ms
@@ -66,20 +71,11 @@ class Street:
         return 50.0 + 16.0 * self.rush(t) + 8.0 * self.daylight(t) + 1.5 * self.wobble(t, 7)
 
     def pedestrian_rate(self, t):
-        """Expected pedestrians per second."""
+        """Expected people arriving per second at t (ms): rate_per_h / 3600 if set."""
+        if self.rate_per_h is not None:
+            return self.rate_per_h / 3600.0
         return 0.01 + 0.25 * self.rush(t) + 0.08 * self.daylight(t)
 
     def arrivals(self, second):
-        """Pedestrians passing the sensor during the given Unix second (0 or 1)."""
-        return 1 if unit(self.seed, 100, second) < self.pedestrian_rate(second * 1000) else 0
-
-    def phone_address(self, second, rotation_s=900):
-        """The BLE address of the phone (if any) of the pedestrian arriving at `second`.
-
-        Random private addresses that rotate every rotation_s; None if no phone.
-        """
-        if unit(self.seed, 101, second) >= 0.6:
-            return None
-        h1 = mix32(self.seed, 102, second, second // rotation_s)
-        h2 = mix32(h1, 103)
-        return bytes((h1 & 0xFF, h1 >> 8 & 0xFF, h1 >> 16 & 0xFF, h1 >> 24, h2 & 0xFF, (h2 >> 8 & 0x3F) | 0x40))
+        """People arriving at the sensor during the given Unix second (0 or 1)."""
+        return 1 if self.people.arrives(second) else 0

@@ -1,5 +1,5 @@
-"""A personal metric's window state: contributions clamped on the way in, so that the
-sensitivity of what gets noised is exactly what the manifest declares.
+"""A personal metric's window state: contributions clamped on the way in, so that one person's
+effect on what gets noised is at most what the manifest declares.
 
 Only the clamped integer aggregate is kept (count, sum, bucket counts); readings themselves
 are not stored. `open_window(policy, rng)` gives the right accumulator for a policy.
@@ -20,12 +20,22 @@ def clamp(value, lo, hi):
     return value
 
 
+def events(value):
+    """The number of events in one reading of a count, as an int >= 0."""
+    if isinstance(value, bool):
+        return int(value)
+    v = value if isinstance(value, int) else int(round(value))
+    return v if v > 0 else 0
+
+
 class Contributions:
     """Clamped aggregate of a count, sum, mean or histogram metric over one window.
 
-    add(value): one contribution (one reading). For a count, value is the number of events in
-    the reading (default 1), clamped to [0, hi]. For a sum or mean, clamped to [lo, hi]. For a
-    histogram, the value falls in exactly one bucket: bucket i holds edges[i-1] <= v < edges[i].
+    add(value): one reading. For a count, value is the number of events in the reading
+    (default 1, negative counts as 0) and the window's total stops at max_events when declared.
+    For a sum or mean, clamped to [lo, hi]. For a histogram, the value falls in exactly one
+    bucket: bucket i holds edges[i-1] <= v < edges[i]. How many readings or events one person
+    can touch is the policy's per_person bound (agent.privacy.policy).
     """
 
     def __init__(self, policy):
@@ -37,7 +47,9 @@ class Contributions:
     def add(self, value=1):
         p = self.policy
         if p.mechanism == "count":
-            self.n += clamp(value, 0, p.hi)
+            n = self.n + events(value)
+            cap = p.max_events
+            self.n = cap if cap is not None and n > cap else n
         elif p.mechanism == "histogram":
             self.counts[bucket_of(p.buckets, value)] += 1
             self.n += 1

@@ -1,27 +1,82 @@
-"""The privacy manifest: what the device measures and exactly how personal metrics are released.
+"""The privacy manifest: everything a summary can carry, and exactly how people are protected.
 
-`build_manifest` turns the board profile's metrics into a plain dict (ints, strings, lists,
-nested dicts; rationals as exact strings such as "1/2"; no floats, so every runtime encodes
-the same bytes). The runtime signs its deterministic CBOR as a COSE_Sign1 and carries
-`manifest_hash` in every summary. `describe` renders it for a resident.
+`build_manifest` turns the board profile into a plain dict (ints, strings, lists, nested
+dicts; rationals as exact strings such as "2/25"; no floats, so every runtime encodes the same
+bytes). It declares:
+- `privacy`: the unit of privacy (one person) and the device's one budget per person per day,
+  across all personal metrics (`daily_epsilon`), and what a day of every window would spend;
+- `metrics`: each metric's unit, window and class; for a personal one its mechanism, epsilon
+  per window for one person, the per-person bound (`sensitivity`, in the metric's unit), the
+  noise scale, k, the assumptions the bound rests on (per_person, refractory_s, max_events,
+  worst_case, rotation_s, devices) and the keys its released statistics can have;
+- `fields` and `health`: every key of a summary and of its health counters, with what it can
+  reveal.
+The runtime signs its deterministic CBOR as a COSE_Sign1 and carries `manifest_hash` in every
+summary. `describe` (agent.privacy.manifest_text) renders it for a resident.
 """
 from agent.errors import ConfigError
 from agent.core import rational
-from agent.privacy.policy import DPPolicy, parse_dp
+from agent.privacy.policy import DPPolicy, parse_dp, spend_per_day
+from agent.privacy.manifest_text import describe, metric_words, window_text, _title  # noqa: F401
 
-VERSION = 1
+VERSION = 2
 CLASSES = ("environmental", "personal")
+UNIT = "person"
+
+# Every key of a summary payload (agent.core.summary), with what it can reveal.
+FIELDS = {
+    "v": "format version of the summary",
+    "dev": "the device's identifier (derived from its public key)",
+    "seq": "sequence number, increasing across restarts: shows summaries that went missing",
+    "t0": "start of the window, Unix seconds",
+    "t1": "end of the window, Unix seconds",
+    "m": "the measurements: metric name to released statistics, as this manifest declares them",
+    "mh": "hash of the manifest in force (this document)",
+    "gap": "summaries dropped on the device before this one: [count, first seq, last seq]",
+    "h": "health counters, listed under health",
+}
+# Health counters (agent.runtime.agent.Agent.health): none is computed from sensor readings.
+HEALTH = {
+    "up": "seconds since the agent started: shows restarts and power cuts",
+    "err": "sensor faults since the start (bus errors, timeouts, bad checksums): shows hardware trouble or tampering",
+    "deg": "sensors currently failing: shows hardware trouble or tampering",
+    "q": "summaries waiting on the device for the network: shows network outages",
+    "net": "network errors since the start: shows network trouble",
+    "boot": "sequence number of the first summary since the last start: shows when it restarted",
+}
+# Keys the released statistics of each mechanism can carry (agent.privacy.release).
+RELEASED = {
+    "count": ["n", "suppressed", "withheld"],
+    "sum": ["sum", "withheld"],
+    "mean": ["n", "sum", "mean", "suppressed", "withheld"],
+    "histogram": ["h", "withheld"],
+    "distinct": ["n", "saturated", "suppressed", "withheld"],
+}
+_ASSUMPTIONS = ("per_person", "refractory_s", "max_events", "rotation_s", "devices")
 
 
-def build_manifest(profile_metrics, device_id=None, board=None, window_s=None):
+def board_manifest(board, device_id=None):
+    """The manifest of a loaded Board (agent.board): its metrics, parsed policies and budget."""
+    metrics = {}
+    for name in board.metrics:
+        m = dict(board.metrics[name])
+        if name in board.dp:
+            m["dp"] = board.dp[name]
+        metrics[name] = m
+    return build_manifest(metrics, device_id, board.name, board.window_s, board.daily_epsilon)
+
+
+def build_manifest(profile_metrics, device_id=None, board=None, window_s=None, daily_epsilon=None):
     """The manifest payload for a board profile's metrics.
 
     profile_metrics: a dict name -> metric dict (as in a board profile's "metrics"), or a list
     of metric dicts with a "name". A metric dict has "unit", "class" ("environmental" or
     "personal"), optional "window" (seconds; else `window_s`, the board's window), optional
-    "description" (plain words, e.g. "people passing"), and for a personal metric "dp" (a dp
-    block or a parsed DPPolicy). Other keys (sensor, reading) are not part of the manifest.
-    Raises ConfigError naming the metric and field.
+    "description" (plain words, e.g. "people passing"), and for a personal metric "dp" (a
+    parsed DPPolicy, or a dp block, parsed here without sensor parameters). daily_epsilon: the
+    board's budget per person per day (a rational or its text), required with personal metrics.
+    Other keys (sensor, reading) are not part of the manifest. Raises ConfigError naming the
+    metric and field.
     """
     items = []
     if isinstance(profile_metrics, dict):
@@ -33,14 +88,23 @@ def build_manifest(profile_metrics, device_id=None, board=None, window_s=None):
         items = list(profile_metrics)
     entries = []
     seen = {}
+    policies = {}
     for m in items:
-        e = _entry(m, window_s)
+        e, p = _entry(m, window_s)
         if e["name"] in seen:
             raise ConfigError("metric %r is declared twice" % e["name"])
         seen[e["name"]] = True
         entries.append(e)
+        if p is not None:
+            policies[e["name"]] = p
     entries.sort(key=lambda e: e["name"])
-    out = {"kind": "manifest", "v": VERSION, "metrics": entries}
+    out = {"kind": "manifest", "v": VERSION, "metrics": entries, "fields": dict(FIELDS), "health": dict(HEALTH)}
+    if policies:
+        if daily_epsilon is None:
+            raise ConfigError("privacy.daily_epsilon: missing: personal metrics need the device's budget per person per day")
+        cap = daily_epsilon if isinstance(daily_epsilon, tuple) else rational.parse(daily_epsilon)
+        out["privacy"] = {"unit": UNIT, "daily_epsilon": rational.text(cap),
+                          "every_window_per_day": rational.text(spend_per_day(policies))}
     if device_id is not None:
         out["dev"] = device_id
     if board is not None:
@@ -77,22 +141,29 @@ def _entry(m, default_window):
         # How to read the summary's positional statistics: which, in what order, in what unit step.
         e["resolution"] = rational.text(rational.parse(m.get("resolution", 1)))
         e["stats"] = list(m.get("stats", ("mean", "min", "max")))
-        return e
+        return e, None
     dp = m.get("dp")
-    p = dp if isinstance(dp, DPPolicy) else parse_dp(name, dp)
+    p = dp if isinstance(dp, DPPolicy) else parse_dp(name, dp, window)
     e["mechanism"] = p.mechanism
     e["epsilon"] = rational.text(p.epsilon)
-    e["daily_epsilon"] = rational.text(p.daily_epsilon)
     e["sensitivity"] = p.sensitivity()
-    for key in ("k", "lo", "hi", "bits"):
+    scales = p.scales()
+    e["scale"] = {}
+    for key in scales:
+        e["scale"][key] = rational.text(scales[key])
+    for key in ("k", "lo", "hi", "bits") + _ASSUMPTIONS:
         v = getattr(p, key)
         if v is not None:
             e[key] = v
+    worst = p.worst_case()
+    if worst is not None:
+        e["worst_case"] = worst
     if p.buckets is not None:
         e["buckets"] = list(p.buckets)
     if p.mean_split is not None:
         e["mean_split"] = rational.text(p.mean_split)
-    return e
+    e["released"] = list(RELEASED[p.mechanism])
+    return e, p
 
 
 def payload(manifest):
@@ -114,125 +185,3 @@ def sign_manifest(manifest, signing_key, device_id):
     from agent.core import cose
 
     return cose.sign1(payload(manifest), signing_key, device_id.encode())
-
-
-def window_text(seconds):
-    """300 -> "5-minute", 3600 -> "1-hour", 90 -> "90-second"."""
-    if seconds % 86400 == 0:
-        return "%d-day" % (seconds // 86400)
-    if seconds % 3600 == 0:
-        return "%d-hour" % (seconds // 3600)
-    if seconds % 60 == 0:
-        return "%d-minute" % (seconds // 60)
-    return "%d-second" % seconds
-
-
-def describe(manifest):
-    """The manifest in plain language, one paragraph per metric."""
-    lines = []
-    head = "This sensor publishes %d measurement%s." % (
-        len(manifest["metrics"]), "" if len(manifest["metrics"]) == 1 else "s")
-    if manifest.get("dev"):
-        head = "Device %s publishes %d measurement%s." % (
-            manifest["dev"], len(manifest["metrics"]), "" if len(manifest["metrics"]) == 1 else "s")
-    lines.append(head)
-    for e in manifest["metrics"]:
-        lines.append("")
-        lines.append(_describe_metric(e))
-    return "\n".join(lines)
-
-
-_ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm2.5", "pm4", "pm10", "ble")
-
-
-def metric_words(name):
-    """A metric name in plain words: "pm2_5" -> "PM2.5", "co2" -> "CO2", "wait_time" -> "wait time"."""
-    return _words(name)
-
-
-def _words(name):
-    # "pm2_5" -> "pm2.5", "wait_time" -> "wait time": an underscore between digits is a point.
-    out = ""
-    for i, c in enumerate(name):
-        if c in "_-":
-            digits = 0 < i < len(name) - 1 and name[i - 1] in "0123456789" and name[i + 1] in "0123456789"
-            c = "." if digits else " "
-        out += c
-    return " ".join(w.upper() if w in _ACRONYMS else w for w in out.split(" "))
-
-
-def _title(name):
-    words = _words(name)
-    return words[:1].upper() + words[1:]
-
-
-def _unit(e):
-    return " " + e["unit"] if e["unit"] else ""
-
-
-def _describe_metric(e):
-    title = _title(e["name"])
-    what = e.get("description")
-    win = window_text(e["window"])
-    if e["class"] == "environmental":
-        return "%s: measures %s and publishes its %s over each %s window%s. No personal data." % (
-            title, what or _words(e["name"]), _stats_text(e.get("stats", ())), win, _resolution_text(e))
-    mech = e["mechanism"]
-    if mech == "count":
-        body = "counts %s" % (what or e["unit"] or "events")
-        if e.get("hi", 1) > 1:
-            body += " (one reading adds at most %d)" % e["hi"]
-    elif mech == "sum":
-        body = "adds up %s, each reading capped between %d and %d%s" % (
-            what or "readings", e["lo"], e["hi"], _unit(e))
-    elif mech == "mean":
-        body = "averages %s, each reading capped between %d and %d%s" % (
-            what or "readings", e["lo"], e["hi"], _unit(e))
-    elif mech == "histogram":
-        body = "counts %s in ranges (%s%s)" % (what or "readings", _ranges(e["buckets"]), _unit(e))
-    else:
-        body = ("counts how many distinct %s are nearby; their radio addresses are scrambled with "
-                "a key that is thrown away after every window, and never stored or sent"
-                % (what or "phones and other Bluetooth devices"))
-    text = "%s: %s, with noise added so no single person can be detected (ε = %s per %s window, at most %s per day" % (
-        title, body, e["epsilon"], win, e["daily_epsilon"])
-    per_day = rational.floor_div(rational.parse(e["daily_epsilon"]), rational.parse(e["epsilon"]))
-    if per_day * e["window"] < 86400:
-        text += ", so it is published for at most %d window%s a day" % (per_day, "" if per_day == 1 else "s")
-    text += ")."
-    if "k" in e:
-        text += " Counts under %d are never published." % e["k"]
-    return text
-
-
-_STAT_WORDS = {"n": "number of readings", "mean": "average", "min": "lowest value", "max": "highest value",
-               "sd": "spread (standard deviation)", "leq": "energy-average level (LAeq)"}
-
-
-def _stats_text(stats):
-    words = [_STAT_WORDS.get(s, s) for s in stats] or ["value"]
-    if len(words) == 1:
-        return words[0]
-    return ", ".join(words[:-1]) + " and " + words[-1]
-
-
-def _resolution_text(e):
-    res = e.get("resolution")
-    if not res:
-        return ""
-    r = rational.parse(res)
-    if r[1] == 1:
-        step = "%d" % r[0]
-    elif r[0] == 1 and r[1] in (10, 100, 1000):
-        step = "0." + "0" * (len(str(r[1])) - 2) + "1"
-    else:
-        step = rational.text(r)
-    return ", to the nearest %s%s" % (step, _unit(e))
-
-
-def _ranges(edges):
-    parts = ["below %d" % edges[0]]
-    for i in range(1, len(edges)):
-        parts.append("%d to %d" % (edges[i - 1], edges[i]))
-    parts.append("%d and above" % edges[-1])
-    return ", ".join(parts)

@@ -9,11 +9,12 @@ Released statistics (the value of `m[metric]` in a summary; ints, strings, lists
     histogram  {"h": [12, null, 7]}                      null: that bucket fell below k
     distinct   {"n": 120} (+ "saturated": true when the bitmap was full: n is a lower bound)
     any        {"suppressed": true}                       the noisy count fell below k
-    any        {"withheld": "budget"}                     the day's epsilon is spent
+    any        {"withheld": "budget"}                     the day's budget per person is spent
                {"withheld": "ledger"}                     the ledger failed closed
 Suppression looks only at the noisy count (post-processing), never at the true one, which
 would leak whether the true count crossed k.
 """
+from agent.core import rational
 from agent.privacy import distinct
 from agent.privacy.sampler import RandomBits, discrete_laplace
 
@@ -29,23 +30,37 @@ def release(policy, acc, rng):
         acc.wipe()
 
 
-def release_window(metrics, ledger, now, rng):
+PERSON = "person"  # the ledger's one budget: epsilon spent on any one person today
+
+
+def window_cost(policies):
+    """Epsilon one person can cost a window that releases these policies: the sum of their
+    epsilons (a person seen by the motion sensor and the Bluetooth scanner is one person)."""
+    total = (0, 1)
+    for p in policies:
+        total = rational.add(total, p.epsilon)
+    return total
+
+
+def release_window(metrics, ledger, now, rng, daily_epsilon):
     """Release every personal metric of a closed window, charging the ledger first.
 
-    metrics: dict name -> (policy, acc). The ledger is charged for all metrics in one durable
-    write before any noise is drawn; a metric whose charge is refused is withheld. Returns a
-    dict name -> released statistics. Every accumulator is wiped, released or not.
+    metrics: dict name -> (policy, acc). One person may be in every metric at once, so the
+    ledger is charged the window's combined cost against the device's one budget per person
+    per day (daily_epsilon, a rational), in one durable write before any noise is drawn. If the
+    charge is refused, every metric of the window is withheld with the ledger's reason. Returns
+    a dict name -> released statistics. Every accumulator is wiped, released or not.
     """
     try:
-        requests = [(name, metrics[name][0].epsilon, metrics[name][0].daily_epsilon)
-                    for name in sorted(metrics)]
-        refused = ledger.charge(requests, now)
+        names = sorted(metrics)
+        cost = window_cost([metrics[name][0] for name in names])
+        refused = ledger.charge([(PERSON, cost, daily_epsilon)], now) if names else {}
         out = {}
         bits = RandomBits(rng)
-        for name in sorted(metrics):
+        for name in names:
             policy, acc = metrics[name]
-            if name in refused:
-                out[name] = {"withheld": refused[name]}
+            if PERSON in refused:
+                out[name] = {"withheld": refused[PERSON]}
             else:
                 out[name] = _release(policy, acc, bits)
         return out

@@ -32,7 +32,7 @@ def create_ledger(device_dir, now_s):
 
 def signed_manifest(board, key, dev):
     """(COSE_Sign1 manifest message, manifest hash) for this device and board."""
-    m = manifests.build_manifest(board.metrics, device_id=dev, board=board.name, window_s=board.window_s)
+    m = manifests.board_manifest(board, dev)
     return cose.sign1(manifests.payload(m), key, dev.encode()), manifests.manifest_hash(m)
 
 

@@ -5,7 +5,8 @@ the board's window_s; by default the board's window), so a summary carries only 
 whose window closed with it. Environmental metrics keep exact integer statistics
 (agent.core.window) in the resolution their profile declares; personal metrics keep only a clamped aggregate or a salted distinct
 counter (agent.privacy), and leave the device only through release_window, which charges the
-privacy ledger and adds exact noise. Nothing here keeps a raw reading.
+privacy ledger the window's combined cost for one person (every personal metric closing now,
+since one person can be in all of them) and adds exact noise. Nothing here keeps a raw reading.
 """
 from agent.core.window import Window, quantize
 from agent.privacy.contributions import open_window
@@ -17,6 +18,7 @@ class MetricSet:
         self.rng = rng
         self.env = {}  # name -> (Window, resolution, stats)
         self.policies = board.dp  # name -> DPPolicy
+        self.daily_epsilon = board.daily_epsilon  # one budget per person per day, all metrics
         self.windows = {}  # name -> release period in seconds
         for name in board.metrics:
             self.windows[name] = board.metric_window(name)
@@ -76,7 +78,7 @@ class MetricSet:
             elif name in self.personal:
                 closing[name] = self.personal[name]
         if closing:
-            released = release_window(closing, ledger, now_s, self.rng)
+            released = release_window(closing, ledger, now_s, self.rng, self.daily_epsilon)
             for name in released:
                 out[name] = released[name]
             for name in closing:

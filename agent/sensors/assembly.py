@@ -147,6 +147,8 @@ def _driver(name, spec, bus, sink):
         return cls(bus, spec.get("frame", 1024), spec.get("weighting", "A"), spec.get("cal_db", 120.0))
     if d == "ble_presence":
         return cls(bus, sink)
+    if d == "pir":
+        return cls(bus, spec.get("refractory_s", 0))
     return cls(bus)
 
 

@@ -31,7 +31,7 @@ OPTIONS = {
     "scd4x": (),
     "sds011": ("work_s", "duty_period_s"),
     "pms5003": (),
-    "pir": (),
+    "pir": ("refractory_s",),
     "sound": ("frame", "weighting", "cal_db"),
     "ble_presence": (),
 }

@@ -1,7 +1,7 @@
 """`civicmote manifest show`: what a device collects, in plain language (CPython only)."""
 from pathlib import Path
 
-from agent.privacy.manifest import build_manifest, describe
+from agent.privacy.manifest import board_manifest, describe
 from provisioning import files
 from provisioning.device import devicedir
 from provisioning.cli.common import add_command, add_group
@@ -27,6 +27,6 @@ def do_show(out, args):
 
         raise UsageError("give --board FILE (or --device-dir DIR of an initialised device)")
     board = files.load_board(board_path)
-    m = build_manifest(board.metrics, device_id=dev, board=board.name, window_s=board.window_s)
+    m = board_manifest(board, dev)
     out.record(m, lambda _: describe(m))
     return 0

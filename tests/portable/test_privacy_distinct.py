@@ -114,15 +114,15 @@ def test_no_identifier_or_salt_reaches_a_file_or_the_release():
         return b
 
     led = PrivacyLedger.create(flash + "/privacy.ledger", NOW)
-    p = parse_dp("phones", {"mechanism": "distinct", "epsilon": "1", "daily_epsilon": "24", "k": 1,
-                            "bits": 1024})
+    p = parse_dp("phones", {"mechanism": "distinct", "epsilon": "1", "rotation_s": 900, "k": 1,
+                            "bits": 1024}, 3600)
     acc = open_window(p, rng)
     salt = handed_out[0]
     assert len(salt) == distinct.SALT_BYTES
     ids = macs(200, os.urandom(8))
     for i in ids:
         acc.add(i)
-    out = release_window({"phones": (p, acc)}, led, NOW, rng)
+    out = release_window({"phones": (p, acc)}, led, NOW, rng, (24, 1))
     assert "n" in out["phones"]
 
     secrets = [salt] + ids + [hashlib.sha256(salt + i).digest()[:6] for i in ids]

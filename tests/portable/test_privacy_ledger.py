@@ -202,15 +202,17 @@ def test_a_thousand_reboots_never_overspend():
     assert granted["footfall"] <= 24 and granted["phones"] <= 15, granted
 
 
-def test_release_window_withholds_when_the_budget_is_spent():
+def test_release_window_charges_one_budget_per_person_and_withholds_when_spent():
     from agent.privacy.contributions import open_window
     from agent.privacy.policy import parse_dp
-    from agent.privacy.release import release_window
+    from agent.privacy.release import PERSON, release_window
 
     p = ledger_path()
     led = PrivacyLedger.create(p, DAY0)
-    foot = parse_dp("footfall", {"mechanism": "count", "epsilon": "1000", "daily_epsilon": "2000", "k": 1})
-    wait = parse_dp("wait", {"mechanism": "sum", "epsilon": "1000", "daily_epsilon": "5000", "lo": 0, "hi": 9})
+    # huge epsilons: the noise is 0 here, so the data path is exact
+    foot = parse_dp("footfall", {"mechanism": "count", "epsilon": "1000", "per_person": 1, "k": 1}, 300, 1)
+    wait = parse_dp("wait", {"mechanism": "sum", "epsilon": "1500", "per_person": 1, "lo": 0, "hi": 9}, 300)
+    cap = (5000, 1)  # two windows of both (2 x 2500), not three
     outs = []
     for i in range(3):
         a = open_window(foot, os.urandom)
@@ -218,16 +220,23 @@ def test_release_window_withholds_when_the_budget_is_spent():
         for _ in range(7):
             a.add()
             b.add(3)
-        outs.append(release_window({"footfall": (foot, a), "wait": (wait, b)}, led, DAY0 + i * 300, os.urandom))
+        outs.append(release_window({"footfall": (foot, a), "wait": (wait, b)}, led, DAY0 + i * 300, os.urandom, cap))
         assert a.n == 0 and b.total == 0  # wiped, released or not
     assert outs[0] == outs[1] == {"footfall": {"n": 7}, "wait": {"sum": 21}}
-    assert outs[2] == {"footfall": {"withheld": "budget"}, "wait": {"sum": 21}}
+    # one person can be in both metrics: the third window would cost 7500 > 5000, so both wait
+    assert outs[2] == {"footfall": {"withheld": "budget"}, "wait": {"withheld": "budget"}}
+    assert led.spent(PERSON, DAY0 + 1000) == cap  # one key for the person, the combined cost
+    assert led.spent("footfall", DAY0 + 1000) == (0, 1) and led.spent("wait", DAY0 + 1000) == (0, 1)
     # after a reboot the spend is still there
     led = PrivacyLedger.open(p, DAY0 + 1000)
     a = open_window(foot, os.urandom)
-    assert release_window({"footfall": (foot, a)}, led, DAY0 + 1000, os.urandom) == {"footfall": {"withheld": "budget"}}
+    assert release_window({"footfall": (foot, a)}, led, DAY0 + 1000, os.urandom, cap) == {"footfall": {"withheld": "budget"}}
+    # the next UTC day brings a fresh budget
+    a = open_window(foot, os.urandom)
+    a.add()
+    assert release_window({"footfall": (foot, a)}, led, DAY0 + 86400, os.urandom, cap) == {"footfall": {"n": 1}}
     # a ledger that failed closed withholds with its own reason
     write(p, b"tampered")
-    led = PrivacyLedger.open(p, DAY0 + 2000)
+    led = PrivacyLedger.open(p, DAY0 + 86400 + 2000)
     b = open_window(wait, os.urandom)
-    assert release_window({"wait": (wait, b)}, led, DAY0 + 2000, os.urandom) == {"wait": {"withheld": "ledger"}}
+    assert release_window({"wait": (wait, b)}, led, DAY0 + 86400 + 2000, os.urandom, cap) == {"wait": {"withheld": "ledger"}}

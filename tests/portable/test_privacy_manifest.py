@@ -13,14 +13,15 @@ METRICS = [
      "description": "the air temperature"},
     {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
      "description": "people passing",
-     "dp": {"mechanism": "count", "epsilon": "0.5", "daily_epsilon": "12", "k": 5}},
+     "dp": {"mechanism": "count", "epsilon": "0.5", "per_person": 2, "max_events": 150, "k": 5}},
     {"name": "phones", "unit": "devices", "window": 300, "class": "personal",
-     "dp": {"mechanism": "distinct", "epsilon": "1/4", "daily_epsilon": "72", "k": 10, "bits": 2048}},
+     "dp": {"mechanism": "distinct", "epsilon": "1/4", "rotation_s": 900, "k": 10, "bits": 2048}},
     {"name": "dwell", "unit": "s", "window": 3600, "class": "personal", "description": "time spent at the stop",
-     "dp": {"mechanism": "mean", "epsilon": "1", "daily_epsilon": "24", "lo": 0, "hi": 600, "k": 5}},
+     "dp": {"mechanism": "mean", "epsilon": "1", "per_person": 1, "lo": 0, "hi": 600, "k": 5}},
     {"name": "speed", "unit": "km/h", "window": 900, "class": "personal", "description": "vehicle speeds",
-     "dp": {"mechanism": "histogram", "epsilon": "1/2", "daily_epsilon": "48", "k": 3, "buckets": [20, 30, 50]}},
+     "dp": {"mechanism": "histogram", "epsilon": "1/2", "per_person": 1, "k": 3, "buckets": [20, 30, 50]}},
 ]
+DAILY = "300"
 
 
 def _only_plain_types(x):
@@ -36,9 +37,9 @@ def _only_plain_types(x):
 
 
 def test_manifest_payload_is_exact():
-    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim")
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim", daily_epsilon=DAILY)
     _only_plain_types(m)
-    assert m["v"] == 1 and m["dev"] == "cmabcdefghijklmnop" and m["board"] == "sim"
+    assert m["v"] == 2 and m["dev"] == "cmabcdefghijklmnop" and m["board"] == "sim"
     names = [e["name"] for e in m["metrics"]]
     assert names == ["dwell", "footfall", "phones", "speed", "temperature"]
     by = {}
@@ -46,22 +47,34 @@ def test_manifest_payload_is_exact():
         by[e["name"]] = e
     assert by["footfall"] == {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
                               "description": "people passing", "mechanism": "count", "epsilon": "1/2",
-                              "daily_epsilon": "12", "sensitivity": 1, "k": 5, "lo": 0, "hi": 1}
+                              "sensitivity": 2, "scale": {"n": "4"}, "k": 5, "per_person": 2,
+                              "max_events": 150, "worst_case": 150, "released": ["n", "suppressed", "withheld"]}
+    assert by["phones"]["per_person"] == 2 and by["phones"]["rotation_s"] == 900 and by["phones"]["devices"] == 1
+    assert by["phones"]["scale"] == {"n": "8"}  # 2 addresses in 5 minutes, epsilon 1/4
+    # one budget per person per day; every window of every personal metric would spend:
+    # 288 x 1/2 + 288 x 1/4 + 24 x 1 + 96 x 1/2 = 288
+    assert m["privacy"] == {"unit": "person", "daily_epsilon": "300", "every_window_per_day": "288"}
+    assert sorted(m["fields"]) == ["dev", "gap", "h", "m", "mh", "seq", "t0", "t1", "v"]
+    assert sorted(m["health"]) == ["boot", "deg", "err", "net", "q", "up"]
     assert by["temperature"] == {"name": "temperature", "unit": "°C", "window": 300,
                                  "class": "environmental", "description": "the air temperature",
                                  "resolution": "1", "stats": ["mean", "min", "max"]}
     assert m["kind"] == "manifest"
     assert by["dwell"]["mean_split"] == "1/2" and by["dwell"]["sensitivity"] == 600
+    assert by["dwell"]["scale"] == {"sum": "1200", "n": "2"}
     assert by["speed"]["buckets"] == [20, 30, 50]
     assert by["phones"]["bits"] == 2048
 
 
 def test_manifest_accepts_a_dict_and_parsed_policies():
     d = {"footfall": {"unit": "people", "window_s": 300, "class": "personal",
-                      "dp": parse_dp("footfall", METRICS[1]["dp"])}}
-    m = build_manifest(d)
+                      "dp": parse_dp("footfall", METRICS[1]["dp"], 300)}}
+    m = build_manifest(d, daily_epsilon=(12, 1))
     assert m["metrics"][0]["name"] == "footfall" and m["metrics"][0]["epsilon"] == "1/2"
+    assert m["privacy"]["daily_epsilon"] == "12"
     assert "dev" not in m
+    e = raises(ConfigError, build_manifest, d)
+    assert "privacy.daily_epsilon: missing" in str(e)
 
 
 def test_manifest_rejects_bad_metrics():
@@ -82,20 +95,31 @@ def test_manifest_rejects_bad_metrics():
 
 
 def test_describe_reads_plainly():
-    text = describe(build_manifest(METRICS, device_id="cmabcdefghijklmnop"))
+    text = describe(build_manifest(METRICS, device_id="cmabcdefghijklmnop", daily_epsilon="2.64"))
     assert text.startswith("Device cmabcdefghijklmnop publishes 5 measurements.")
-    assert ("Footfall: counts people passing, with noise added so no single person can be detected "
-            "(ε = 1/2 per 5-minute window, at most 12 per day, so it is published for at most 24 "
-            "windows a day). Counts under 5 are never published.") in text
+    assert ("About people: the unit of privacy is one person. This device spends at most 2.64 per day on any "
+            "one person, across all its measurements of people together (ε, epsilon, says how much one person "
+            "can change what is published: whatever anyone reads from a day of these summaries was at most 14 "
+            "times more, or less, likely with you there than without you). Publishing every window would spend "
+            "288 a day, so once the day's budget is spent the measurements of people are withheld until the "
+            "next day (UTC).") in text
+    assert ("Footfall: counts people passing, with noise added (ε = 0.5 per 5-minute window for one person). "
+            "The promise holds for anyone who sets the sensor off at most 2 times in a window (walking past, or "
+            "arriving and leaving). The sensor counts at most 150 events in a window, so someone who stays and keeps "
+            "setting it off is counted at most 150 times in a window: they are protected only as 75 people "
+            "together are (ε up to 37.5 for that window). When the noisy count (after the noise is added) is "
+            "under 5, only \"suppressed\" is published; the true count may be a little above or below 5.") in text
     assert ("Temperature: measures the air temperature and publishes its average, lowest value and highest "
             "value over each 5-minute window, to the nearest 1 °C. No personal data.") in text
     assert ("Phones: counts how many distinct phones and other Bluetooth devices are nearby; their radio "
-            "addresses are scrambled with a key that is thrown away after every window, and never "
-            "stored or sent, with noise added so no single person can be detected (ε = 1/4 per "
-            "5-minute window, at most 72 per day). Counts under 10 are never published.") in text
+            "addresses are scrambled with a key that is thrown away after every window, and never stored or "
+            "sent, with noise added (ε = 0.25 per 5-minute window for one person). The promise assumes a person "
+            "carries at most 1 Bluetooth device and that it changes its address no more often than every 15 "
+            "minutes, so one person shows at most 2 addresses in a window. When the noisy count") in text
     assert "Dwell: averages time spent at the stop, each reading capped between 0 and 600 s" in text
-    assert "(ε = 1 per 1-hour window, at most 24 per day)" in text
+    assert "(ε = 1 per 1-hour window for one person). The promise holds for anyone who affects at most 1 reading in a window." in text
     assert "Speed: counts vehicle speeds in ranges (below 20, 20 to 30, 30 to 50, 50 and above km/h)" in text
+    assert "A range whose noisy count (after the noise is added) is under 3 is published as empty (null)" in text
 
 
 def test_window_text():
@@ -107,14 +131,14 @@ def test_window_text():
 
 def test_board_window_is_the_default_window():
     m = build_manifest({"footfall": {"unit": "events", "class": "personal", "sensor": "pir",
-                                     "dp": METRICS[1]["dp"]}}, window_s=600)
+                                     "dp": METRICS[1]["dp"]}}, window_s=600, daily_epsilon="24")
     assert m["metrics"][0]["window"] == 600
     assert "sensor" not in m["metrics"][0]
     assert "Footfall: counts events, with noise" in describe(m)
 
 
 def test_payload_is_the_same_bytes_on_every_runtime():
-    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim")
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", board="sim", daily_epsilon=DAILY)
     v = load_vectors("privacy_manifest.json")
     assert tohex(hashlib.sha256(payload(m)).digest()) == v["sha256_of_payload"]
     assert tohex(manifest_hash(m)) == v["mh"]
@@ -134,7 +158,7 @@ class FakeKey:
 
 
 def test_signed_manifest_carries_the_payload_and_kid():
-    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop")
+    m = build_manifest(METRICS, device_id="cmabcdefghijklmnop", daily_epsilon=DAILY)
     msg = cose.verify1(sign_manifest(m, FakeKey(), "cmabcdefghijklmnop"), FakeKey())
     assert msg.payload == payload(m)
     assert msg.kid_text() == "cmabcdefghijklmnop"

@@ -14,9 +14,13 @@ EXACT = "1000000"
 
 
 def policy(mech, eps=EXACT, **kw):
-    dp = {"mechanism": mech, "epsilon": eps, "daily_epsilon": "10000000"}
+    # one person adds at most one reading (or event) per window; a count's sensor counts at
+    # most one event a second (refractory 1 s) in a one-hour window
+    dp = {"mechanism": mech, "epsilon": eps}
+    if mech != "distinct":
+        dp["per_person"] = 1
     dp.update(kw)
-    return parse_dp("m", dp)
+    return parse_dp("m", dp, 3600, 1)
 
 
 def test_clamp_rounds_and_bounds():
@@ -33,14 +37,20 @@ def test_bucket_of_edges():
         assert bucket_of(edges, v) == i, (v, i)
 
 
-def test_count_clamps_each_reading_to_hi():
-    p = policy("count", k=1, hi=2)
+def test_count_adds_events_and_stops_at_max_events():
+    p = policy("count", k=1)
     acc = open_window(p, os.urandom)
-    for v in (1, 1, 5, 0, -3, 2):  # 5 counts as 2, -3 as 0
+    for v in (1, 1, 5, 0, -3, 2, 2.6, True):  # -3 counts as 0, 2.6 as 3
         acc.add(v)
-    assert acc.n == 6
-    assert release(p, acc, os.urandom) == {"n": 6}
+    assert acc.n == 13
+    assert release(p, acc, os.urandom) == {"n": 13}
     assert acc.n == 0  # wiped
+    p = policy("count", k=1, max_events=12)
+    acc = open_window(p, os.urandom)
+    for v in (5, 5, 5, 1):
+        acc.add(v)
+    assert acc.n == 12  # the window's cap: what one lingering person can add is bounded too
+    assert release(p, acc, os.urandom) == {"n": 12}
 
 
 def test_sum_clamps_to_bounds():
