@@ -8,6 +8,7 @@ event dicts, after recording it in the store in one transaction:
     {"event": "duplicate", "device_id", "seq", "conflict"}
     {"event": "rejected", "device_id" (None if no known device), "topic", "reason"}
     {"event": "gap", "device_id", "first", "last", "count", "cause", "reported_by"}
+    {"event": "status", "device_id", "district", "status"}   (online/offline, for the web page)
 
 Gap causes, per device, judged when a summary arrives (see docs/delivery.md, "The collector"):
 - dropped-on-device: the summary's own `gap` [count, first, last]: the device's outbox was full
@@ -28,7 +29,8 @@ from provisioning.city.verifier import verify_message
 
 DEFAULT_PREFIX = "civicmote/v1"
 KINDS = ("summary", "manifest")
-IGNORED_KINDS = ("status",)  # unsigned online/offline; the collector does not judge them
+STATUS = "status"  # unsigned, retained online/offline: kept for known devices, never judged as data
+STATUSES = (b"online", b"offline")
 DROPPED = "dropped-on-device"
 SKIPPED = "skipped-at-reboot"
 MISSING = "missing"
@@ -119,8 +121,8 @@ class Collector:
 
     def _handle(self, topic, payload, now):
         parsed = parse_topic(topic, self.prefix)
-        if parsed is not None and parsed[2] in IGNORED_KINDS:
-            return []
+        if parsed is not None and parsed[2] == STATUS:
+            return self._status(parsed[1], parsed[0], payload, now)
         if parsed is None or parsed[2] not in KINDS:
             return self._reject(topic, None, None, "topic %r is not %s/{district}/{device_id}/summary or /manifest"
                                 % (topic, self.prefix), payload, now)
@@ -138,6 +140,14 @@ class Collector:
         if kind == "manifest":
             return self._manifest(v.device_id, district, v.payload, payload, now)
         return self._summary(v.device_id, district, v.payload, topic, payload, now)
+
+    def _status(self, dev, district, payload, now):
+        # Only the device's own certificate may publish here (broker ACL); anything else is ignored
+        # rather than rejected, as a status carries no data and no signature to judge.
+        if payload not in STATUSES or not self._known(dev):
+            return []
+        self.store.set_status(dev, district, payload.decode(), now)
+        return [{"event": "status", "device_id": dev, "district": district, "status": payload.decode()}]
 
     def _reject(self, topic, dev, district, reason, payload, now):
         self.store.add_rejected(topic, dev, reason, payload, now)
