@@ -8,6 +8,7 @@ windows, a rejected message and an `online` status; the revoked one ("harbour") 
 data and is revoked in the registry; the empty one ("north") is registered and has sent nothing.
 """
 import json
+import math
 import os
 from pathlib import Path
 
@@ -54,7 +55,8 @@ class SimDevice:
 
 def metrics(seq, t1):
     """Released values of one window; deterministic in seq so tests can recompute them."""
-    temp = 80 + (seq * 7) % 60  # 8.0 .. 13.9 degC in steps of 0.1
+    day = 2 * math.pi * ((t1 - 15 * 3600) % 86400) / 86400  # warmest at 15:00 UTC
+    temp = round(100 + 35 * math.sin(day + math.pi / 2)) + seq % 3  # 6.5 .. 13.7 degC in steps of 0.1
     m = {"temperature": [temp, temp - 4, temp + 5], "humidity": [60 + seq % 20], "pressure": [10120 + seq % 9],
          "co2": [410 + seq % 30, 450 + seq % 30], "pm2_5": [5 + seq % 11, 9 + seq % 11],
          "pm10": [9 + seq % 13, 15 + seq % 13], "noise": [520 + seq % 150, 400, 800 + seq % 90]}

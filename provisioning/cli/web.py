@@ -86,7 +86,7 @@ def do_web(out, args):
         raise EnvironmentProblem("cannot listen on %s:%d (%s)" % (args.bind, args.port, e))
     host, port = server.effective_host, server.effective_port
     shown = "[%s]" % host if ":" in str(host) else host
-    url = "http://%s:%d" % (shown, port)
+    url = "http://%s:%d" % (shown, int(port))
     fleet = "token" if settings.token else "loopback only"
     out.record({"event": "serving", "url": url, "store": args.store, "registry": registry, "fleet": fleet,
                 "lang": settings.default.code},

@@ -112,7 +112,7 @@ class Catalogue:
         return self(key) if self.has(key) else ((entry or {}).get("description") or metric_words(name))
 
     def describe(self, entry):
-        """One metric entry of a signed manifest as a sentence for a resident."""
+        """One metric entry of a signed manifest as a sentence for a resident ("Title: what it does ...")."""
         name = entry.get("name", "?")
         title = self.metric_title(name, entry)
         unit = entry.get("unit") or ""

@@ -6,6 +6,7 @@ a personal metric (one bar per released window; a suppressed or withheld window 
 mark, so the absence is visible rather than drawn as zero). Each chart carries a <title> that
 says in words what it shows, for screen readers and for anyone who cannot read a chart.
 """
+import math
 from xml.sax.saxutils import escape, quoteattr
 
 W, H = 320, 132
@@ -27,6 +28,7 @@ def _x(t, t_from, t_to):
 
 
 def _scale(values, zero=False):
+    """(lo, hi) of the y axis: round numbers around the values, so the three labels read easily."""
     nums = [float(v) for v in values if v is not None]
     if not nums:
         return 0.0, 1.0
@@ -35,8 +37,17 @@ def _scale(values, zero=False):
         lo = min(0.0, lo)
     if hi - lo < 1e-9:
         lo, hi = lo - 1, hi + 1
-    pad = (hi - lo) * 0.08
-    return (lo if zero and lo == 0 else lo - pad), hi + pad
+    step = _nice((hi - lo) / 2)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
+def _nice(x):
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= x."""
+    power = 10 ** math.floor(math.log10(x))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * power >= x - 1e-12:
+            return m * power
+    return 10 * power
 
 
 def _y(v, lo, hi):

@@ -71,10 +71,12 @@ def device_page(data, dev, cat, tz, now):
         (row or {}).get("district"), "contact": (rec or {}).get("contact"), "reason": (rec or {}).get("reason") or "",
         "online": status[0] if status else None, "since": cat.time(status[1], tz, True) if status else None,
         "last_seen": cat.ago(now - row["last_seen"]) if row and row.get("last_seen") else None,
-        "measures": [cat.describe(e) for e in (manifest or {}).get("metrics", [])],
+        "measures": [cat.describe(e).partition(": ") for e in sorted(
+            (manifest or {}).get("metrics", []), key=lambda e: (e.get("class") == "personal", cat.metric_title(
+                e.get("name", ""), e)))],
         "declared": [_declared(cat, x) for x in (rec or {}).get("measures") or []] if not manifest else [],
         "latest": _latest(cat, values, known, tz), "latest_at": cat.time(latest["t1"], tz, True) if latest else None,
-        "charts": _charts(cat, values, known, start, end, tz),
+        "charts": _charts(cat, [v for v in values if v.end > start], known, start, end, tz),
         "verify": verdict(data.latest_message(dev), public_key) if public_key else None,
         "public_key": public_key, "has_manifest": m is not None,
         "accepted": (row or {}).get("accepted", 0), "rejected": (row or {}).get("rejected", 0),
