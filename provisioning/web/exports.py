@@ -72,7 +72,7 @@ def value_rows(data, devices, t_from, t_to, districts):
         for v in summary_values(s, manifest):
             yield {"device_id": dev, "district": districts.get(dev, ""), "seq": s["seq"], "window_start": iso(v.start),
                    "window_end": iso(v.end), "metric": v.metric, "statistic": v.stat, "value": v.value,
-                   "unit": v.unit, "class": v.cls, "note": v.note}
+                   "unit": v.unit, "class": v.cls, "note": v.note, "places": v.places}
 
 
 def csv_lines(rows):
@@ -84,13 +84,13 @@ def csv_lines(rows):
     for r in rows:
         buf.seek(0)
         buf.truncate()
-        w.writerow([decimal_text(r[c]) if c == "value" else r[c] for c in COLUMNS])
+        w.writerow([decimal_text(r[c], r["places"]) if c == "value" else r[c] for c in COLUMNS])
         yield buf.getvalue()
 
 
 def json_text(scope, name, t_from, t_to, rows):
     doc = {"scope": scope, "id": name, "from": iso(t_from), "to": iso(t_to), "columns": list(COLUMNS),
-           "rows": [dict(r, value=json_number(r["value"])) for r in rows]}
+           "rows": [{c: json_number(r[c]) if c == "value" else r[c] for c in COLUMNS} for r in rows]}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1) + "\n"
 
 

@@ -17,13 +17,14 @@ NO_MANIFEST = "no manifest for this summary"
 
 class Value:
     """One released value: metric, statistic, value (Fraction or None), unit, class, window
-    [start, end) in Unix seconds, and a note when there is no value (suppressed, withheld)."""
+    [start, end) in Unix seconds, a note when there is no value (suppressed, withheld), and the
+    decimal places its resolution gives (0.1 degC -> 1, so 12 degC is written 12.0)."""
 
-    __slots__ = ("metric", "stat", "value", "unit", "cls", "start", "end", "note")
+    __slots__ = ("metric", "stat", "value", "unit", "cls", "start", "end", "note", "places")
 
-    def __init__(self, metric, stat, value, unit, cls, start, end, note=""):
+    def __init__(self, metric, stat, value, unit, cls, start, end, note="", places=0):
         self.metric, self.stat, self.value, self.unit, self.cls = metric, stat, value, unit, cls
-        self.start, self.end, self.note = start, end, note
+        self.start, self.end, self.note, self.places = start, end, note, places
 
 
 def entries(manifest):
@@ -71,7 +72,8 @@ def summary_values(summary, manifest):
                     continue
                 if v is None:
                     note = note or "no readings in this window"
-                out.append(Value(name, stat, None if v is None else v * step, unit, "environmental", start, end, note))
+                out.append(Value(name, stat, None if v is None else v * step, unit, "environmental", start, end, note,
+                                 decimals(e) if e else 0))
         elif isinstance(released, dict):
             out.extend(_personal(name, released, unit, start, end))
     return out
@@ -85,7 +87,9 @@ def _personal(name, released, unit, start, end):
     out = []
     for stat in ("n", "sum", "mean"):
         if stat in released:
-            out.append(Value(name, stat, _number(released[stat]), unit, "personal", start, end))
+            v = released[stat]
+            places = len(v.partition(".")[2]) if isinstance(v, str) else 0  # a DP mean comes as "11.14"
+            out.append(Value(name, stat, _number(v), unit, "personal", start, end, places=places))
     for i, v in enumerate(released.get("h") or []):
         out.append(Value(name, "h%d" % i, _number(v), unit, "personal", start, end, "" if v is not None
                          else "suppressed"))
@@ -103,10 +107,14 @@ def _number(v):
         return None
 
 
-def decimal_text(value):
-    """An exact decimal for a Fraction whose denominator divides a power of ten; otherwise 6 places."""
+def decimal_text(value, places=0):
+    """An exact decimal for a Fraction whose denominator divides a power of ten (at least `places`
+    decimals, so a metric's values line up: 12.0, 11.6); otherwise rounded to 6 places."""
     if value is None:
         return ""
+    if places and (value * 10 ** places).denominator == 1:
+        return "%d.%0*d" % (int(value), places, abs(value * 10 ** places) % 10 ** places) if value >= 0 else \
+            "-" + decimal_text(-value, places)
     if value.denominator == 1:
         return str(value.numerator)
     d = value.denominator
