@@ -145,6 +145,7 @@ def test_metrics_parse_with_prometheus_parser(city):
     assert samples[("civicmote_device_outbox_depth", north)] == 287 % 4  # h.q of the latest summary
     assert samples[("civicmote_devices", (("status", "revoked"),))] == 1
     assert samples[("civicmote_devices", (("status", "active"),))] == 2
+    assert samples[("civicmote_held_messages", (("device_id", city.stranger.dev),))] == 1
 
 
 def test_status_codes_of_every_kind_of_device(city):
@@ -189,6 +190,7 @@ def test_fleet_is_for_loopback_or_the_token(city):
     active = [d for d in doc["devices"] if d["device_id"] == city.active.dev][0]
     assert active["status"] == "online" and active["gaps"] == {"missing": 3} and active["outbox"] == 287 % 4
     assert [r["count"] for r in doc["rejected"]] == [1] and "signature" in doc["rejected"][0]["reason"]
+    assert doc["held"] == {city.stranger.dev: 1}
 
 
 def test_signed_messages_download_verifies_with_civicmote_verify(city, tmp_path, capsys):

@@ -5,7 +5,8 @@ Collector with summaries signed by real device keys, on the sim board's manifest
 The active device ("north") has 24 h of 5-minute windows ending at `now` (rounded down to 5
 minutes) with hourly personal counts (some suppressed, one withheld), a gap of 3 missing
 windows, a rejected message and an `online` status; the revoked one ("harbour") has an hour of
-data and is revoked in the registry; the empty one ("north") is registered and has sent nothing.
+data and is revoked in the registry; the empty one ("north") is registered and has sent nothing;
+a stranger's summary is held (signed by a device the collector's key ring does not know yet).
 """
 import json
 import math
@@ -106,6 +107,9 @@ def make_city(tmp_path, now):
     for i in range(12):
         c.handle(r.topic("summary"), r.signed_summary(i + 1, end - 7200 + WINDOW * (i + 1)), received_at=end - 3600)
     c.handle(r.topic("status"), b"offline", received_at=end - 3600)
+    city.stranger = SimDevice("north")  # provisioned after the collector's registry export: held
+    [held] = c.handle(city.stranger.topic("summary"), city.stranger.signed_summary(1, end), received_at=end)
+    assert held["event"] == "held", held
     c.close()
     reg.close()
     city.ring = ring

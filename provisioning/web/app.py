@@ -180,14 +180,14 @@ def create_app(settings):
     def fleet_view():
         operator()
         d = data()
-        return render("fleet.html", rows=fleet.fleet_rows(d), rejections=d.rejected_by_reason(),
+        return render("fleet.html", rows=fleet.fleet_rows(d), rejections=d.rejected_by_reason(), held=d.held(),
                       now=settings.clock(), tz=settings.tz)
 
     @app.route("/fleet.json")
     def fleet_json():
         operator()
         d = data()
-        doc = {"devices": fleet.fleet_rows(d), "rejected": [
+        doc = {"devices": fleet.fleet_rows(d), "held": d.held(), "rejected": [
             {"reason": r, "device_id": dev, "count": n, "last": last} for r, dev, n, last in d.rejected_by_reason()]}
         return Response(json.dumps(doc, sort_keys=True) + "\n", 200, mimetype="application/json")
 

@@ -3,7 +3,8 @@
 One row per device the registry or the store knows: registry status, online/offline from the
 retained status topic, last seen, the collector's counters, the health the device reported in
 its latest summary (outbox depth, sensor and network errors, degraded sensors, uptime), gaps by
-cause; and the rejected messages grouped by reason. `metrics_text` writes the same numbers in the
+cause; the rejected messages the store keeps, grouped by reason; and the messages held for
+signers the registry does not know yet. `metrics_text` writes the same numbers in the
 Prometheus text format 0.0.4 (escaping label values as the format requires).
 """
 HEALTH = (("q", "outbox"), ("err", "errors"), ("deg", "degraded"), ("net", "net"), ("up", "uptime"))
@@ -56,7 +57,7 @@ METRICS = (
     ("civicmote_device_uptime_seconds", "gauge", "seconds since the device's agent started (latest report)"),
     ("civicmote_device_gap_summaries_total", "counter", "summaries missing from the device's sequence, by cause"),
     ("civicmote_devices", "gauge", "devices by registry status"),
-    ("civicmote_rejected_messages_total", "counter", "messages the collector rejected, by device (or none)"),
+    ("civicmote_held_messages", "gauge", "messages held for a signer the registry does not know yet"),
 )
 
 
@@ -84,11 +85,8 @@ def metrics_text(data):
             samples["civicmote_device_gap_summaries_total"].append((_labels(cause=cause, **who), n))
     for status, n in sorted(registry.items()):
         samples["civicmote_devices"].append((_labels(status=status), n))
-    per_device = {}
-    for _reason, dev, n, _last in data.rejected_by_reason():
-        per_device[dev or ""] = per_device.get(dev or "", 0) + n
-    for dev, n in sorted(per_device.items()):
-        samples["civicmote_rejected_messages_total"].append((_labels(device_id=dev), n))
+    for dev, n in sorted(data.held().items()):
+        samples["civicmote_held_messages"].append((_labels(device_id=dev), n))
     lines = []
     for name, kind, text in METRICS:
         lines.append("# HELP %s %s" % (name, text))

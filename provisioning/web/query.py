@@ -44,6 +44,7 @@ class CityData:
             self.db.close()
             raise UsageError("%s: not a collector store (no devices/summaries/manifests tables)" % store_path)
         self.has_status = "status" in tables
+        self.has_held = "held" in tables
         self.reg = None
         if registry_path:
             self.reg = _connect(str(registry_path), "registry", "provision a device first or point --registry at "
@@ -151,8 +152,15 @@ class CityData:
             out.setdefault(d, {})[cause] = n
         return out.get(dev, {}) if dev is not None else out
 
+    def held(self):
+        """{device_id: messages held} of signers the registry did not know when they arrived."""
+        if not self.has_held:
+            return {}
+        return dict(self.db.execute("SELECT device_id, count(*) FROM held GROUP BY device_id"))
+
     def rejected_by_reason(self):
-        """[(reason, device_id or None, count, last received_at)], most frequent first."""
+        """[(reason, device_id or None, count, last received_at)] of the rejected messages the store
+        keeps (the newest ones per device; devices.rejected counts them all), most frequent first."""
         cur = self.db.execute("SELECT reason, device_id, count(*), max(received_at) FROM rejected "
                               "GROUP BY reason, device_id ORDER BY count(*) DESC, reason")
         return [tuple(r) for r in cur]
