@@ -167,10 +167,11 @@ def test_revoked_device_and_unknown_id(served, browser):
 def test_fleet_view(served, browser):
     from selenium.webdriver.common.by import By
 
+    requests, _ = load(browser, "%s/fleet" % served.url)
     # An operator's screen, not a phone.
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 800,
                                                                    "deviceScaleFactor": 1, "mobile": False})
-    requests, _ = load(browser, "%s/fleet" % served.url)
+    assert browser.execute_script("return window.innerWidth") == 1280
     assert only_local(requests, served.url) == []
     rows = browser.find_elements(By.CSS_SELECTOR, "table.fleet tbody tr")
     assert len(rows) == 3
