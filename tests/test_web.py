@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import sqlite3
-import sys
 import zipfile
 from decimal import Decimal
 from fractions import Fraction
@@ -13,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_helpers import cli  # noqa: E402
-from web_support import MISSING, make_city  # noqa: E402
+from cli_helpers import cli
+from web_support import MISSING, make_city
 
-from agent.core import rational  # noqa: E402
-from provisioning.web import catalogue  # noqa: E402
-from provisioning.web.app import Settings, create_app  # noqa: E402
+from agent.core import rational
+from provisioning.web import catalogue
+from provisioning.web.app import Settings, create_app
 
 NOW = 1764500000  # 2025-11-30 10:53:20 UTC
 TOKEN = "a-token-of-the-city-0123456789"
