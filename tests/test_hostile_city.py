@@ -272,3 +272,28 @@ def test_signed_payload_fuzzer_through_the_collector():
     print("fuzz: %d signed mutants in %.1f s: %r" % (n, took, outcomes))
     assert outcomes["rejected"] > n // 2
     assert sum(outcomes[k] for k in ("rejected", "summary", "manifest", "duplicate")) == n
+
+
+def test_strict_decoder_agrees_with_the_canonical_decoder_on_mutants():
+    """Whatever the city's strict decoder accepts, agent.core.cbor in canonical mode decodes to the
+    same value (the strict one only refuses more: floats, tags, non-text keys, big integers)."""
+    from agent.errors import DecodeError
+    from provisioning.city.strict_cbor import PayloadError, decode
+
+    s = Signer()
+    seeds = [cbor.dumps(s.fields(gap=[1, 0, 0], m={"t": [1, None, [2, 3]], "p": {"n": -3, "mean": "1.5"}}))]
+    rng = random.Random(7)
+    accepted = 0
+    for _ in range(20000):
+        data = _mutate(rng.choice(seeds), rng)
+        try:
+            mine = decode(data)
+        except PayloadError:
+            continue
+        accepted += 1
+        try:
+            theirs = cbor.loads(data, canonical=True, max_depth=8)
+        except DecodeError as e:
+            raise AssertionError("strict accepted what the canonical decoder refuses: %s (%s)" % (data.hex(), e))
+        assert mine == theirs and type(mine) is type(theirs)
+    assert accepted > 100

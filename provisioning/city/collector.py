@@ -79,7 +79,8 @@ class Collector:
     keyring: a provisioning.city.verifier.KeyRing. store_path: the SQLite file (None: in memory,
     so de-duplication then lasts only as long as this object). clock() -> Unix seconds, used
     when handle() is not told when the message arrived. max_ahead: seconds a window may end
-    after its arrival before it counts as from the future.
+    after its arrival before it counts as from the future (None: no limit, for devices on a
+    simulated clock such as `civicmote run --fast`).
     """
 
     def __init__(self, keyring, store_path=None, prefix=DEFAULT_PREFIX, clock=time.time, max_ahead=MAX_AHEAD):

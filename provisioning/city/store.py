@@ -24,6 +24,7 @@ Every message is one transaction (`with store.transaction():`), so a crash leave
 either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
 """
 import json
+import os
 import sqlite3
 import threading
 
@@ -89,11 +90,12 @@ class Store:
     def __init__(self, path=None):
         self.path = path
         try:
-            if path:
+            if path and not os.path.exists(path):
                 from provisioning.files import own_file
 
                 own_file(path, STORE_MODE)
             self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+            self._refuse_foreign(path)  # before anything is written into it
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
             self.db.executescript(SCHEMA)
@@ -110,6 +112,17 @@ class Store:
         except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
             raise UsageError("%s: not a collector store (%s); use another --store" % (path, e))
         self.lock = threading.RLock()
+
+    def _refuse_foreign(self, path):
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return
+        ours = "meta" in tables and self.db.execute(
+            "SELECT 1 FROM meta WHERE key='schema_version'").fetchone() is not None
+        if not ours:
+            self.db.close()
+            raise UsageError("%s: holds another database (tables %s), not a collector store; it was left untouched, "
+                             "use another --store" % (path, ", ".join(sorted(tables)[:5])))
 
     def transaction(self):
         return _Transaction(self)
