@@ -235,3 +235,31 @@ def test_web_command_bad_input(city, tmp_path, capsys):
     code, out, err = cli(capsys, "web", "--store", city.store, "--registry", city.registry, "--token-file",
                          tmp_path / "token")
     assert code == 2 and "16 characters" in err
+
+
+def test_released_values_of_every_mechanism():
+    from provisioning.web.values import decimal_text, headline, summary_values
+
+    manifest = {"metrics": [
+        {"name": "temperature", "unit": "°C", "window": 300, "class": "environmental", "resolution": "1/10",
+         "stats": ["n", "mean", "min", "var", "hist"]},
+        {"name": "wait", "unit": "ds", "window": 3600, "class": "personal", "mechanism": "mean"},
+        {"name": "speed", "unit": "km/h", "window": 3600, "class": "personal", "mechanism": "histogram"}]}
+    s = {"t0": 3300, "t1": 3600, "metrics": {
+        "temperature": [30, -5, None, 250, [4, 26]], "wait": {"n": 37, "sum": 412, "mean": "11.14"}, "speed": {"h": [12, None, 7]}}}
+    got = {(v.metric, v.stat): v for v in summary_values(s, manifest)}
+    assert decimal_text(got[("temperature", "mean")].value, got[("temperature", "mean")].places) == "-0.5"
+    assert got[("temperature", "n")].value == 30 and got[("temperature", "n")].unit == "count"  # a count, unscaled
+    var = got[("temperature", "var")]
+    assert decimal_text(var.value, var.places) == "2.50" and var.unit == "°C²"  # steps squared
+    assert [got[("temperature", "hist%d" % i)].value for i in (0, 1)] == [4, 26]
+    assert got[("temperature", "min")].value is None and got[("temperature", "min")].note
+    assert decimal_text(got[("wait", "mean")].value, got[("wait", "mean")].places) == "11.14"
+    assert (got[("wait", "mean")].start, got[("wait", "mean")].end) == (0, 3600)
+    assert got[("speed", "h1")].value is None and got[("speed", "h1")].note == "suppressed"
+    heads = headline(summary_values(s, manifest))
+    assert heads["temperature"].stat == "mean" and heads["wait"].stat == "mean" and heads["speed"].stat == "h0"
+    # Without its manifest a summary is still exported, unscaled and said to be so.
+    bare = summary_values(s, None)
+    assert {v.note for v in bare if v.metric == "temperature" and v.value is not None} == {
+        "no manifest for this summary"}

@@ -135,6 +135,8 @@ def _charts(cat, values, known, start, end, tz):
     for name in sorted(by_metric, key=lambda n: cat.metric_title(n, known.get(n))):
         e = known.get(name, {})
         title = cat.metric_title(name, e)
+        first = next(iter(next(iter(by_metric[name].values())).values()))
+        unit, personal = first.unit, first.cls == "personal"
         points = []
         for t_end in sorted(by_metric[name]):
             stats = by_metric[name][t_end]
@@ -142,9 +144,7 @@ def _charts(cat, values, known, start, end, tz):
             lo, hi = stats.get("min"), stats.get("max")
             points.append(charts.Point(head.start, head.end, head.value, lo.value if lo else None,
                                        hi.value if hi else None, _note(cat, head.note, e) if head.value is None else ""))
-        unit = next(iter(by_metric[name][t_end].values())).unit
         shown = [p.value for p in points if p.value is not None]
-        personal = e.get("class") == "personal" or head.cls == "personal"
         fmt = (lambda x: cat.number(x)) if personal else (lambda x, e=e: cat.value(x, e))
         if shown:
             alt = cat("page.chart_alt", metric=title, lo=fmt(min(shown)), hi=fmt(max(shown)), last=fmt(shown[-1]),

@@ -2,7 +2,8 @@
 
 An environmental metric arrives as a positional list (`[116, 114, 117]`) whose statistics and
 resolution the signed manifest gives (`stats: [mean, min, max]`, `resolution: "1/10"`), so it
-reads 11.6, 11.4 and 11.7 in the manifest's unit. A personal metric arrives as what differential
+reads 11.6, 11.4 and 11.7 in the manifest's unit (as agent/core/window.py makes them: `n` and
+histogram buckets are counts, `var` is in steps squared, every other statistic in steps). A personal metric arrives as what differential
 privacy released (`{"n": 37}`, `{"suppressed": true}`, `{"withheld": "budget"}`); those are
 counts in the metric's unit and are passed through, with a note where nothing was released.
 Values are exact Fractions; `decimal_text` writes them without float rounding.
@@ -13,6 +14,7 @@ from fractions import Fraction
 from agent.core import rational
 
 NO_MANIFEST = "no manifest for this summary"
+COUNT = "count"  # the unit of a number of readings (the n statistic, histogram buckets)
 
 
 class Value:
@@ -67,13 +69,21 @@ def summary_values(summary, manifest):
             for i, v in enumerate(released):
                 stat = stats[i] if i < len(stats) else "s%d" % i
                 note = "" if e else NO_MANIFEST
+                if stat == "hist" and isinstance(v, list):
+                    out.extend(Value(name, "hist%d" % j, _number(c), COUNT, "environmental", start, end, note)
+                               for j, c in enumerate(v))
+                    continue
                 if isinstance(v, bool) or not isinstance(v, (int, type(None))):
                     out.append(Value(name, stat, None, unit, "environmental", start, end, "not a number"))
                     continue
                 if v is None:
                     note = note or "no readings in this window"
-                out.append(Value(name, stat, None if v is None else v * step, unit, "environmental", start, end, note,
-                                 decimals(e) if e else 0))
+                # n counts readings; var is in the unit squared; every other statistic is in steps.
+                scale, u, places = {"n": (1, COUNT, 0), "var": (step * step, unit + "²" if unit else "",
+                                                               2 * decimals(e or {}))}.get(
+                    stat, (step, unit, decimals(e) if e else 0))
+                out.append(Value(name, stat, None if v is None else v * scale, u, "environmental", start, end, note,
+                                 places))
         elif isinstance(released, dict):
             out.extend(_personal(name, released, unit, start, end))
     return out
@@ -139,11 +149,12 @@ def json_number(value):
 
 
 def headline(values):
-    """{metric: Value} the one value a resident sees first: mean/leq/n, else the first released."""
+    """{metric: Value} the one value a resident sees first: the mean (or LAeq), else the count, else
+    the first released."""
+    rank = {"mean": 0, "leq": 0, "n": 1}
     out = {}
     for v in values:
         cur = out.get(v.metric)
-        rank = {"mean": 0, "leq": 0, "n": 0}.get(v.stat, 1)
-        if cur is None or rank < {"mean": 0, "leq": 0, "n": 0}.get(cur.stat, 1):
+        if cur is None or rank.get(v.stat, 2) < rank.get(cur.stat, 2):
             out[v.metric] = v
     return out
