@@ -263,3 +263,14 @@ def test_released_values_of_every_mechanism():
     bare = summary_values(s, None)
     assert {v.note for v in bare if v.metric == "temperature" and v.value is not None} == {
         "no manifest for this summary"}
+
+
+def test_web_command_port_in_use_is_environment(city, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        code, out, err = cli(capsys, "web", "--store", city.store, "--registry", city.registry, "--port",
+                             s.getsockname()[1])
+    assert code == 3 and "cannot listen" in err and "Traceback" not in err
