@@ -248,11 +248,13 @@ def _fuzz(n, seed):
     rng = random.Random(seed)
     outcomes = {"rejected": 0, "summary": 0, "manifest": 0, "duplicate": 0, "gap": 0}
     head = bytes.fromhex("d28443a10126a10452") + bad.dev.encode()
+    tbs_head = cose.sig_structure(cose.PROTECTED_ES256, b"")[:-1]  # ["Signature1", h'A10126', h'', ...
     honest_seq = 0
     for i in range(n):
         payload = _mutate(rng.choice(seeds), rng)
-        r, s = utils.decode_dss_signature(fast.sign(cose.sig_structure(cose.PROTECTED_ES256, payload), algo))
-        msg = head + cbor.dumps(payload) + b"\x58\x40" + r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        bstr = cbor.dumps(payload)
+        r, s = utils.decode_dss_signature(fast.sign(tbs_head + bstr, algo))
+        msg = head + bstr + b"\x58\x40" + r.to_bytes(32, "big") + s.to_bytes(32, "big")
         events = c.handle(bad.topic("manifest" if i % 7 == 0 else "summary"), msg)
         for ev in events:
             outcomes[ev["event"]] += 1

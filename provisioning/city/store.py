@@ -22,6 +22,17 @@ Schema version 1 (documented in docs/delivery.md, "The collector"):
 
 Every message is one transaction (`with store.transaction():`), so a crash leaves a message
 either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
+
+The interface the collector uses (another backend, e.g. PostgreSQL, provides the same):
+    transaction() (context manager, holds `lock`), lock (RLock), close()
+    device(dev) -> dict | None, device_ids(), count(dev, district, now, nbytes, **counter=inc),
+    set_last_seq(dev, seq), summary_payload(dev, seq) -> bytes | None,
+    add_summary(s, mh_ok, topic, now, message), seqs(dev),
+    add_manifest(dev, mh, manifest, message, now) -> new, manifest(dev, mh),
+    add_gap(dev, first, last, count, cause, reported_by, now), gaps(dev),
+    add_rejected(topic, dev, reason, message, now), rejected(),
+    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id)
+Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
 """
 import json
 import os
