@@ -116,6 +116,8 @@ def test_from_nothing_to_collected_summaries_over_mutual_tls(tmp_path, monkeypat
         m.stop()
     assert collector.returncode == 0, err
     events = json_lines(out)
-    kinds = [e["event"] for e in events]
+    # The device's retained online status is kept for the web page, beside the messages.
+    assert {(e["device_id"], e["status"]) for e in events if e["event"] == "status"} == {(dev, "online")}
+    kinds = [e["event"] for e in events if e["event"] != "status"]
     assert kinds[0] == "manifest" and kinds.count("summary") == 3 and kinds[-1] == "stopped"
     assert all(e["device_id"] == dev and e["mh_ok"] is True for e in events if e["event"] == "summary")

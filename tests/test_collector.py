@@ -158,10 +158,16 @@ def test_revoked_device_is_rejected(dev):
     assert ev["event"] == "rejected" and ev["device_id"] == dev.dev and "revoked" in ev["reason"]
 
 
-def test_status_messages_are_ignored(dev):
+def test_status_is_kept_for_known_devices_and_is_not_data(dev):
     c = collector_for(dev)
-    assert c.handle(dev.topic("status"), b"online") == []
-    assert c.devices() == {}
+    [ev] = c.handle(dev.topic("status"), b"online", received_at=100.0)
+    assert ev == {"event": "status", "device_id": dev.dev, "district": "north", "status": "online"}
+    c.handle(dev.topic("status"), b"offline", received_at=200.0)
+    assert c.store.status(dev.dev) == ("offline", 200.0)
+    assert c.devices() == {}  # no counters, no summaries: a status is not a message the city judges
+    assert c.handle(dev.topic("status"), b"rebooting") == []  # not a status value: ignored
+    stranger = dev.topic("status").replace(dev.dev, "cm" + "a" * 16)
+    assert c.handle(stranger, b"online") == [] and c.store.status("cm" + "a" * 16) is None
 
 
 def test_mh_is_checked_against_the_latest_manifest(dev):

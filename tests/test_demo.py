@@ -37,6 +37,11 @@ def assert_story(out):
     assert "Footfall: counts people walking past, with noise added" in out  # the manifest, in plain words
     ratio = int(out.split("would have sent ")[1].split("x more")[0].split(", ")[1])
     assert ratio >= 50
+    # It ends with the device page's address, which it fetched from civicmote web during the run.
+    last = out.strip().splitlines()
+    assert last[-1].strip().startswith("http://127.0.0.1:8080/d/cm") and "web --store demo-out/city.db" in last[-2]
+    assert "HTTP 200" in out and " 9 charts" in out  # one per metric of the sim board
+    assert (ROOT / "demo-out" / ("label-%s.svg" % last[-1].strip().rsplit("/", 1)[1])).exists()
     # Everything it started is gone: no broker or device left running from demo-out.
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "demo-out" not in ps and "embedded_broker" not in ps

@@ -51,6 +51,30 @@ def test_svg_label_says_what_who_and_never(device, capsys):
     assert path[0].get("d") == [e for e in want.iter() if e.tag.endswith("path")][0].get("d")
 
 
+def test_url_base_puts_the_device_page_in_the_qr_code(device, capsys, monkeypatch):
+    tmp, dev = device
+    code, out, err = cli(capsys, "label", dev, "--out", tmp / "l.svg", "--url-base", "https://sensors.city.example/",
+                         "--json")
+    assert code == 0, err
+    url = "https://sensors.city.example/d/%s" % dev
+    assert json.loads(out)["url"] == url
+    texts, root = _texts(tmp / "l.svg")
+    assert url in texts
+    expected = segno.make(url, error="m")
+    scale = max(2, 180 // expected.symbol_size(scale=1, border=0)[0])
+    want = ET.fromstring(expected.svg_inline(scale=scale, border=0, dark="#000"))
+    got = [e for e in root.iter() if e.tag.endswith("path")][0].get("d")
+    assert got == [e for e in want.iter() if e.tag.endswith("path")][0].get("d")
+    monkeypatch.setenv("CIVICMOTE_URL_BASE", "http://127.0.0.1:8080")
+    code, out, err = cli(capsys, "label", dev, "--out", tmp / "l.svg", "--json")
+    assert code == 0 and json.loads(out)["url"] == "http://127.0.0.1:8080/d/%s" % dev
+    for bad in ("sensors.city.example", "ftp://x", "https://", "https://a b"):
+        code, out, err = cli(capsys, "label", dev, "--out", tmp / "l.svg", "--url-base", bad)
+        assert code == 2 and "--url-base" in err and "Traceback" not in err
+    code, out, err = cli(capsys, "label", dev, "--out", tmp / "l.svg", "--url-base", "https://a", "--manifest-url", "x")
+    assert code == 2
+
+
 def test_default_qr_is_the_manifest_topic_and_contact_option_wins(device, capsys):
     tmp, dev = device
     code, out, err = cli(capsys, "label", dev, "--out", tmp / "l.svg", "--contact", "Call 311", "--json")

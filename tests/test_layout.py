@@ -5,6 +5,7 @@ dependency) of agent/ and provisioning/, resolves it to a module of ours, and ch
 - no import circle among our modules (agent/ and provisioning/ together);
 - each role imports only what is below it (provisioning/__init__.py draws the picture):
   cli, demo -> field, city -> pki -> device -> shared -> agent; city never imports field;
+  web (the public page) reads city and pki only, never field, device or the command line;
   agent/ never imports provisioning;
 - every package of provisioning/ says in its __init__ what lives there and who uses it.
 """
@@ -16,7 +17,8 @@ PACKAGES = ("agent", "provisioning")
 
 # role -> the roles it may import (besides itself).
 ALLOWED = {
-    "cli": {"demo", "field", "city", "pki", "device", "shared", "agent"},
+    "cli": {"demo", "web", "field", "city", "pki", "device", "shared", "agent"},
+    "web": {"city", "pki", "shared", "agent"},
     "demo": {"city", "pki", "device", "shared", "agent"},
     "field": {"pki", "device", "shared", "agent"},
     "city": {"pki", "device", "shared", "agent"},
@@ -25,7 +27,7 @@ ALLOWED = {
     "shared": {"agent"},
     "agent": set(),
 }
-ROLE_PACKAGES = ("cli", "demo", "field", "city", "pki", "device")
+ROLE_PACKAGES = ("cli", "demo", "web", "field", "city", "pki", "device")
 
 
 def _modules():
@@ -155,6 +157,7 @@ def test_the_walker_sees_a_circle_and_a_forbidden_arrow():
     planted = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
     assert _cycles(planted) == [["a", "b", "c"]]
     assert "field" not in ALLOWED[role("provisioning.city.collector")]
+    assert ALLOWED[role("provisioning.web.app")] == {"city", "pki", "shared", "agent"}
     assert role("provisioning.field.targets") == "field" and role("provisioning.errors") == "shared"
     graph = _graph()
     assert "provisioning.cli.provision" in graph["provisioning.cli"]  # the walker follows `from pkg import mod`

@@ -28,6 +28,7 @@ BOARD = ROOT / "boards" / "sim.json"
 DISTRICTS = ("north", "harbour", "old-town")
 WINDOWS = 10
 DEADLINE_S = 100  # the whole demo must finish within two minutes
+WEB_PORT = 8080  # civicmote web's default port, where the printed address points
 
 from rich.console import Console  # noqa: E402
 from rich.live import Live  # noqa: E402
@@ -108,6 +109,39 @@ def broker_label(kind, path, why):
     from importlib.metadata import version
 
     return "embedded amqtt %s broker, %s" % (version("amqtt"), why)
+
+
+def show_page(dev, env, procs):
+    """Serve the city's store with `civicmote web` for a moment, fetch the device's page as a browser
+    would, write its label pointing there, and say how to open it; -> the lines to print last."""
+    import urllib.request
+
+    port = free_port()
+    log = WORK / "web.log"
+    with open(log, "w") as f:
+        web = subprocess.Popen([CIVICMOTE, "web", "--store", str(WORK / "city.db"), "--registry",
+                                str(WORK / "registry.db"), "--port", str(port)], stdout=f, stderr=subprocess.STDOUT,
+                               env=env)
+    procs.append(web)
+    try:
+        wait_port(port, web, "civicmote web", log)
+        with urllib.request.urlopen("http://127.0.0.1:%d/d/%s" % (port, dev), timeout=10) as r:
+            html = r.read().decode()
+            status = r.status
+    finally:
+        web.send_signal(signal.SIGTERM)
+        web.wait(timeout=5)
+    base = "http://127.0.0.1:%d" % WEB_PORT
+    svg = WORK / ("label-%s.svg" % dev)
+    civicmote("label", dev, "--out", svg, "--url-base", base, "--contact", "sensors@city.example (demo)", env=env)
+    return ("Device %s's public page (checked just now: HTTP %d, %d bytes, %d charts); "
+            "its label %s holds this address in its QR code. To open it:\n"
+            "   %s web --store %s --registry %s\n"
+            "   [bold]%s/d/%s[/bold]" % (dev, status, len(html.encode()), html.count('<svg class="chart'),
+                                        svg.relative_to(ROOT), Path(CIVICMOTE).relative_to(ROOT)
+                                        if Path(CIVICMOTE).is_relative_to(ROOT) else CIVICMOTE,
+                                        (WORK / "city.db").relative_to(ROOT), (WORK / "registry.db").relative_to(ROOT),
+                                        base, dev))
 
 
 def main():
@@ -213,10 +247,13 @@ def main():
         console.print("Streaming the raw samples at their read rates as JSON would have sent [bold]%d bytes[/bold], "
                       "%.0fx more, and with them every phone's Bluetooth address." % (raw, raw / max(1, sent)))
         console.print("\nBroker used: %s." % label)
-        console.print("Files are in %s (devices, CA, broker config, city.db). %d s in all." % (
+        page = show_page(dev0, env, procs)
+        console.print("Files are in %s (devices, CA, broker config, city.db, the label). %d s in all." % (
             WORK.relative_to(ROOT), time.monotonic() - t_start))
         if ok < expected:
             raise SystemExit("demo: only %d of %d summaries arrived" % (ok, expected))
+        console.rule("The page behind the label's QR code")
+        console.print(page)
     finally:
         for p in reversed(procs):
             if p.poll() is None:

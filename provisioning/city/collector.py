@@ -9,6 +9,7 @@ event dicts, after recording it in the store in one transaction:
     {"event": "rejected", "device_id" (None if no known device), "topic", "reason"}
     {"event": "held", "device_id", "topic", "reason"}     signer not in the registry yet
     {"event": "gap", "device_id", "first", "last", "count", "cause", "reported_by"}
+    {"event": "status", "device_id", "district", "status"}   online/offline, for the web page
 
 It never raises for what a device sent: every message that fails a check, or that the
 collector cannot judge at all, is rejected with a reason and recorded (bounded, see
@@ -41,7 +42,8 @@ from provisioning.city.verifier import verify_message
 
 DEFAULT_PREFIX = "civicmote/v1"
 KINDS = ("summary", "manifest")
-IGNORED_KINDS = ("status",)  # unsigned online/offline; the collector does not judge them
+STATUS = "status"  # unsigned, retained online/offline: kept for known devices, never judged as data
+STATUSES = (b"online", b"offline")
 DROPPED = "dropped-on-device"
 SKIPPED = "skipped-at-reboot"
 MISSING = "missing"
@@ -162,8 +164,8 @@ class Collector:
 
     def _handle(self, topic, payload, now):
         parsed = parse_topic(topic, self.prefix)
-        if parsed is not None and parsed[2] in IGNORED_KINDS:
-            return []
+        if parsed is not None and parsed[2] == STATUS:
+            return self._status(parsed[1], parsed[0], payload, now)
         topic_dev = parsed[1] if parsed else None
         owner = topic_dev if topic_dev is not None and self.keyring.knows(topic_dev) else None
         if parsed is None or parsed[2] not in KINDS:
@@ -193,6 +195,16 @@ class Collector:
         if kind == "manifest":
             return self._manifest(dev, filed, v.payload, v.mh, payload, now)
         return self._summary(dev, filed, v.payload, topic, payload, now)
+
+    def _status(self, dev, district, payload, now):
+        # Only the device's own certificate may publish here (broker ACL); anything else is ignored
+        # rather than rejected, as a status carries no data and no signature to judge. The district
+        # is the registry's, as for every message.
+        if payload not in STATUSES or not self.keyring.knows(dev):
+            return []
+        district = self.keyring.districts.get(dev) or district
+        self.store.set_status(dev, district, payload.decode(), now)
+        return [{"event": "status", "device_id": dev, "district": district, "status": payload.decode()}]
 
     def _reject(self, topic, dev, reason, payload, now):
         self.store.add_rejected(topic, dev, reason, payload, now)

@@ -16,6 +16,9 @@ Schema version 1 (documented in docs/delivery.md, "The collector"):
     held       (id, received_at, topic, device_id, message BLOB)   signed by a device not in
                 the registry yet: judged when the registry learns it (at most MAX_HELD_PER_DEVICE
                 per device, MAX_HELD in all)
+    status     (device_id PRIMARY KEY, district, status 'online'/'offline', received_at)
+                the device's retained, unsigned status topic as last received (the web page's
+                online/offline; added without a version bump: CREATE IF NOT EXISTS)
 
 Every message is one transaction (`with store.transaction():`), so a crash leaves a message
 either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
@@ -68,6 +71,8 @@ CREATE TABLE IF NOT EXISTS gaps (
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, topic TEXT NOT NULL,
     device_id TEXT, reason TEXT NOT NULL, message BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS status (
+    device_id TEXT PRIMARY KEY, district TEXT, status TEXT NOT NULL, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS gaps_device ON gaps (device_id, first);
 CREATE INDEX IF NOT EXISTS rejected_device ON rejected (device_id, id);
 CREATE TABLE IF NOT EXISTS held (
@@ -247,6 +252,14 @@ class Store:
 
     def drop_held(self, held_id):
         self.db.execute("DELETE FROM held WHERE id=?", (held_id,))
+    # -- status (retained online/offline, unsigned) ----------------------------------------
+    def set_status(self, dev, district, status, now):
+        self.db.execute("INSERT OR REPLACE INTO status VALUES (?, ?, ?, ?)", (dev, district, status, now))
+
+    def status(self, dev):
+        """(status, received_at) of a device's last status message, or None."""
+        row = self.db.execute("SELECT status, received_at FROM status WHERE device_id=?", (dev,)).fetchone()
+        return None if row is None else tuple(row)
 
     def close(self):
         self.db.close()

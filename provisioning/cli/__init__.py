@@ -7,7 +7,7 @@ become one line on stderr with a documented exit code.
 Used by technicians, city operators and provisioning scripts (`--json`). This package is the
 top of the host side: one module per command group (`common` holds the table helpers,
 `output` how commands speak), each a thin layer over the role packages (field/, pki/, city/,
-device/). Nothing below imports it.
+web/, device/). Nothing below imports it.
 """
 import argparse
 import sys
@@ -23,11 +23,11 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 def _modules():
     from provisioning.cli import (batch, broker_config, ca, collect, device, flash, label, manifest, provision, registry,
-                                run, sensors, verify)
+                                run, sensors, verify, web)
 
     # The order of `civicmote --help`: a technician's path first, then the city side.
     return (device, sensors, manifest, flash, provision, batch, label, ca, registry, broker_config, run, collect,
-            verify)
+            web, verify)
 
 
 class _Parser(argparse.ArgumentParser):

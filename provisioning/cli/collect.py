@@ -22,8 +22,9 @@ EXIT_HELP = """collect stops on --count, --duration, --idle, SIGTERM or Ctrl-C a
 def register(sub, common):
     p = add_command(sub, "collect", do_collect, common,
                     "subscribe to devices' summaries and manifests: verify, store, de-duplicate, report gaps",
-                    "Subscribe (QoS 1, persistent session) to PREFIX/+/+/summary and PREFIX/+/+/manifest, "
-                    "verify every message against the registry export or the device folders, store accepted "
+                    "Subscribe (QoS 1, persistent session) to PREFIX/+/+/summary, PREFIX/+/+/manifest and "
+                    "PREFIX/+/+/status (kept as the device's online/offline for civicmote web), verify every "
+                    "message against the registry export or the device folders, store accepted "
                     "summaries and rejected messages with their reasons in SQLite (--store), drop duplicates by "
                     "(device, seq), also across restarts, and report gaps: summaries a device dropped and "
                     "announced, seqs skipped at a reboot, and seqs missing. One line per event (JSON lines "
@@ -127,6 +128,8 @@ def _human(ev):
         return "rejected   %s on %s: %s" % (dev, ev["topic"], ev["reason"])
     if k == "held":
         return "held       %s on %s: %s" % (dev, ev["topic"], ev["reason"])
+    if k == "status":
+        return "status     %s %s" % (dev, ev["status"])
     return str(ev)
 
 
@@ -215,7 +218,7 @@ def do_collect(out, args):
 
     from provisioning.city.subscription import Subscription
 
-    topics = ["%s/+/+/summary" % args.prefix, "%s/+/+/manifest" % args.prefix]
+    topics = ["%s/+/+/%s" % (args.prefix, k) for k in ("summary", "manifest", "status")]
     sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):

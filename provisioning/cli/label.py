@@ -8,6 +8,7 @@ from provisioning.errors import EnvironmentProblem, UsageError
 from provisioning.pki.registry import Registry, default_path
 
 URL_ENV = "CIVICMOTE_MANIFEST_URL"
+BASE_ENV = "CIVICMOTE_URL_BASE"
 
 
 def register(sub, common):
@@ -15,14 +16,18 @@ def register(sub, common):
                     "make the device's pole label: QR code to its manifest, what it measures, what it never "
                     "collects, who to contact",
                     "Write the label for device ID. FILE.svg is the full label; FILE.png is the QR code alone. "
-                    "The QR code holds --manifest-url (a template with {device_id} and {district}; default $%s "
-                    "or the manifest's MQTT topic)." % URL_ENV)
+                    "The QR code holds URL/d/ID with --url-base URL (or $%s), the device's page served by "
+                    "civicmote web; else --manifest-url (a template with {device_id} and {district}; default $%s "
+                    "or the manifest's MQTT topic)." % (BASE_ENV, URL_ENV))
     p.add_argument("device_id", metavar="ID", help="the device_id")
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.svg (label) or FILE.png (QR code only)")
     p.add_argument("--registry", metavar="FILE", help="registry database (default $CIVICMOTE_REGISTRY or "
                                                       "./registry.db)")
     p.add_argument("--contact", metavar="TEXT", help="who to contact (default: the contact recorded at provisioning)")
-    p.add_argument("--manifest-url", metavar="TEMPLATE", help="what the QR code points to")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--url-base", metavar="URL", help="where the city publishes civicmote web, e.g. "
+                                                         "https://sensors.city.example: the QR code opens URL/d/ID")
+    where.add_argument("--manifest-url", metavar="TEMPLATE", help="what the QR code points to, as a template")
 
 
 def do_label(out, args):
@@ -41,7 +46,11 @@ def do_label(out, args):
     if not contact:
         raise UsageError("no contact for device %s: pass --contact (e.g. 'sensors@city.example, 555-0100')"
                          % rec["device_id"])
-    url = label.manifest_url(args.manifest_url or os.environ.get(URL_ENV) or label.DEFAULT_URL, rec)
+    base = args.url_base or (None if args.manifest_url else os.environ.get(BASE_ENV))
+    if base:
+        url = label.page_url(base, rec)
+    else:
+        url = label.manifest_url(args.manifest_url or os.environ.get(URL_ENV) or label.DEFAULT_URL, rec)
     try:
         if kind == ".svg":
             path.write_text(label.svg(rec, url, contact), encoding="utf-8")

@@ -29,7 +29,7 @@ class CollectorFeed:
         b = Path(broker_dir)
         tls = {"cafile": str(b / "ca.crt"), "certfile": str(b / "collector.crt"), "keyfile": str(b / "collector.key")}
         self.sub = Subscription(host, port, "civicmote-demo-collector",
-                                [PREFIX + "/+/+/summary", PREFIX + "/+/+/manifest"], self._on_message, tls=tls)
+                                [PREFIX + "/+/+/summary", PREFIX + "/+/+/manifest", PREFIX + "/+/+/status"], self._on_message, tls=tls)
         self.manifests = {}
         self._res = {}
 

@@ -1,7 +1,8 @@
 """The pole label, in the spirit of the DTPR transparency signs (CPython only).
 
-What a passer-by needs: a QR code to the device's published manifest, the device id, what it
-measures in plain words, what it never collects, and who to contact. SVG is the label; PNG is
+What a passer-by needs: a QR code to the device's public page (`civicmote web`'s /d/{device_id},
+given with --url-base; without one, the manifest's MQTT topic), the device id, what it measures
+in plain words, what it never collects, and who to contact. SVG is the label; PNG is
 the QR code alone (segno's own PNG writer), for printers that want an image to place.
 """
 from xml.sax.saxutils import escape
@@ -25,6 +26,16 @@ def manifest_url(template, rec):
         return template.format(device_id=rec["device_id"], district=rec["district"])
     except (KeyError, IndexError, ValueError) as e:
         raise UsageError("--manifest-url %r: bad template (%s); use {device_id} and {district}" % (template, e))
+
+
+def page_url(base, rec):
+    """URL/d/{device_id}: the device's page under the city's published `civicmote web`."""
+    base = base.strip()
+    scheme, sep, rest = base.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest.strip("/") or any(c.isspace() for c in base):
+        raise UsageError("--url-base %r: use the address where the city publishes civicmote web, e.g. "
+                         "https://sensors.city.example" % base)
+    return "%s/d/%s" % (base.rstrip("/"), rec["device_id"])
 
 
 def plain_measures(measures):

@@ -1,0 +1,148 @@
+"""The city's language: a catalogue of the page's words, numbers and times (CPython only).
+
+A catalogue is a JSON object of message id -> text with `{name}` placeholders, plus `_language`
+(its own name), `_decimal` and `_thousands` (number separators). English and German ship in
+catalogue/; a city adds its language by copying en.json, translating the texts and passing
+`civicmote web --catalogue FILE`. A missing id falls back to English, so a partial catalogue
+still gives a whole page. The manifest's plain words are assembled here from the signed
+manifest's fields, so they read the same in every language.
+"""
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from agent.core import rational
+from agent.privacy.manifest import metric_words
+from provisioning.errors import UsageError
+from provisioning.web.values import decimals, resolution
+
+HERE = Path(__file__).resolve().parent / "catalogue"
+SHIPPED = ("en", "de")
+
+
+def load(lang_or_path):
+    """The Catalogue of a shipped language code ("en", "de") or of a JSON file."""
+    path = HERE / ("%s.json" % lang_or_path) if lang_or_path in SHIPPED else Path(lang_or_path)
+    code = lang_or_path if lang_or_path in SHIPPED else path.stem
+    try:
+        texts = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise UsageError("%s: cannot read the catalogue (%s); shipped languages: %s"
+                         % (path, e.strerror, ", ".join(SHIPPED)))
+    except ValueError as e:
+        raise UsageError("%s: not a JSON catalogue (%s)" % (path, e))
+    if not isinstance(texts, dict) or not all(isinstance(v, str) for v in texts.values()):
+        raise UsageError("%s: a catalogue is one JSON object of id -> text" % path)
+    english = json.loads((HERE / "en.json").read_text(encoding="utf-8"))
+    return Catalogue(code, dict(english, **texts))
+
+
+class Catalogue:
+    def __init__(self, code, texts):
+        self.code = code
+        self.texts = texts
+        self.name = texts.get("_language", code)
+
+    def __call__(self, key, **kw):
+        text = self.texts.get(key, key)
+        try:
+            return text.format(**kw)
+        except (KeyError, IndexError, ValueError):
+            return text
+
+    def has(self, key):
+        return key in self.texts
+
+    # -- numbers and times -----------------------------------------------------------------
+    def number(self, value, places=0):
+        """A Fraction (or int) as text with the catalogue's separators, rounded to `places`."""
+        if value is None:
+            return ""
+        text = "%.*f" % (places, float(value))
+        if text.startswith("-") and float(text) == 0:
+            text = text[1:]
+        whole, _, frac = text.partition(".")
+        sign = "-" if whole.startswith("-") else ""
+        whole = whole.lstrip("-")
+        groups = []
+        while len(whole) > 3:
+            groups.insert(0, whole[-3:])
+            whole = whole[:-3]
+        whole = self.texts["_thousands"].join([whole] + groups) if len(whole + "".join(groups)) > 4 else \
+            whole + "".join(groups)
+        return sign + whole + (self.texts["_decimal"] + frac if frac else "")
+
+    def value(self, value, entry):
+        """A metric's value with the decimals its resolution deserves."""
+        return self.number(value, decimals(entry or {}))
+
+    @staticmethod
+    def time(ts, tz, with_date=False):
+        dt = datetime.fromtimestamp(ts, timezone.utc).astimezone(tz)
+        return dt.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+
+    def ago(self, seconds):
+        seconds = max(0, int(seconds))
+        if seconds < 60:
+            return self("time.ago_s")
+        if seconds < 3600:
+            return self("time.ago_m", n=seconds // 60)
+        if seconds < 86400 * 2:
+            return self("time.ago_h", n=seconds // 3600)
+        return self("time.ago_d", n=seconds // 86400)
+
+    def window(self, seconds):
+        for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+            if seconds % size == 0:
+                n = seconds // size
+                return self("window.%s1" % unit) if n == 1 else self("window.%s" % unit, n=n)
+        return self("window.s", n=seconds)
+
+    # -- the manifest in plain words -------------------------------------------------------
+    def metric_title(self, name, entry=None):
+        key = "metric." + name
+        if self.has(key):
+            return self(key)
+        words = (entry or {}).get("description") or metric_words(name)
+        return words[:1].upper() + words[1:]
+
+    def what(self, name, entry=None):
+        """What a metric is about, as the object of "measures"/"counts": catalogue, else the manifest's words."""
+        key = "what." + name
+        return self(key) if self.has(key) else ((entry or {}).get("description") or metric_words(name))
+
+    def describe(self, entry):
+        """One metric entry of a signed manifest as a sentence for a resident ("Title: what it does ...")."""
+        name = entry.get("name", "?")
+        title = self.metric_title(name, entry)
+        unit = entry.get("unit") or ""
+        what = self.what(name, entry)
+        every = self("unit.window", window=self.window(int(entry.get("window") or 0) or 1))
+        if entry.get("class") == "environmental":
+            stats = [self("stat." + s) for s in entry.get("stats") or ()]
+            stats_text = stats[0] if len(stats) == 1 else "%s %s %s" % (", ".join(stats[:-1]), self("and"), stats[-1])
+            step = self.value(resolution(entry), entry)
+            return self("describe.env", title=title, what=what, stats=stats_text, every=every, step=step,
+                        unit=(" " + unit) if unit else "")
+        mech = entry.get("mechanism")
+        if mech == "distinct":
+            body = self("describe.distinct", what=what)
+        elif mech in ("count", "histogram"):
+            body = self("describe." + mech, what=what)
+        elif mech in ("sum", "mean"):
+            body = self("describe." + mech, what=what,
+                        lo=entry.get("lo"), hi=entry.get("hi"), unit=(" " + unit) if unit else "")
+        else:
+            body = str(mech)
+        text = self("describe.personal", title=title, body=body, epsilon=_rational(entry.get("epsilon")),
+                    daily=_rational(entry.get("daily_epsilon")), window=self.window(int(entry.get("window") or 1)))
+        if "k" in entry:
+            text += " " + self("describe.k", k=entry["k"])
+        return text
+
+
+def _rational(text):
+    try:
+        return rational.text(rational.parse(text))
+    except (ValueError, TypeError):
+        return str(text)
