@@ -15,7 +15,8 @@ from pathlib import Path
 
 from agent import crypto
 from agent.core import cose, summary
-from agent.privacy.manifest import build_manifest, payload as manifest_payload
+from agent.board import load_profile
+from agent.privacy.manifest import board_manifest, payload as manifest_payload
 from agent.store import identity
 from provisioning.city.collector import Collector
 from provisioning.city.verifier import KeyRing
@@ -23,6 +24,7 @@ from provisioning.pki.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = json.loads((ROOT / "boards" / "sim.json").read_text())
+PROFILE = load_profile(str(ROOT / "boards" / "sim.json"))
 WINDOW = 300
 MISSING = (40, 41, 42)  # seqs lost in transit on the active device
 
@@ -32,7 +34,7 @@ class SimDevice:
         self.key = crypto.generate_signing_key(os.urandom)
         self.dev, self.pub = identity.public_identity(self.key)
         self.district = district
-        self.manifest = build_manifest(BOARD["metrics"], device_id=self.dev, board="sim", window_s=WINDOW)
+        self.manifest = board_manifest(PROFILE, self.dev)
         self.mh = summary.manifest_hash(manifest_payload(self.manifest))
 
     def topic(self, kind):
