@@ -135,7 +135,8 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
 
     if location is None and rec:
         location = rec.get("location")
-    old_config = target.read_file("config.json")
+    have = read_files(target, ("config.json", pop.PEM_FILE, "device.crt"))
+    old_config = have["config.json"]
     if broker is None and old_config:  # keep the broker given last time
         try:
             broker = json.loads(old_config).get("broker")
@@ -143,8 +144,8 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
             pass
     config = _dump(device_config(dev, district, broker, location))
     unit = targets.unit_text(dev, target.device_dir, target.python, broker, target.pythonpath).encode()
-    if rec and not rekey and old_config == config and target.read_file(pop.PEM_FILE) is not None \
-            and target.read_file("device.crt") == rec["certificate"].encode():
+    if rec and not rekey and old_config == config and have[pop.PEM_FILE] is not None \
+            and have["device.crt"] == rec["certificate"].encode():
         return _result(rec, target, "unchanged", None, [])
 
     challenge = pop.new_challenge(rng)
@@ -166,6 +167,13 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
               "cert_fingerprint": ca_mod.fingerprint(cert), "measures": measures_of(profile)}
     registry.register(record, retire=retire)
     return _result(record, target, "updated" if rec else "provisioned", note, retire)
+
+
+def read_files(target, names):
+    """{name: bytes or None}: in one round trip where the target can (ssh), else file by file."""
+    if hasattr(target, "read_files"):
+        return target.read_files(names)
+    return {n: target.read_file(n) for n in names}
 
 
 def _refuse_conflicts(rec, dev, target, district, retire, rekey):
