@@ -51,3 +51,17 @@ def pop(device_dir, challenge_hex):
         return identity.answer_pop(str(device_dir), challenge)
     except ValueError as e:
         raise UsageError("--challenge: %s" % e)
+
+
+def check(device_dir, broker=None, timeout_s=15.0):
+    """Connect to the broker once with the device's own certificate (see device/link.py)."""
+    from provisioning import broker_url
+    from provisioning.device import link, runner
+
+    _, dev, _ = devicedir.load_identity(device_dir)
+    config = runner.read_config(str(device_dir))
+    url = broker or config.get("broker")
+    if not url:
+        raise UsageError("%s: no broker to check: config.json names none and --broker was not given" % device_dir)
+    where = "--broker" if broker else "%s/config.json: broker" % device_dir
+    return link.check(str(device_dir), dev, broker_url.parse(url, where), url, config, timeout_s)

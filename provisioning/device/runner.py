@@ -1,4 +1,4 @@
-"""Run the agent on CPython: real or simulated clock, paho transport, --out files (CPython only).
+"""Run the agent on CPython: real or simulated clock, the transport of device/link.py, --out files (CPython only).
 
 The loop is the portable Agent's: this module only supplies the clocks, the transport, the
 systemd watchdog and the sleeping. With --fast a simulated wall clock advances one second per
@@ -27,22 +27,10 @@ def file_sink(out_dir):
 
 
 def make_transport(device_dir, dev, broker, status_topic):
-    """A PahoTransport for broker (host, port, tls), with the device's own certificate for TLS."""
-    from agent.net.paho_transport import PahoTransport
+    """The device's transport (paho-mqtt if installed, else our own client on the standard library)."""
+    from provisioning.device import link
 
-    host, port, use_tls = broker
-    tls = None
-    if use_tls:
-        cfg = read_config(device_dir).get("tls") or {}
-        tls = {k: os.path.join(device_dir, cfg.get(k, default))
-               for k, default in (("cafile", "ca.crt"), ("certfile", "device.crt"), ("keyfile", "device.pem"))}
-        for k, path in tls.items():
-            if not os.path.exists(path):
-                from provisioning.errors import UsageError
-
-                raise UsageError("%s: missing (%s for TLS); provision the device first: civicmote provision "
-                                 "--target %s ..." % (path, k, device_dir))
-    return PahoTransport(host, port, dev, tls=tls, status_topic=status_topic, timeout=5.0)
+    return link.open_transport(device_dir, read_config(device_dir), dev, broker, status_topic)
 
 
 def read_config(device_dir):

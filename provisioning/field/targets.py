@@ -36,10 +36,16 @@ _UNIT_SCRIPT = """d=%(dir)s
 if ! grep -qs 'Raspberry Pi' /proc/device-tree/model; then echo 'skipped: not a Raspberry Pi'
 elif [ ! -d /run/systemd/system ]; then echo 'skipped: systemd is not running'
 else S=; [ "$(id -u)" = 0 ] || S='sudo -n'
-  $S install -m 0644 "$d/civicmote.service" /etc/systemd/system/civicmote.service && $S systemctl daemon-reload \
-  && $S systemctl enable --now civicmote.service >/dev/null 2>&1 && echo 'installed: civicmote.service enabled' \
-  || echo 'failed: could not install civicmote.service (root or passwordless sudo needed)'
+  if $S install -m 0644 "$d/civicmote.service" /etc/systemd/system/civicmote.service && $S systemctl daemon-reload \
+     && $S systemctl enable civicmote.service >/dev/null 2>&1 && $S systemctl restart civicmote.service; then
+    sleep %(settle)d  # Type=notify: started means the agent said READY; it must also stay up
+    if systemctl is-active --quiet civicmote.service \
+       && [ "$(systemctl show -p NRestarts --value civicmote.service)" = 0 ]; then echo 'installed: civicmote.service running'
+    else echo 'failed: civicmote.service does not stay up; see journalctl -u civicmote'; fi
+  else echo 'failed: could not install civicmote.service (root or passwordless sudo needed)'; fi
 fi"""
+UNIT_SETTLE_S = 5
+UNIT_DOWN = "failed: civicmote.service does not stay up"
 
 
 def parse_target(text, base=None):
@@ -159,8 +165,8 @@ class DirTarget:
                 raise _space_or_env(self.name, e)
 
     def install_unit(self):
-        return _unit_result(self.name, subprocess.run(["sh", "-c", _UNIT_SCRIPT % {"dir": shlex.quote(self.name)}],
-                                                      capture_output=True, text=True))
+        script = _UNIT_SCRIPT % {"dir": shlex.quote(self.name), "settle": UNIT_SETTLE_S}
+        return _unit_result(self.name, subprocess.run(["sh", "-c", script], capture_output=True, text=True))
 
     def forget_identity(self):
         for name in IDENTITY_FILES:
@@ -309,7 +315,7 @@ class SSHTarget:
         self._defer("tar -xf - -C %s --no-same-owner" % self._q(self.device_dir), buf.getvalue())
 
     def install_unit(self):
-        code, out, err = self._ssh(_UNIT_SCRIPT % {"dir": self._q(self.device_dir)})
+        code, out, err = self._ssh(_UNIT_SCRIPT % {"dir": self._q(self.device_dir), "settle": UNIT_SETTLE_S})
         if code and not out.strip():  # the files queued before the script did not land
             raise _fail(self.name, code, err)
         return _unit_result(self.name, subprocess.CompletedProcess([], code, out, err))
