@@ -61,7 +61,8 @@ def main():
             wall = time.perf_counter() - t0
             summary = json.loads(p.stdout.splitlines()[-1]) if p.stdout.strip() else {}
             if p.returncode != 0 or summary.get("provisioned") != n:
-                print("batch failed (exit %d): %s" % (p.returncode, p.stderr.strip()[-500:]), file=sys.stderr)
+                print("batch failed (exit %d): %s %s" % (p.returncode, p.stderr.strip()[-500:], summary.get("failures")),
+                      file=sys.stderr)
                 return 1
         finally:
             sshd.stop()

@@ -144,3 +144,17 @@ def test_profile_for_another_runtime_is_refused_before_anything_is_written(tmp_p
                          "--target", sshd.url(remote), "--ca", tmp_path / "ca")
     assert code == 2 and "runs micropython" in err and "--port" in err
     assert not remote.exists()
+
+
+def test_batch_over_ssh_in_parallel_checks_every_device(tmp_path, capsys, sshd, broker):
+    port, _ = broker
+    write_board(tmp_path)
+    rows = ["board,target,district"] + ["board.json,%s,north" % sshd.url(tmp_path / ("pole%d" % i)) for i in range(3)]
+    (tmp_path / "fleet.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = cli(capsys, "batch", tmp_path / "fleet.csv", "--ca", tmp_path / "ca", "--jobs", "3",
+                         "--broker", "mqtts://localhost:%d" % port, "--json")
+    assert code == 0, err
+    lines = json_lines(out)
+    assert lines[-1]["provisioned"] == 3 and lines[-1]["ok"] is True
+    assert all(r["broker_check"]["connected"] for r in lines[:-1])
+    assert not list(tmp_path.glob("civicmote-ssh-*"))  # each shared connection was closed
