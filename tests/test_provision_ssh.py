@@ -101,6 +101,13 @@ def test_stock_python_device_is_checked_then_delivers_verified_summaries(tmp_pat
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 4, p.stderr
     assert "refused" in p.stderr and r["device_id"] in p.stderr
+    # The agent itself, stopping with summaries the broker would not take: exit 4 and why, on stderr.
+    p = subprocess.run(["ssh", "-F", str(sshd.config), "-p", str(sshd.port), "-o", "BatchMode=yes",
+                        "%s@127.0.0.1" % sshd.user, run.replace("--windows 2", "--windows 1").replace(
+                            "--drain 10", "--drain 3")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 4, p.stderr
+    assert "not delivered: the broker" in p.stderr and "refused the device" in p.stderr
+    assert json_lines(p.stdout)[-1]["undelivered_reason"].startswith("the broker")
 
 
 def test_provision_without_check_then_noop_then_rekey(tmp_path, capsys, sshd):

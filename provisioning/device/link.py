@@ -18,7 +18,8 @@ from provisioning.errors import EnvironmentProblem, StateError, UsageError
 TLS_FILES = (("cafile", "ca.crt"), ("certfile", "device.crt"), ("keyfile", "device.pem"))
 # Reasons that mean the broker (or its CRL) refused this device, not that it was out of reach.
 REFUSED_WORDS = ("refused the connection", "not authori", "bad user name", "revoked", "certificate unknown",
-                 "bad certificate", "unknown ca", "certificate verify failed", "access denied")
+                 "bad certificate", "unknown ca", "certificate verify failed", "access denied",
+                 "refuses the client certificate")
 
 
 def transport_kind():
@@ -48,8 +49,8 @@ def open_transport(device_dir, config, client_id, broker, status_topic, timeout=
     if transport_kind() == "paho":
         from agent.net.paho_transport import PahoTransport
 
-        return PahoTransport(host, port, client_id, tls=tls, status_topic=status_topic, timeout=timeout,
-                             clean_session=clean_session)
+        return Remembering(PahoTransport(host, port, client_id, tls=tls, status_topic=status_topic,
+                                         timeout=timeout, clean_session=clean_session))
     from agent.net import socket_cpython
     from agent.net.mqtt_client import MQTTClient
 
@@ -57,8 +58,38 @@ def open_transport(device_dir, config, client_id, broker, status_topic, timeout=
         opener = socket_cpython.opener(tls)
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a file ssl cannot load
         raise UsageError("%s: the TLS files cannot be loaded (%s); re-run civicmote provision" % (device_dir, e))
-    return MQTTClient(host, port, client_id, opener, timeout=timeout, clean_session=clean_session,
-                      status_topic=status_topic)
+    return Remembering(MQTTClient(host, port, client_id, opener, timeout=timeout, clean_session=clean_session,
+                                  status_topic=status_topic))
+
+
+class Remembering:
+    """A transport that also remembers the last reason the broker *refused* the device.
+
+    Over TLS 1.3 a broker that rejects the client certificate says so once (an alert); the
+    retries after it end in a bare EOF. `refusal` keeps the telling reason for the exit code."""
+
+    def __init__(self, transport):
+        self._t = transport
+        self.refusal = None
+
+    def __getattr__(self, name):
+        return getattr(self._t, name)
+
+    def _note(self):
+        if self._t.last_error and refused(self._t.last_error):
+            self.refusal = self._t.last_error
+
+    def connect(self, now):
+        try:
+            return self._t.connect(now)
+        finally:
+            self._note()
+
+    def poll(self, now, wait=0):
+        try:
+            return self._t.poll(now, wait)
+        finally:
+            self._note()
 
 
 def refused(reason):
@@ -80,12 +111,12 @@ def check(device_dir, dev, broker, url, config, timeout_s=15.0, clock=time.monot
                 return {"device_id": dev, "broker": url, "connected": True, "transport": transport_kind(),
                         "seconds": round(clock() - start, 3)}
             t.poll(now, wait=0.1)
-            if t.last_error and refused(t.last_error):
+            if t.refusal:
                 break
             sleep(0.05)
     finally:
         t.close()
-    reason = t.last_error or "no answer within %g s" % timeout_s
+    reason = t.refusal or t.last_error or "no answer within %g s" % timeout_s
     if refused(reason):
         raise StateError("device %s: the broker %s refused it (%s); check that it is active in the registry and "
                          "that the broker's CRL and ACL are current (civicmote broker-config)" % (dev, url, reason))
