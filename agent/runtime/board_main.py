@@ -133,6 +133,26 @@ def log_crash(exc, path=CRASH_LOG, limit=CRASH_LOG_BYTES, now_s=None):
         pass
 
 
+MESSAGES_LOG = DEVICE_DIR + "/messages.log"
+MESSAGES_BYTES = 2048  # the newest lines are kept
+
+
+def note(text, path=MESSAGES_LOG, limit=MESSAGES_BYTES, now_s=None):
+    """Print one line and keep it among the board's recent messages (`civicmote logs --port` reads them)."""
+    line = "civicmote: " + text
+    print(line)
+    try:
+        try:
+            with open(path, "rb") as f:
+                old = f.read()
+        except OSError:
+            old = b""
+        entry = ("%s %s\n" % (now_s if now_s is not None else int(time.time()), line)).encode()
+        compat.write_file_atomic(path, (old + entry)[-limit:])
+    except Exception:  # noqa: BLE001 - a full flash must not stop the agent over a log line
+        pass
+
+
 def connect_wifi(device_dir=DEVICE_DIR, timeout_s=20):
     """Join the network in wifi.json ({"ssid", "password"}); True once connected. Never prints the password."""
     try:
@@ -173,8 +193,8 @@ def main(device_dir=DEVICE_DIR):
     """
     import machine
 
-    print("civicmote: wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
-    print("civicmote: clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
+    note("wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
+    note("clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
     wdt = machine.WDT(timeout=WDT_MS)
     try:
         run(device_dir, wdt=wdt)
@@ -182,5 +202,6 @@ def main(device_dir=DEVICE_DIR):
         raise  # a technician pressed Ctrl-C: leave them at the REPL (the watchdog still runs)
     except Exception as e:  # noqa: BLE001
         log_crash(e)
+        note("crashed (%s); restarting, see /crash.log" % type(e).__name__)
         time.sleep_ms(1000)
         machine.reset()

@@ -22,12 +22,12 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 
 def _modules():
-    from provisioning.cli import (batch, broker_config, ca, collect, device, flash, label, manifest, provision, registry,
-                                run, sensors, verify)
+    from provisioning.cli import (batch, board, broker_config, ca, collect, device, flash, label, manifest, provision,
+                                registry, run, sensors, verify)
 
     # The order of `civicmote --help`: a technician's path first, then the city side.
-    return (device, sensors, manifest, flash, provision, batch, label, ca, registry, broker_config, run, collect,
-            verify)
+    return (device, sensors, manifest, flash, provision, board, batch, label, ca, registry, broker_config, run,
+            collect, verify)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -85,6 +85,13 @@ def do_provision(out, args):
                            check=args.check)
         if getattr(target, "deployed", None):
             result["deploy"] = target.deployed
+        if args.port:
+            from provisioning.field.serial_target import WIFI_FILE
+
+            result["wifi"] = target.read_file(WIFI_FILE) is not None
+            if not result["wifi"]:
+                out.note("civicmote: warning: %s: the board has no Wi-Fi settings, so it cannot reach the broker; "
+                         "re-run with --wifi-ssid SSID (password in $CIVICMOTE_WIFI_PASSWORD)" % args.port)
     finally:
         registry.close()
         if hasattr(target, "close"):
