@@ -5,7 +5,7 @@ import os
 import stat
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, json_failure
 from provision_support import PASSPHRASE, write_board
 
 from provisioning.pki import ca as ca_mod
@@ -46,7 +46,7 @@ def test_wrong_passphrase_is_one_clear_line(site, capsys, monkeypatch):
     monkeypatch.setenv("CIVICMOTE_CA_PASSPHRASE", "not the passphrase")
     code, out, err = _provision(capsys, site)
     assert code == 2
-    assert out == ""
+    assert "wrong CA passphrase" in json_failure(out, 2)["error"]  # --json: the failure as one object
     assert err.count("\n") == 1 and "wrong CA passphrase" in err and "CIVICMOTE_CA_PASSPHRASE" in err
     assert Registry(site / "registry.db").list() == []
 

@@ -128,6 +128,7 @@ def do_batch(out, args):
         summary["error"] = str(fatal)
     out.record(summary, _human_summary)
     if fatal is not None:
+        fatal.reported = True  # the summary line carries it
         raise fatal
     if stop.reason is not None:
         return EXIT_INTERRUPTED
