@@ -26,7 +26,11 @@ def load_export(path, ring):
             raise UsageError("%s.device_id: %r does not match its public key (%s)" % (where, d.get("device_id"), dev))
         status = d.get("status", "active")
         if status == "active":
-            ring.add_public_key(sec1)
+            try:
+                ring.add_public_key(sec1)
+            except Exception as e:  # not a point on P-256: the entry is bad input, named
+                raise UsageError("%s.public_key: not a valid P-256 public key (%s); fix or re-export the registry"
+                                 % (where, e))
         elif status in ("disabled", "revoked"):
             ring.refuse(dev, status)
         else:
