@@ -17,13 +17,13 @@ def test_device_init_is_idempotent_and_keeps_the_key_private(tmp_path, capsys):
     code, out, err = cli(capsys, "device", "init", "--device-dir", d, "--board", SIM, "--district", "north", "--json")
     assert code == 0, err
     first = json.loads(out)
-    assert first["created"] is True and first["device_id"].startswith("cm") and first["district"] == "north"
+    assert first["key_created"] is True and first["device_id"].startswith("cm") and first["district"] == "north"
     key_file = d / "device.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert (d / "privacy.ledger").exists() and (d / "board.json").exists()
     code, out, err = cli(capsys, "device", "init", "--device-dir", d, "--board", SIM, "--json")
     second = json.loads(out)
-    assert code == 0 and second["created"] is False
+    assert code == 0 and second["key_created"] is False
     assert second["device_id"] == first["device_id"] and second["district"] == "north"
     code, out, err = cli(capsys, "device", "show", "--device-dir", d, "--json")
     shown = json.loads(out)

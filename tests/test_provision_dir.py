@@ -33,13 +33,13 @@ def test_ca_init_encrypts_its_key_and_is_kept(tmp_path, capsys, monkeypatch):
     code, out, err = cli(capsys, "ca", "init", "--dir", tmp_path / "ca", "--json")
     assert code == 0, err
     first = json.loads(out)
-    assert first["created"] is True
+    assert first["ca_created"] is True
     key = (tmp_path / "ca" / "ca.key").read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in key
     assert stat.S_IMODE(os.stat(tmp_path / "ca" / "ca.key").st_mode) == 0o600
     code, out, err = cli(capsys, "ca", "init", "--dir", tmp_path / "ca", "--json")
-    assert code == 0 and json.loads(out)["created"] is False
-    assert json.loads(out)["fingerprint"] == first["fingerprint"]
+    assert code == 0 and json.loads(out)["ca_created"] is False
+    assert json.loads(out)["cert_fingerprint"] == first["cert_fingerprint"]
 
 
 def test_wrong_passphrase_is_one_clear_line(site, capsys, monkeypatch):

@@ -34,7 +34,8 @@ def test_list_and_show(fleet, capsys):
     assert [r["device_id"] for r in json_lines(out)] == [ids["c"]]
     code, out, err = cli(capsys, "registry", "show", ids["a"], "--json")
     rec = json.loads(out)
-    assert rec["location"] == "pole a" and rec["status"] == "active" and "registered" in rec["history"][0]
+    assert rec["location"] == "pole a" and rec["status"] == "active" and rec["history"][0]["action"] == "registered"
+    assert isinstance(rec["created"], int) and isinstance(rec["history"][0]["at"], int)
     code, out, err = cli(capsys, "registry", "show", "cm" + "z" * 16)
     assert code == 2 and "not in the registry" in err
 
@@ -52,7 +53,8 @@ def test_disable_is_reversible_revoke_is_permanent_and_idempotent(fleet, capsys)
         code, out, err = cli(capsys, "registry", verb, a)
         assert code == 4 and "revoked" in err and "permanent" in err
     history = json.loads(cli(capsys, "registry", "show", a, "--json")[1])["history"]
-    assert [h.split()[1] for h in history] == ["registered", "disabled", "enabled", "revoked"]
+    assert [h["action"] for h in history] == ["registered", "disabled", "enabled", "revoked"]
+    assert history[1]["detail"] == "maintenance"
 
 
 def test_export_is_the_contract_shape(fleet, capsys):

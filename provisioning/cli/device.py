@@ -37,7 +37,7 @@ def register(sub, common):
 def do_init(out, args):
     result = actions.init(args.device_dir, args.board, args.district)
     out.record(result, lambda r: "%s device %s (board %s%s)\npublic key %s" % (
-        "created" if r["created"] else "kept existing", r["device_id"], r["board"],
+        "created" if r["key_created"] else "kept existing", r["device_id"], r["board"],
         ", district " + r["district"] if r["district"] else "", r["public_key"]))
     return 0
 

@@ -17,7 +17,7 @@ from provisioning.errors import UsageError
 
 
 def init(device_dir, board_path, district=None, now_s=None):
-    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `created`."""
+    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `key_created`."""
     board_path = Path(board_path)
     profile = files.load_board(board_path)
     d = devicedir.ensure_dir(device_dir)
@@ -25,7 +25,7 @@ def init(device_dir, board_path, district=None, now_s=None):
     rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
     if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
         shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
-    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "created": rec["created"],
+    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "key_created": rec["created"],
             "board": profile.name, "district": rec["district"], "device_dir": str(d)}
 
 

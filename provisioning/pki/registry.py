@@ -200,8 +200,10 @@ class Registry:
         """The registry export for verifiers: {"version": 1, "devices": [...]}, never a private key."""
         devices = []
         for r in self.list():
-            devices.append({k: r[k] for k in ("device_id", "public_key", "status", "district", "board", "location",
-                                              "certificate", "cert_fingerprint", "reason", "created", "updated")})
+            d = {k: r[k] for k in ("device_id", "public_key", "status", "district", "board", "location",
+                                   "certificate", "cert_fingerprint", "reason")}
+            d["created"], d["updated"] = int(r["created"]), int(r["updated"])  # Unix seconds (docs/json.md)
+            devices.append(d)
         return {"version": 1, "devices": devices}
 
 
