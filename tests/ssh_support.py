@@ -86,3 +86,40 @@ def bare_python(d):
                         "'serial', 'rich') if u.find_spec(m)])"], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]", "the bare Python sees third-party packages: %s" % r.stdout
     return py
+
+
+def main(argv=None):
+    """`python tests/ssh_support.py DIR`: a local ssh test target until Ctrl-C (docs/provisioning.md)."""
+    import signal
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python tests/ssh_support.py DIR   (as root; DIR holds the sshd's keys and config)",
+              file=sys.stderr)
+        return 2
+    if not sshd_usable():
+        print(SKIP_REASON, file=sys.stderr)
+        return 3
+    d = Path(argv[0]).absolute()
+    sshd = LocalSSHD(d / "sshd")
+    if sshd.error:
+        print(sshd.error, file=sys.stderr)
+        sshd.stop()
+        return 3
+    py = bare_python(d / "stock-python")
+    print("export CIVICMOTE_SSH_CONFIG=%s CIVICMOTE_REMOTE_PYTHON=%s" % (sshd.config, py))
+    print("# target: %s" % sshd.url(str(d / "board")), flush=True)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    try:
+        while not stop and sshd.proc.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    sshd.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
