@@ -259,3 +259,27 @@ def test_rerun_keeps_broker_and_location_and_a_new_broker_updates(site, capsys):
     config = json.loads((site / "dev1" / "config.json").read_text())
     assert config["broker"] == "mqtts://b:8883" and config["location"] == "pole 7"
     assert "mqtts://b:8883" in (site / "dev1" / "civicmote.service").read_text()
+
+
+def test_reprovisioning_with_another_profile_updates_registry_and_label(site, capsys):
+    code, out, err = _provision(capsys, site)
+    first = json.loads(out)
+    code, out, err = cli(capsys, "provision", "--board", "boards/sim.json", "--district", "north", "--target",
+                         site / "dev1", "--ca", site / "ca", "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["status"] == "updated" and again["device_id"] == first["device_id"] and again["board"] == "sim"
+    assert again["cert_fingerprint"] == first["cert_fingerprint"]  # same key, same certificate
+    rec = Registry(site / "registry.db").get(first["device_id"])
+    assert rec["board"] == "sim" and "pm2_5" in [m["metric"] for m in rec["measures"]]
+    code, out, err = cli(capsys, "label", first["device_id"], "--out", site / "pole.svg", "--contact", "x@y.z")
+    assert code == 0, err
+    svg = (site / "pole.svg").read_text()
+    assert "PM2.5" in svg and "people passing by" not in svg  # what the new profile measures, not the old one
+
+
+def test_a_micropython_profile_is_refused_for_a_folder(site, capsys):
+    code, out, err = cli(capsys, "provision", "--board", "boards/esp32-devkitc.json", "--district", "north",
+                         "--target", site / "dev1", "--ca", site / "ca")
+    assert code == 2 and "runs micropython" in err and "--port" in err
+    assert not (site / "dev1").exists()
