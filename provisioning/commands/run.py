@@ -2,7 +2,7 @@
 import time
 from pathlib import Path
 
-from provisioning import broker_url, devicedir, runner
+from provisioning import broker_url, devicedir, runlock, runner
 from provisioning.commands import add_command
 from provisioning.errors import UsageError
 
@@ -35,6 +35,9 @@ def register(sub, common):
 
 def do_run(out, args):
     d = Path(args.device_dir)
+    if d.is_dir():
+        # Before anything in the folder is read: a second agent there is refused (exit 4).
+        args.lock = runlock.RunLock(d).acquire()
     devicedir.load_identity(d)  # a clear error if the folder has no identity
     board = devicedir.load_board(args.board or d / devicedir.BOARD_FILE)
     config = runner.read_config(str(d))
