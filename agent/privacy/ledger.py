@@ -5,7 +5,7 @@ This is the I/O edge of the privacy engine. Rules (docs/privacy.md, "The ledger"
   never an expense. A write that fails grants nothing and closes the day.
 - The record is authenticated with HMAC-SHA-256 under a key derived from the device's private
   key (`ledger_key`), so a file edited or written by anyone without that key is refused.
-- A ledger that is missing, unreadable, forged, or older than the last generation the device
+- A ledger that is missing, unreadable (either slot damaged, even by a power cut mid-write), forged, or older than the last generation the device
   recorded elsewhere (`min_gen`: a restored old copy) fails closed: it is rewritten as closed
   until the next UTC day by every clock the device trusts: the wall clock at open, the latest
   time the device attested before (`trusted_s`), and monotonic time (the rest of that day
@@ -214,7 +214,9 @@ class PrivacyLedger:
             raw = self._file.read()
         except OSError:
             return None
-        if raw is None:
+        if raw is None or self._file.torn:
+            # One slot damaged: a write cut short, or a record changed after it was granted.
+            # The two cannot be told apart, and only the second could mint budget: fail closed.
             return None
         try:
             lines = raw.decode().split("\n")

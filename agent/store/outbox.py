@@ -387,10 +387,9 @@ class Outbox:
                 break
             if h[2] != seq:
                 continue
+            self._set_flag(s, o, ACKED)  # retired in place too: a lost index cannot bring it back
             if (s, o) == self._head[:2]:
                 self._advance(seq + 1)
-            else:
-                self._set_flag(s, o, ACKED)  # acknowledged out of order: retired in place
             self.depth -= 1
             self.bytes -= HDR + h[1]
             if h[3]:  # delivered: the drops it announced reached the city

@@ -27,12 +27,13 @@ class SlotFile:
         self.gen = 0
         self.newest = None  # index of the slot holding the newest valid value, or None
         self.found = 0  # valid slots found by the last read()
+        self.torn = 0  # slots found neither valid nor blank (a write cut short, or damage)
         self._loaded = False
 
     def read(self):
         """The newest intact payload, or None if neither slot holds one (missing, torn, corrupt)."""
         best = None
-        self.found = 0
+        self.found = self.torn = 0
         self._loaded = True
         try:
             f = open(self.path, "rb")
@@ -42,8 +43,11 @@ class SlotFile:
         try:
             for i in (0, 1):
                 f.seek(i * self.size)
-                got = _parse(f.read(self.size))
+                buf = f.read(self.size)
+                got = _parse(buf)
                 if got is None:
+                    if buf and buf.count(b"\x00") != len(buf):
+                        self.torn += 1
                     continue
                 self.found += 1
                 if best is None or got[0] > best[0]:

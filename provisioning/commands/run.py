@@ -16,7 +16,8 @@ def register(sub, common):
                     "window every window_s seconds on wall-clock boundaries, release personal metrics "
                     "only through differential privacy, sign each summary and deliver it to the broker "
                     "through the crash-safe outbox. Without a broker (none given, none in config.json) "
-                    "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox.")
+                    "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox. Exits 4 "
+                    "if another agent already runs on the folder (DIR/agent.lock names it).")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT "
@@ -35,9 +36,17 @@ def register(sub, common):
 
 def do_run(out, args):
     d = Path(args.device_dir)
-    if d.is_dir():
-        # Before anything in the folder is read: a second agent there is refused (exit 4).
-        args.lock = runlock.RunLock(d).acquire()
+    if not d.is_dir():
+        return _run(out, args, d)
+    # Before anything in the folder is read: a second agent there is refused (exit 4).
+    lock = runlock.RunLock(d).acquire()
+    try:
+        return _run(out, args, d)
+    finally:
+        lock.release()
+
+
+def _run(out, args, d):
     devicedir.load_identity(d)  # a clear error if the folder has no identity
     board = devicedir.load_board(args.board or d / devicedir.BOARD_FILE)
     config = runner.read_config(str(d))
