@@ -228,7 +228,8 @@ class Agent:
             h["cs"] = self.clock_steps
         if self.seqs.lost:
             h["sr"] = self.seqs.lost
-        werr = self.outbox.write_errors + (self.progress.write_errors if self.progress is not None else 0)
+        werr = self.outbox.write_errors + self.seqs.write_errors + (
+            self.progress.write_errors if self.progress is not None else 0)
         if werr:
             h["werr"] = werr
         return h

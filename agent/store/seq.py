@@ -54,6 +54,7 @@ class SeqAllocator:
         self._next = max(stored or 0, floor)
         self.first = self._next  # the first number this boot may hand out (era: set by next())
         self._limit = self._next  # nothing reserved yet in this boot
+        self.write_errors = 0
 
     def next(self, now_s=None):
         """The next sequence number (an int strictly above every one handed out before).
@@ -65,7 +66,13 @@ class SeqAllocator:
                 self._next = self.first = self._limit = era_start(now_s)
         if self._next >= self._limit:
             limit = self._next + self.block
-            self._file.write(struct.pack(">Q", limit))
+            try:
+                self._file.write(struct.pack(">Q", limit))
+            except OSError:
+                # Only (re)creating the file can fail (a full disk): the number is still safe to
+                # use, because the outbox and the progress file, both written in place, record
+                # every number that leaves and are the floor at the next start.
+                self.write_errors += 1
             self._limit = limit
         n = self._next
         self._next += 1

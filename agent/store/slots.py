@@ -67,7 +67,14 @@ class SlotFile:
         if not self._loaded:
             self.read()  # never write a generation below the one on file
         if not file_exists(self.path):
-            write_file_atomic(self.path, bytes(2 * self.size))
+            try:
+                write_file_atomic(self.path, bytes(2 * self.size))
+            except OSError:
+                try:
+                    os.remove(self.path + ".tmp")  # leave nothing half-made behind
+                except OSError:
+                    pass
+                raise
             self.newest = None
         gen = self.gen + 1
         body = struct.pack(">QH", gen, len(payload)) + payload
