@@ -82,8 +82,9 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     now_s, now_ms = clock()
     if transport == "auto":
         transport = mqtt_transport(device_dir, config, config["device_id"])
+    # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
     agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom, transport=transport,
-                       prefix=config.get("topic_prefix", DEFAULT_PREFIX))
+                       prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
     forget(BOOT_ONLY)
     return agent
 
@@ -114,7 +115,7 @@ def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None,
     while windows is None or agent.closed < windows:
         now_s, now_ms = clock()
         agent.step(now_s, now_ms)
-        if wdt is not None:
+        if wdt is not None and agent.healthy():  # windows progress, or the agent said why not
             wdt.feed()
         sleep(pause_ms)
     return agent
