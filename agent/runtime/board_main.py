@@ -19,10 +19,11 @@ DEVICE_DIR = "/civicmote"
 CONFIG = "config.json"
 WIFI = "wifi.json"
 BOARD = "board.json"
+SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
 # Modules only start-up needs (key file, identity, manifest, credentials, URL parsing). Once
 # the agent is built nothing refers to them, so they are dropped for the collector: measured
 # 3.4 KB back on the 64-bit unix port (their interned names stay). Frozen firmware needs none of it.
-BOOT_ONLY = ("agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
+BOOT_ONLY = ("agent.crypto.table_file", "agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
              "agent.net.tls_files", "agent.net.url")
 
 
@@ -80,6 +81,8 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     config = read_json(device_dir + "/" + CONFIG)
     board = load_profile(device_dir + "/" + BOARD)
     now_s, now_ms = clock()
+    if compat.MICROPYTHON:
+        sign_from_flash(device_dir + "/" + SIGN_TABLE)
     if transport == "auto":
         transport = mqtt_transport(device_dir, config, config["device_id"])
     # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
@@ -87,6 +90,17 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
                        prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
     forget(BOOT_ONLY)
     return agent
+
+
+def sign_from_flash(path):
+    """Sign with the fixed-base table read from flash a row at a time (25.6 KB of heap saved on
+    the 64-bit port); if it cannot be written (a full flash), the table is kept in RAM as before."""
+    from agent.crypto import p256, table_file
+
+    try:
+        p256.use_table(table_file.open_table(path))
+    except OSError as e:
+        print("civicmote: signing table kept in RAM (%s: %s)" % (path, e))
 
 
 def forget(names):
