@@ -43,3 +43,45 @@ while a.closed < %(warmup)d + %(windows)d:
 gc.collect()
 print('FRAGMENTED', FRAG, a.closed - %(warmup)d, gc.mem_alloc() - early, len(hold))
 """
+
+# Offline until `offline` windows are queued (the broker is not there: every connect is
+# refused), then the host starts the broker and creates /civicmote/go, and the board flushes
+# everything over mutual TLS. The clock is simulated while offline (one window a step) and
+# follows real time from `go` on, so the MQTT client's timeouts are real ones.
+# Prints OFFLINE depth, then BOARD closed delivered depth net_errors alloc free.
+OFFLINE_THEN_FLUSH = """
+import gc, os, time
+from agent.runtime import board_main
+
+class Clock:
+    def __init__(self, t0, step_s):
+        self.s, self.ms, self.step_s, self.real = t0, 0, step_s, None
+    def __call__(self):
+        if self.real is None:
+            self.s += self.step_s
+            self.ms += self.step_s * 1000
+            return self.s, self.ms
+        d = time.ticks_diff(time.ticks_ms(), self.real[1])
+        return self.real[0] + d // 1000, self.ms + d
+
+clock = Clock(%(t0)d, %(step_s)d)
+a = board_main.build('/civicmote', clock=clock)
+while a.closed < %(offline)d:
+    s, ms = clock(); a.step(s, ms)
+gc.collect()
+print('OFFLINE', a.outbox.depth, a.closed, gc.mem_alloc())
+end = time.time() + 60
+while time.time() < end:
+    try:
+        os.stat('/civicmote/go')
+        break
+    except OSError:
+        time.sleep_ms(100)
+clock.real = (clock.s, time.ticks_ms())
+end = time.time() + %(drain_s)d
+while (a.outbox.depth or a.delivered < a.closed) and time.time() < end:
+    s, ms = clock(); a.step(s, ms)
+    time.sleep_ms(5)
+gc.collect()
+print('BOARD', a.closed, a.delivered, a.outbox.depth, a.net_errors, gc.mem_alloc(), gc.mem_free())
+"""

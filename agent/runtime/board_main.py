@@ -83,12 +83,16 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     now_s, now_ms = clock()
     if compat.MICROPYTHON:
         sign_from_flash(device_dir + "/" + SIGN_TABLE)
-    if transport == "auto":
-        transport = mqtt_transport(device_dir, config, config["device_id"])
+    # The agent is built offline first and the start-up-only modules are dropped before the
+    # network code loads, so the two never sit in the heap together (the start-up peak).
     # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
-    agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom, transport=transport,
+    agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
+                       transport=None if transport == "auto" else transport,
                        prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
     forget(BOOT_ONLY)
+    if transport == "auto":
+        agent.transport = mqtt_transport(device_dir, config, config["device_id"])
+        forget(BOOT_ONLY)
     return agent
 
 
