@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 import mpy_port  # noqa: E402
 from board_city import BoardCity, BoardFailed, ledger_blocker, romfs_bytes, sim_board  # noqa: E402
 from board_cpu_probe import CPU_RUN  # noqa: E402
@@ -103,6 +104,33 @@ def smallest(city, script, windows, lo, hi, step, romfs=False):
     return hi_k * step, image
 
 
+WASM_BASE = "import gc, sys\ngc.collect()\nprint('BASE', gc.mem_alloc())\n"
+WASM_AGENT = """
+from agent.runtime import board_main
+clock = board_main.SimClock(1767225600, 60)
+a = board_main.build('/civicmote', transport=None, clock=clock)
+while a.closed < 5:
+    s, ms = clock(); a.step(s, ms)
+"""
+WASM_LIVE = "gc.collect()\nprint('LIVE', gc.mem_alloc())\n"
+
+
+def live_32bit(folder):
+    """Live heap (bytes, after a collection) of the whole board agent on the 32-bit WebAssembly
+    port: the sim board offline after 5 windows, as .mpy. Each figure is its own runPython call
+    (a collection inside the call that did the work reclaims little in that port)."""
+    city = BoardCity(folder, board=sim_board(60)).start()
+    try:
+        city.stop_broker()
+        proc = mpy_port.run([WASM_BASE, WASM_AGENT, WASM_LIVE], maps=city.maps(), cwd=None, port="wasm")
+    finally:
+        city.stop()
+    got = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.startswith(("BASE ", "LIVE ")))
+    if "LIVE" not in got:
+        raise BoardFailed(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return int(got["LIVE"]) - int(got["BASE"])
+
+
 def cpu_per_window(folder, window_s, windows):
     """{sensor: (read s, emulator s)} and (windows, total s, emulator s) of the offline sim board."""
     city = BoardCity(folder, board=sim_board(window_s)).start()
@@ -147,6 +175,7 @@ def main(argv=None):
         finally:
             city.stop()
         per, (cpu_n, cpu_total, cpu_emu) = cpu_per_window(tmp + "/cpu", cpu_window_s, cpu_windows)
+        live32 = live_32bit(tmp + "/wasm")
     rom_heap = rom - image if rom else None
     agent_s = (cpu_total - cpu_emu) / cpu_n
     res = {"windows": windows, "resolution_bytes": step, "tls_only_smallest_heap_bytes": tls,
@@ -154,6 +183,7 @@ def main(argv=None):
            "agent_romfs_smallest_heap_bytes": rom_heap, "target_bytes": TARGET, "moonshot_bytes": MOONSHOT,
            "ratio_agent_to_tls_only": round(agent / tls, 2) if agent and tls else None,
            "ratio_romfs_to_mpy": round(rom_heap / agent, 2) if agent and rom_heap else None,
+           "live_heap_32bit_board_agent_bytes": live32,
            "cpu_window_s": cpu_window_s,
            "cpu_s_per_window_sim_board": round(cpu_total / cpu_n, 3),
            "cpu_s_per_window_emulators": round(cpu_emu / cpu_n, 3),
@@ -170,6 +200,7 @@ def main(argv=None):
           % (rom_heap, image, "met" if res["meets_target_with_code_in_flash"] else "NOT met"))
     print("  ratio agent / TLS-only %s, code-in-flash / .mpy %s" % (res["ratio_agent_to_tls_only"],
                                                                  res["ratio_romfs_to_mpy"]))
+    print("live heap, whole board agent on the 32-bit WebAssembly port (.mpy, offline): %d bytes" % live32)
     print("per %d-s window (sim board, offline, 1 step/s): %.3f s in all, %.3f s emulators, %.3f s the agent's own"
           % (cpu_window_s, res["cpu_s_per_window_sim_board"], res["cpu_s_per_window_emulators"], agent_s))
     print("  the agent's own time by sensor: %s" % ", ".join(

@@ -157,3 +157,4 @@ def test_heap_bench_quick_mode(capsys):
     assert res["agent_romfs_smallest_heap_bytes"] < res["agent_smallest_heap_bytes"]  # code in flash saves heap
     assert 0 < res["cpu_s_per_window_agent"] < res["cpu_s_per_window_sim_board"]
     assert res["cpu_s_per_window_emulators"] > 0
+    assert 0 < res["live_heap_32bit_board_agent_bytes"] < res["agent_smallest_heap_bytes"]
