@@ -86,3 +86,24 @@ def test_provisioned_native_board_delivers_verified_summaries_from_main_py(tmp_p
             assert wait_until(lambda: (tmp_path / "flash" / "civicmote" / "seq").exists(), 5)
         finally:
             broker.stop()
+
+
+def test_the_technicians_command_starts_a_board_and_stops_on_ctrl_c(tmp_path):
+    """python -m provisioning.field.native_board --flash DIR: prints the port, serves until Ctrl-C (exit 130)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "provisioning.field.native_board", "--flash", str(tmp_path / "f"),
+                             "--heap", str(HEAP)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(ROOT))
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("virtual board on /dev/pts/"), line + proc.stderr.read()
+        port = line.split()[3]
+        p = mpremote(port, "exec", "print(6 * 7)")
+        assert p.stdout.strip() == "42", p.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
