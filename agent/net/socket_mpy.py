@@ -1,13 +1,14 @@
 """Streams over MicroPython sockets, plain or mutual TLS through `ssl` (MicroPython 1.23+).
 
 `opener(tls=None)` returns the `open_stream(host, port, timeout)` factory MQTTClient takes.
-tls: None or a dict {cadata, cert, key} of DER or PEM bytes (the device certificate and its
-key as provisioned to flash; cadata is the city CA that signed the broker's certificate).
+tls: None or a dict {cadata, cert, key} of DER bytes (agent.net.tls_files.load: the device
+certificate and its key as provisioned to flash; cadata is the city CA that signed the
+broker's certificate). DER because many MicroPython builds' mbedTLS parse nothing else.
 
 After connecting, the socket is non-blocking and every wait goes through select.poll with
-a timeout, so a silent broker costs at most `timeout` per call. Not exercised by the
-WebAssembly port (it has no sockets): the portable tests drive MQTTClient with a
-socket-level stand-in instead, and socket_cpython is the CPython twin tested on Mosquitto.
+a timeout, so a silent broker costs at most `timeout` per call. The WebAssembly port has no
+sockets; tests/test_board_native.py runs this module on the native unix port against a real
+Mosquitto over mutual TLS (its mbedTLS parses only DER, as on rp2 boards).
 """
 import select
 import socket

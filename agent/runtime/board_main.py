@@ -9,17 +9,22 @@ Flash layout (written by `civicmote provision --port`):
     run(windows=3, clock=SimClock(t0), transport=None)   what a test on a virtual board calls
 """
 import json
+import sys
 import time
 
 from agent import compat
-from agent.board import load_profile
-from agent.net.url import parse_broker
 from agent.runtime.agent import DEFAULT_PREFIX
-from agent.runtime.device import BOARD, open_agent
 
 DEVICE_DIR = "/civicmote"
 CONFIG = "config.json"
 WIFI = "wifi.json"
+BOARD = "board.json"
+SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
+# Modules only start-up needs (key file, identity, manifest, credentials, URL parsing). Once
+# the agent is built nothing refers to them, so they are dropped for the collector: measured
+# 3.4 KB back on the 64-bit unix port (their interned names stay). Frozen firmware needs none of it.
+BOOT_ONLY = ("agent.crypto.table_file", "agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
+             "agent.net.tls_files", "agent.net.url")
 
 
 def read_json(path):
@@ -54,17 +59,15 @@ def mqtt_transport(device_dir, config, dev):
         return None
     from agent.net import socket_mpy
     from agent.net.mqtt_client import MQTTClient
+    from agent.net.url import parse_broker
     from agent.runtime.agent import topics
 
     host, port, tls = parse_broker(url)
     creds = None
     if tls:
-        names = config.get("tls") or {}
-        creds = {}
-        for field, default in (("cadata", "ca.crt"), ("cert", "device.crt"), ("key", "device.pem")):
-            name = names.get({"cadata": "cafile", "cert": "certfile", "key": "keyfile"}[field], default)
-            with open(device_dir + "/" + name, "rb") as f:
-                creds[field] = f.read()
+        from agent.net import tls_files
+
+        creds = tls_files.load(device_dir, config.get("tls"))  # DER: what every MicroPython ssl parses
     status = topics(config.get("topic_prefix", DEFAULT_PREFIX), config["district"], dev)[2]
     # 5 s per network wait: below the watchdog's 8 s (the longest an RP2040 allows).
     return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
@@ -72,13 +75,49 @@ def mqtt_transport(device_dir, config, dev):
 
 def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object."""
+    from agent.board import load_profile
+    from agent.runtime.device import open_agent
+
     config = read_json(device_dir + "/" + CONFIG)
     board = load_profile(device_dir + "/" + BOARD)
     now_s, now_ms = clock()
+    if compat.MICROPYTHON:
+        sign_from_flash(device_dir + "/" + SIGN_TABLE)
+    # The agent is built offline first and the start-up-only modules are dropped before the
+    # network code loads, so the two never sit in the heap together (the start-up peak).
+    # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
+    agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
+                       transport=None if transport == "auto" else transport,
+                       prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
+    forget(BOOT_ONLY)
     if transport == "auto":
-        transport = mqtt_transport(device_dir, config, config["device_id"])
-    return open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom, transport=transport,
-                      prefix=config.get("topic_prefix", DEFAULT_PREFIX))
+        agent.transport = mqtt_transport(device_dir, config, config["device_id"])
+        forget(BOOT_ONLY)
+    return agent
+
+
+def sign_from_flash(path):
+    """Sign with the fixed-base table read from flash a row at a time (25.6 KB of heap saved on
+    the 64-bit port); if it cannot be written (a full flash), the table is kept in RAM as before."""
+    from agent.crypto import p256, table_file
+
+    try:
+        p256.use_table(table_file.open_table(path))
+    except OSError as e:
+        print("civicmote: signing table kept in RAM (%s: %s)" % (path, e))
+
+
+def forget(names):
+    """Drop modules from sys.modules and from their package, so the collector can free them."""
+    import gc
+
+    for name in names:
+        sys.modules.pop(name, None)
+        pkg, _, leaf = name.rpartition(".")
+        parent = sys.modules.get(pkg)
+        if parent is not None and leaf in parent.__dict__:
+            delattr(parent, leaf)
+    gc.collect()
 
 
 def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None, wdt=None, pause_ms=50,
@@ -94,7 +133,7 @@ def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None,
     while windows is None or agent.closed < windows:
         now_s, now_ms = clock()
         agent.step(now_s, now_ms)
-        if wdt is not None:
+        if wdt is not None and agent.healthy():  # windows progress, or the agent said why not
             wdt.feed()
         sleep(pause_ms)
     return agent

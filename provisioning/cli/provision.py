@@ -6,7 +6,8 @@ The flow, the same for a folder and for ssh://:
   3. already provisioned and nothing changed -> no-op (no CA passphrase needed)
   4. fresh challenge -> `device pop` on the target -> verify here (the key never moves)
   5. certificate (CN = device_id) from the CA, unless the registry already holds one
-  6. write device.crt, ca.crt, config.json, civicmote.service; install the unit on a real Pi
+  6. write device.crt, ca.crt (and their DER twins for boards), config.json, civicmote.service;
+     install the unit on a real Pi
   7. record the device (and retire a re-keyed identity) in one registry transaction
 An interruption anywhere leaves a state that the same command completes.
 """
@@ -113,8 +114,11 @@ def _human(r):
 
 
 def device_config(dev, district, broker, location):
+    # PEM for Linux (paho, OpenSSL); DER twins for boards, whose mbedTLS may parse nothing else
+    # (agent/net/tls_files.py; the key's DER is decoded from device.pem on the device).
     return {"device_id": dev, "district": district, "broker": broker, "topic_prefix": TOPIC_PREFIX,
-            "location": location, "tls": {"cafile": "ca.crt", "certfile": "device.crt", "keyfile": pop.PEM_FILE}}
+            "location": location, "tls": {"cafile": "ca.crt", "certfile": "device.crt", "keyfile": pop.PEM_FILE,
+                                          "cafile_der": "ca.der", "certfile_der": "device.der"}}
 
 
 def _dump(obj):
@@ -188,8 +192,10 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
                           cert_fingerprint=ca_mod.fingerprint(cert), measures=measures_of(profile))
             registry.register(record, retire=retire)
     record = registry.get(dev)
+    from agent.net.tls_files import der
+
     target.install({"device.crt": cert.encode(), "ca.crt": ca_pem, "config.json": config,
-                    targets.UNIT_FILE: unit})
+                    "device.der": der(cert.encode()), "ca.der": der(ca_pem), targets.UNIT_FILE: unit})
     checked = _check(target, broker, check)
     installed, note = _start(target)
     # "provisioned" until the device has held its certificate once (also when a re-run completes an interrupted run).

@@ -36,6 +36,9 @@ _UNIT_SCRIPT = """d=%(dir)s
 if ! grep -qs 'Raspberry Pi' /proc/device-tree/model; then echo 'skipped: not a Raspberry Pi'
 elif [ ! -d /run/systemd/system ]; then echo 'skipped: systemd is not running'
 else S=; [ "$(id -u)" = 0 ] || S='sudo -n'
+  u=$(sed -n 's/^User=//p' "$d/civicmote.service")
+  [ "$u" != civicmote ] || id -u civicmote >/dev/null 2>&1 || $S useradd --system --no-create-home --shell /usr/sbin/nologin civicmote
+  $S chown -R "$u:" "$d"
   if $S install -m 0644 "$d/civicmote.service" /etc/systemd/system/civicmote.service && $S systemctl daemon-reload \
      && $S systemctl enable civicmote.service >/dev/null 2>&1 && $S systemctl restart civicmote.service; then
     sleep %(settle)d  # Type=notify: started means the agent said READY; it must also stay up
@@ -87,17 +90,45 @@ def _records(where, stdout):
                                  "same version?" % where)
 
 
+UNIT_USER = "civicmote"
+# Groups a Raspberry Pi OS image has for the buses the agent reads (I2C sensors, serial PM sensors,
+# GPIO PIR); BLE goes through BlueZ over D-Bus and needs none.
+UNIT_GROUPS = "i2c dialout gpio"
+
+
 def unit_text(device_id, device_dir, python, broker=None, pythonpath=None):
-    """The systemd unit: restart forever, and a watchdog the agent must feed (sd_notify WATCHDOG=1)."""
+    """The systemd unit: started after the clock is synchronised (windows and the privacy day need
+    it), restarted forever, a watchdog the agent must feed (sd_notify WATCHDOG=1), and run as a
+    dedicated unprivileged user that can write only its own state folder."""
     cmd = [python, "-m", "provisioning.cli", "run", "--device-dir", device_dir]
     if broker:
         cmd += ["--broker", broker]
-    env = "Environment=PYTHONPATH=%s\n" % pythonpath if pythonpath else ""
-    return ("[Unit]\nDescription=civicmote sensor agent (device %s)\nWants=network-online.target\n"
-            "After=network-online.target\n\n[Service]\nType=notify\nNotifyAccess=main\nExecStart=%s\n%s"
-            "WorkingDirectory=%s\nRestart=always\nRestartSec=5\nWatchdogSec=120\nNoNewPrivileges=yes\n"
-            "ProtectSystem=strict\nReadWritePaths=%s\nPrivateTmp=yes\n\n[Install]\nWantedBy=multi-user.target\n"
-            % (device_id, " ".join(shlex.quote(c) for c in cmd), env, device_dir, device_dir))
+    state = device_dir.rstrip("/")
+    homes = [p for p in (python or "", pythonpath or "", state) if p.startswith("/home/")]
+    # A Python in someone's home (0700 on Raspberry Pi OS) is readable only by that person: run as them.
+    user = homes[0].split("/")[2] if homes else UNIT_USER
+    lines = ["[Unit]", "Description=civicmote sensor agent (device %s)" % device_id,
+             "Wants=network-online.target time-sync.target",
+             "After=network-online.target time-sync.target", "StartLimitIntervalSec=0", "",
+             "[Service]", "Type=notify", "NotifyAccess=main", "ExecStart=" + " ".join(shlex.quote(c) for c in cmd)]
+    if pythonpath:
+        lines.append("Environment=PYTHONPATH=%s" % pythonpath)
+    lines += ["WorkingDirectory=%s" % device_dir, "Restart=always", "RestartSec=5", "WatchdogSec=120",
+              "TimeoutStopSec=45",  # the agent drains its outbox for up to 30 s when stopped
+              "User=%s" % user, "Group=%s" % user, "SupplementaryGroups=%s" % UNIT_GROUPS, "UMask=0077"]
+    if state.startswith("/var/lib/") and "/" not in state[len("/var/lib/"):]:
+        lines.append("StateDirectory=%s" % state[len("/var/lib/"):])  # systemd creates it, owned by User
+        lines.append("StateDirectoryMode=0700")
+    else:
+        lines.append("ReadWritePaths=%s" % device_dir)
+    lines += ["NoNewPrivileges=yes", "ProtectSystem=strict",
+              "ProtectHome=%s" % ("read-only" if homes else "yes"),
+              "PrivateTmp=yes", "ProtectClock=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
+              "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectHostname=yes", "RestrictSUIDSGID=yes",
+              "RestrictRealtime=yes", "RestrictNamespaces=yes", "LockPersonality=yes", "CapabilityBoundingSet=",
+              "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", "SystemCallArchitectures=native",
+              "", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
 
 
 class DirTarget:

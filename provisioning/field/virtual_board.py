@@ -165,8 +165,7 @@ class VirtualBoard:
                         except OSError:
                             return
                         try:
-                            proc.stdin.write(data)
-                            proc.stdin.flush()
+                            self._to_board(proc, data)
                         except (OSError, ValueError):
                             return
                     else:
@@ -190,6 +189,11 @@ class VirtualBoard:
                                 return
         finally:
             sel.close()
+
+    def _to_board(self, proc, data):
+        """Bytes from the port's client to the interpreter."""
+        proc.stdin.write(data)
+        proc.stdin.flush()
 
     def _wait_for(self, marker, timeout):
         deadline = time.monotonic() + timeout
