@@ -47,8 +47,11 @@ def test_commissioning_a_virtual_board_over_usb(site):
         assert json.loads(p.stdout)["dev"] == rec["device_id"]  # the manifest itself, as signed (wire names)
 
         # Status: identity, firmware, clock, Wi-Fi, outbox, budget; not ready (no Wi-Fi settings): exit 1.
+        ledger = board.flash_dir / "civicmote" / "privacy.ledger"
+        before = ledger.read_bytes()
         p = run_cli("status", "--port", board.port, "--json", timeout=120)
         assert p.returncode == 1, p.stderr
+        assert ledger.read_bytes() == before  # the budget is read, never rewritten by a check
         st = json.loads(p.stdout)
         assert st["device_id"] == rec["device_id"] and st["district"] == "north"
         assert st["firmware"]["name"] == "micropython" and st["outbox_depth"] == 0
@@ -56,7 +59,7 @@ def test_commissioning_a_virtual_board_over_usb(site):
         assert st["ok"] is False and any("Wi-Fi" in x for x in st["problems"])
         personal = [m for m, spec in json.load(open(BOARD))["metrics"].items() if spec.get("dp")]
         assert sorted(st["budget_today"]) == sorted(personal), st["budget_today"]
-        assert all(v["left"] == v["daily_epsilon"] for v in st["budget_today"].values())
+        assert all(v.get("left") == v["daily_epsilon"] for v in st["budget_today"].values()), st["budget_today"]
 
         # Logs: the crash log the boot code writes, read back from the board.
         # Logs: the crash log and the agent's messages, as the board's boot code writes them.

@@ -88,23 +88,34 @@ budget = {}
 def q(x):
     return '%%d' %% x[0] if x[1] == 1 else '%%d/%%d' %% x
 try:
+    # Read-only: opening the ledger could rewrite it (a failed-closed day is written back), so the
+    # record is only read and verified here with the device's own ledger key.
     from agent.board import load_profile
-    from agent.privacy.ledger import PrivacyLedger
+    from agent.privacy.ledger import PrivacyLedger, utc_day
     from agent.runtime import device as dv
+    from agent.store import identity
     from agent.core import rational
     b = load_profile(D + '/board.json')
-    L = PrivacyLedger.open(D + '/' + dv.LEDGER, r['clock_s'])
+    L = PrivacyLedger(D + '/' + dv.LEDGER, 0, {}, True, 0, dv.device_ledger_key(identity.load_key(D)))
+    rec = L._read()
+    today = utc_day(r['clock_s'])
     for name in sorted(b.metrics):
         dp = b.metrics[name].get('dp')
         if not dp or 'daily_epsilon' not in dp:
             continue
         cap = rational.parse(dp['daily_epsilon'])
-        spent = L.spent(name, r['clock_s'])
-        if spent is None:
+        if rec is None:
+            budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'left': '0',
+                            'note': 'ledger missing or not authentic: closed for today'}
+            continue
+        if rec['day'] < today:
+            spent = (0, 1)
+        elif rec['closed'] or rec['day'] > today:
             budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'left': '0', 'note': 'ledger closed for today'}
+            continue
         else:
-            left = rational.sub(cap, spent)
-            budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'spent': q(spent), 'left': q(left)}
+            spent = rational.parse(rec['spent'][name]) if name in rec['spent'] else (0, 1)
+        budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'spent': q(spent), 'left': q(rational.sub(cap, spent))}
 except Exception as e:
     budget = {'error': str(e)}
 r['budget_today'] = budget
