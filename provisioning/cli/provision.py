@@ -245,6 +245,8 @@ def refuse_mismatch(profile, target, board_path):
     """A profile for another runtime or another chip than the target is refused before anything is written."""
     kind = type(target).__name__
     runtime = TARGET_RUNTIME.get(kind)
+    if kind == "DirTarget" and profile.runtime == "micropython" and profile.chip == "sim":
+        return  # a simulated MicroPython board: the folder is a virtual board's flash (tests/board_city.py)
     if runtime and profile.runtime != runtime:
         how = ("--port PORT (a MicroPython board over USB)" if profile.runtime == "micropython"
                else "--target DIR or --target ssh://USER@HOST (a Linux board)")
