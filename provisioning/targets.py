@@ -86,7 +86,7 @@ def unit_text(device_id, device_dir, python, broker=None, pythonpath=None):
     if broker:
         cmd += ["--broker", broker]
     state = device_dir.rstrip("/")
-    homes = [p for p in (python, pythonpath or "", state) if p.startswith("/home/")]
+    homes = [p for p in (python or "", pythonpath or "", state) if p.startswith("/home/")]
     # A Python in someone's home (0700 on Raspberry Pi OS) is readable only by that person: run as them.
     user = homes[0].split("/")[2] if homes else UNIT_USER
     lines = ["[Unit]", "Description=civicmote sensor agent (device %s)" % device_id,
