@@ -123,4 +123,5 @@ def _wait_for_stored(store, dev, seqs, timeout=30.0):
             if seqs <= have:
                 return
         time.sleep(0.1)
-    raise AssertionError("the collector never stored %s" % sorted(seqs - have)[:20])
+    raise AssertionError("the collector never stored %s (of %d; it has %d)" % (sorted(seqs - have)[:20], len(seqs),
+                                                                                len(have)))

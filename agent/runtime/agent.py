@@ -77,6 +77,7 @@ class Agent:
         self._status_due = False
         self._anchor = None  # (wall s, monotonic s) at the previous step
         self._mono0 = None
+        self._mono = 0
         self._progress_mono = None  # monotonic s of the last window opened or closed, or wait declared
         self._inflight = {}  # transport handle -> seq (None for the manifest and status)
         self._manifest_sent = False

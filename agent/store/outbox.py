@@ -105,6 +105,8 @@ class Outbox:
             p = self._path(_seg_name(i))
             if not atomic.exists(p) or os.stat(p)[6] != self.seg:
                 _create(p, zeros)
+        if self._index.read() is None:
+            self._save()  # the ring is whole: from now on its files say its geometry
         self.ready = True
 
     def _header(self, s, o):
@@ -154,7 +156,7 @@ class Outbox:
     def _open(self):
         names = os.listdir(self.dir)
         segs = [n for n in names if n.startswith("seg") and n[3:].isdigit()]
-        if segs:  # an existing ring keeps its geometry
+        if segs and "index" in names:  # a finished ring keeps its geometry (else: finish making it)
             self.nseg = max(2, len(segs))
             self.seg = os.stat(self._path(_seg_name(0)))[6] or self.seg
             self.max_bytes = self.seg * self.nseg

@@ -206,32 +206,24 @@ def test_peek_skips_what_is_in_flight_without_reading_it():
 
 
 def test_memory_does_not_grow_with_queued_records():
-    import gc
-
+    # CPython: tracemalloc counts what stays allocated. The WebAssembly port's gc.collect() does
+    # not reclaim reliably (a loop of crc32 calls alone "grows" ~100 bytes per call there), so
+    # its heap is not measured here; the board-sized heap test on the native unix port is.
+    try:
+        import tracemalloc
+    except ImportError:
+        return
     d = tmpdir()
     box = Outbox(d, 64 * 512, 10000, segment=512)
-    for seq in range(1, 11):
-        box.put(seq, b"x" * 80)
-    gc.collect()
-    before = _heap()
-    for seq in range(11, 211):
-        box.put(seq, b"x" * 80)
-    gc.collect()
-    after = _heap()
-    assert box.depth == 210
-    if before is not None:
-        assert after - before < 2048, (before, after)  # 200 more records: no object per record
-
-
-def _heap():
+    tracemalloc.start()
     try:
-        import micropython  # noqa: F401
-        import gc
-
-        return gc.mem_alloc()
-    except ImportError:
-        try:
-            import tracemalloc
-        except ImportError:
-            return None
-        return None
+        for seq in range(1, 11):
+            box.put(seq, b"x" * 80)
+        before = tracemalloc.get_traced_memory()[0]
+        for seq in range(11, 211):
+            box.put(seq, b"x" * 80)
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert box.depth == 210
+    assert after - before < 2048, (before, after)  # 200 more records: no object per record
