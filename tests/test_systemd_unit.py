@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from provisioning.targets import unit_text
+from provisioning.field.targets import unit_text
 
 
 def _lines(text):
