@@ -3,6 +3,7 @@ two agents on one folder, a lost or corrupt `seq` file delivered to a real colle
 Mosquitto, and a full disk (a small tmpfs) under a running agent."""
 import os
 import subprocess
+import time
 
 import pytest
 from broker import Broker
@@ -138,3 +139,47 @@ def test_a_full_disk_is_degraded_not_a_crash(small_disk, tmp_path, when):
     assert len(signed) == 72
     assert not [g for g in col.of("gap") if g["cause"] != "dropped-on-device"] or \
         all(g["cause"] == "skipped-at-reboot" for g in col.of("gap"))
+
+
+def _released(out_dir):
+    from agent.core import cose, summary
+
+    got = {}
+    for p in out_dir.glob("*.cose"):
+        if p.stem.isdigit():
+            s = summary.decode(cose.decode1(p.read_bytes()).payload)
+            got[s["seq"]] = s["m"]["motion"]
+    return [got[k] for k in sorted(got)]
+
+
+@pytest.mark.parametrize("tamper", ["deleted", "edited", "older-copy"])
+def test_a_tampered_ledger_withholds_personal_metrics_until_the_next_day(tmp_path, tamper):
+    d = tmp_path / "dev"
+    make_device(d)  # its ledger starts today (real time): the simulated days come after it
+    day0 = (int(time.time()) // 86400 + 1) * 86400
+    ledger = d / "privacy.ledger"
+    old = ledger.read_bytes()
+    r = _run(d, "--out", str(tmp_path / "a"), start=day0 + 7200, windows=3)
+    assert r.returncode == 0, r.stderr
+    assert all("withheld" not in m for m in _released(tmp_path / "a"))
+    if tamper == "deleted":
+        ledger.unlink()
+    elif tamper == "edited":
+        from agent.store.slots import SlotFile  # spent: 0, slot CRC fixed up as a careful editor would
+
+        f = SlotFile(str(ledger), 2048)
+        body = f.read()
+        f.write(body.replace(body[body.index(b'"motion": "') + 11:body.index(b'"}')], b"0"))
+    else:
+        ledger.write_bytes(old)  # the copy taken at provisioning: nothing spent
+    # later the same day, and even with the clock set back an hour: withheld
+    r = _run(d, "--out", str(tmp_path / "b"), start=day0 + 3600, windows=2)
+    assert r.returncode == 0, r.stderr
+    assert "privacy ledger" in r.stderr
+    assert _released(tmp_path / "b") == [{"withheld": "ledger"}] * 2
+    r = _run(d, "--out", str(tmp_path / "c"), start=day0 + 9000, windows=2)
+    assert _released(tmp_path / "c") == [{"withheld": "ledger"}] * 2
+    # the next UTC day, by every clock: released again
+    r = _run(d, "--out", str(tmp_path / "d"), start=day0 + 86400 + 60, windows=2)
+    assert r.returncode == 0, r.stderr
+    assert all("withheld" not in m for m in _released(tmp_path / "d"))
