@@ -143,9 +143,9 @@ class Outbox:
         except OSError:
             return None
 
-    def _set_flag(self, s, o, flag):
+    def _set_flag(self, s, o, flag, sync=True):
         try:
-            write_at(self._path(_seg_name(s)), o + 2, bytes((flag,)))
+            write_at(self._path(_seg_name(s)), o + 2, bytes((flag,)), sync)
         except OSError:
             self.write_errors += 1  # the index still moves on; at worst a record is sent again
 
@@ -386,14 +386,16 @@ class Outbox:
                 break
             if h[2] != seq:
                 continue
-            self._set_flag(s, o, ACKED)  # retired in place too: a lost index cannot bring it back
+            # Retired in place too, so a lost index cannot bring it back. Neither write is synced:
+            # losing an acknowledgement only sends the summary again (the city drops the copy).
+            self._set_flag(s, o, ACKED, sync=False)
             if (s, o) == self._head[:2]:
                 self._advance(seq + 1)
             self.depth -= 1
             self.bytes -= HDR + h[1]
             if h[3]:  # delivered: the drops it announced reached the city
                 self._drops.clear(h[3])
-            self._save(quiet=True)
+            self._save(quiet=True, sync=False)
             return True
         return False
 
@@ -432,9 +434,9 @@ class Outbox:
         if self._drops.clear(announced[2]):
             self._save(quiet=True)
 
-    def _save(self, quiet=False):
+    def _save(self, quiet=False, sync=True):
         try:
-            self._index.write(self._drops.encode(self.head_seq))
+            self._index.write(self._drops.encode(self.head_seq), sync)
         except OSError:
             self.write_errors += 1
             if not quiet:
