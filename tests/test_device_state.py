@@ -10,8 +10,14 @@ from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, InProcessCollector, make_device
 
+from agent.runtime import device
 from agent.store.outbox import Outbox
 from provisioning.collector import SEQ_RESET
+
+
+def _box(path):
+    """The device's outbox with the agent's own bounds (smaller ones would drop what it queued)."""
+    return Outbox(str(path), device.OUTBOX_BYTES, device.OUTBOX_COUNT)
 
 
 def _run(d, *extra, broker=None, start=START, windows=3):
@@ -33,7 +39,7 @@ def test_a_second_agent_on_one_folder_is_refused_naming_the_first(tmp_path):
         assert second.returncode == 4, second.stderr
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "pid %d" % first.pid in lines[0] and "in use" in lines[0]
-        assert not list((d / "outbox").glob("seg*")) or Outbox(str(d / "outbox")).depth == 0
+        assert not list((d / "outbox").glob("seg*")) or _box(d / "outbox").depth == 0
     finally:
         first.terminate()
         first.wait(30)
@@ -51,7 +57,7 @@ def test_lost_seq_state_never_collides_at_the_collector(tmp_path, damage):
             r = _run(d, broker=b.url, windows=3)
             assert r.returncode == 0, r.stderr
             col.poll_until(lambda: len(col.accepted()) == 3, 20, "first run delivered")
-            assert Outbox(str(d / "outbox")).depth == 0  # the outbox is empty: it cannot help
+            assert _box(d / "outbox").depth == 0  # the outbox is empty: it cannot help
             seq = d / "seq"
             if damage == "deleted":
                 seq.unlink()
@@ -127,7 +133,7 @@ def test_a_full_disk_is_degraded_not_a_crash(small_disk, tmp_path, when):
         try:
             r = _run(d, broker=b.url, start=START + 9000, windows=1)
             assert r.returncode == 0, r.stderr
-            col.poll_until(lambda: Outbox(str(d / "outbox")).depth == 0 and len(col.accepted()) >= 75, 30,
+            col.poll_until(lambda: _box(d / "outbox").depth == 0 and len(col.accepted()) >= 75, 30,
                            "everything delivered")
         finally:
             col.close()
