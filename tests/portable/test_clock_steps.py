@@ -100,3 +100,36 @@ def test_no_valid_clock_says_so_and_releases_nothing():
     sums = _decoded(msgs)
     assert sums and sums[0]["t0"] == START + 700  # data from the moment the clock was valid, not before
     assert ag.waiting is None and ag.ledger is not None
+
+
+class _Transport:
+    """The transport interface, recording what is published (retained status included)."""
+
+    def __init__(self):
+        self.connected = True
+        self.can_publish = True
+        self.sent = []
+
+    def connect(self, now):
+        pass
+
+    def poll(self, now):
+        return []
+
+    def publish(self, topic, payload, qos=1, retain=False, now=None):
+        self.sent.append((topic, bytes(payload), retain))
+        return len(self.sent)
+
+
+def test_the_status_topic_says_why_no_window_opens():
+    d = tmpdir()
+    t = _Transport()
+    ag, _ = _agent(d, transport=t)
+    for i in range(0, 100, DT):
+        ag.step(1000 + i, i * 1000)
+    status = [(p, r) for topic, p, r in t.sent if topic.endswith("/status")]
+    assert status == [(b"online; waiting: clock-invalid", True)]
+    for i in range(100, 200, DT):
+        ag.step(START + i, i * 1000)
+    status = [p for topic, p, r in t.sent if topic.endswith("/status")]
+    assert status[-1] == b"online" and ag.waiting is None
