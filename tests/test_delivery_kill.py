@@ -17,8 +17,7 @@ from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, make_device
 
-from agent.errors import DecodeError
-from agent.store import atomic
+from agent.runtime import device
 from agent.store.outbox import Outbox
 from provisioning.city.collector import DROPPED, SKIPPED
 
@@ -26,18 +25,31 @@ KILLS = 50
 WINDOW_S = 1  # a summary every step: the child spends much of its time writing its outbox
 
 
+def _box(path):
+    """The device's outbox with the agent's own bounds (smaller ones would drop what it queued)."""
+    return Outbox(str(path), device.OUTBOX_BYTES, device.OUTBOX_COUNT)
+
+
 def _outbox_intact(outbox):
     """-> how many records a kill left torn (the next start reports them as dropped)."""
-    return Outbox(str(outbox)).torn
+    return _box(outbox).torn
 
 
 def _when_writing(outbox, not_before):
-    """Return as soon as an outbox write is under way (a .tmp exists) after not_before, or 0.5 s later."""
+    """Return as soon as the outbox is written to (a segment or the index changes) after
+    not_before, or 0.5 s later."""
+    def newest():
+        try:
+            return max(os.stat(os.path.join(outbox, n)).st_mtime_ns for n in os.listdir(outbox))
+        except (OSError, ValueError):
+            return 0
+
     while time.monotonic() < not_before:
         pass
+    seen = newest()
     end = not_before + 0.5
     while time.monotonic() < end:
-        if any(n.endswith(atomic.TMP) for n in os.listdir(outbox)):
+        if newest() != seen:
             return
 
 
@@ -80,7 +92,7 @@ def test_agent_killed_at_50_random_points_delivers_every_summary_once(tmp_path):
             last = _run(d, out, b.url, START + KILLS * 1000000, ["--windows", "1", "--drain", "20"])
             last.communicate(timeout=60)
             assert last.returncode == 0
-            box = Outbox(str(d / "outbox"))
+            box = _box(d / "outbox")
             assert box.depth == 0, "the outbox did not drain"
             assert box.torn == 0 and box.quarantined == [], "a record was found corrupt"
             signed = {int(p.stem): p.read_bytes() for p in out.glob("*.cose") if p.stem.isdigit()}

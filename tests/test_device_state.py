@@ -3,14 +3,21 @@ two agents on one folder, a lost or corrupt `seq` file delivered to a real colle
 Mosquitto, and a full disk (a small tmpfs) under a running agent."""
 import os
 import subprocess
+import time
 
 import pytest
 from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, InProcessCollector, make_device
 
+from agent.runtime import device
 from agent.store.outbox import Outbox
 from provisioning.city.collector import SEQ_RESET
+
+
+def _box(path):
+    """The device's outbox with the agent's own bounds (smaller ones would drop what it queued)."""
+    return Outbox(str(path), device.OUTBOX_BYTES, device.OUTBOX_COUNT)
 
 
 def _run(d, *extra, broker=None, start=START, windows=3):
@@ -32,7 +39,7 @@ def test_a_second_agent_on_one_folder_is_refused_naming_the_first(tmp_path):
         assert second.returncode == 4, second.stderr
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "pid %d" % first.pid in lines[0] and "in use" in lines[0]
-        assert not list((d / "outbox").glob("seg*")) or Outbox(str(d / "outbox")).depth == 0
+        assert not list((d / "outbox").glob("seg*")) or _box(d / "outbox").depth == 0
     finally:
         first.terminate()
         first.wait(30)
@@ -50,7 +57,7 @@ def test_lost_seq_state_never_collides_at_the_collector(tmp_path, damage):
             r = _run(d, broker=b.url, windows=3)
             assert r.returncode == 0, r.stderr
             col.poll_until(lambda: len(col.accepted()) == 3, 20, "first run delivered")
-            assert Outbox(str(d / "outbox")).depth == 0  # the outbox is empty: it cannot help
+            assert _box(d / "outbox").depth == 0  # the outbox is empty: it cannot help
             seq = d / "seq"
             if damage == "deleted":
                 seq.unlink()
@@ -126,7 +133,7 @@ def test_a_full_disk_is_degraded_not_a_crash(small_disk, tmp_path, when):
         try:
             r = _run(d, broker=b.url, start=START + 9000, windows=1)
             assert r.returncode == 0, r.stderr
-            col.poll_until(lambda: Outbox(str(d / "outbox")).depth == 0 and len(col.accepted()) >= 75, 30,
+            col.poll_until(lambda: _box(d / "outbox").depth == 0 and len(col.accepted()) >= 75, 30,
                            "everything delivered")
         finally:
             col.close()
@@ -138,3 +145,47 @@ def test_a_full_disk_is_degraded_not_a_crash(small_disk, tmp_path, when):
     assert len(signed) == 72
     assert not [g for g in col.of("gap") if g["cause"] != "dropped-on-device"] or \
         all(g["cause"] == "skipped-at-reboot" for g in col.of("gap"))
+
+
+def _released(out_dir):
+    from agent.core import cose, summary
+
+    got = {}
+    for p in out_dir.glob("*.cose"):
+        if p.stem.isdigit():
+            s = summary.decode(cose.decode1(p.read_bytes()).payload)
+            got[s["seq"]] = s["m"]["motion"]
+    return [got[k] for k in sorted(got)]
+
+
+@pytest.mark.parametrize("tamper", ["deleted", "edited", "older-copy"])
+def test_a_tampered_ledger_withholds_personal_metrics_until_the_next_day(tmp_path, tamper):
+    d = tmp_path / "dev"
+    make_device(d)  # its ledger starts today (real time): the simulated days come after it
+    day0 = (int(time.time()) // 86400 + 1) * 86400
+    ledger = d / "privacy.ledger"
+    old = ledger.read_bytes()
+    r = _run(d, "--out", str(tmp_path / "a"), start=day0 + 7200, windows=3)
+    assert r.returncode == 0, r.stderr
+    assert all("withheld" not in m for m in _released(tmp_path / "a"))
+    if tamper == "deleted":
+        ledger.unlink()
+    elif tamper == "edited":
+        from agent.store.slots import SlotFile  # spent: 0, slot CRC fixed up as a careful editor would
+
+        f = SlotFile(str(ledger), 2048)
+        body = f.read()
+        f.write(body.replace(body[body.index(b'"motion": "') + 11:body.index(b'"}')], b"0"))
+    else:
+        ledger.write_bytes(old)  # the copy taken at provisioning: nothing spent
+    # later the same day, and even with the clock set back an hour: withheld
+    r = _run(d, "--out", str(tmp_path / "b"), start=day0 + 3600, windows=2)
+    assert r.returncode == 0, r.stderr
+    assert "privacy ledger" in r.stderr
+    assert _released(tmp_path / "b") == [{"withheld": "ledger"}] * 2
+    r = _run(d, "--out", str(tmp_path / "c"), start=day0 + 9000, windows=2)
+    assert _released(tmp_path / "c") == [{"withheld": "ledger"}] * 2
+    # the next UTC day, by every clock: released again
+    r = _run(d, "--out", str(tmp_path / "d"), start=day0 + 86400 + 60, windows=2)
+    assert r.returncode == 0, r.stderr
+    assert all("withheld" not in m for m in _released(tmp_path / "d"))

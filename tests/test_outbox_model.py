@@ -7,7 +7,7 @@ import pytest
 from agent.store.outbox import Outbox
 
 
-@pytest.mark.parametrize("seed,seg,nseg,max_count", [(1, 512, 4, 1000), (2, 512, 2, 5), (3, 4096, 8, 1000),
+@pytest.mark.parametrize("seed,seg,nseg,max_count", [(1, 512, 4, 1000), (2, 512, 2, 5), (3, 1024, 6, 1000),
                                                       (4, 512, 3, 7)])
 def test_outbox_matches_a_model_through_restarts(tmp_path, seed, seg, nseg, max_count):
     rng = random.Random(seed)

@@ -25,7 +25,7 @@ import os
 import struct
 
 from agent.errors import AgentError, DecodeError
-from agent.store import atomic
+from agent.store import atomic, drops
 from agent.store.slots import SlotFile, write_at
 
 SEGMENT = 4096
@@ -34,9 +34,6 @@ OVERHEAD = HDR  # on-flash bytes per record beyond its data
 _HFMT = ">2sBBHQQI"  # magic, flags, 0, length, seq, announced, data crc (26 bytes) + header crc
 _MAGIC = b"CR"
 QUEUED, ACKED, DEAD = 0, 1, 2
-MAX_RUNS = 8  # pending drop runs kept apart before the oldest two are merged
-_RUN = ">QQI"  # first seq, last seq, count
-_RUN_SIZE = 20
 INDEX_SLOT = 256
 _CHUNK = 256  # data is CRC-checked in chunks of this many bytes
 
@@ -81,7 +78,7 @@ class Outbox:
         self.max_count = max_count
         self._index = SlotFile(self._path("index"), INDEX_SLOT)
         self.head_seq = 0  # every seq below this is gone (acknowledged or dropped)
-        self._runs = []  # [[first, last, count]] ascending by first
+        self._drops = drops.DropRuns()  # dropped and not yet announced to the city
         self._head = None  # (segment, offset, seq) of the oldest record, None when empty
         self._tail = (0, 0)  # where the next record goes
         self._last = -1  # highest seq ever put or seen
@@ -146,9 +143,9 @@ class Outbox:
         except OSError:
             return None
 
-    def _set_flag(self, s, o, flag):
+    def _set_flag(self, s, o, flag, sync=True):
         try:
-            write_at(self._path(_seg_name(s)), o + 2, bytes((flag,)))
+            write_at(self._path(_seg_name(s)), o + 2, bytes((flag,)), sync)
         except OSError:
             self.write_errors += 1  # the index still moves on; at worst a record is sent again
 
@@ -163,9 +160,9 @@ class Outbox:
         raw = self._index.read()
         if raw is not None:
             try:
-                self.head_seq, self._runs = _decode_index(raw)
+                self.head_seq, self._drops = drops.decode(raw)
             except DecodeError:
-                self.head_seq, self._runs = 0, []
+                pass
         try:
             self._ensure_ring()
         except OSError:
@@ -212,7 +209,7 @@ class Outbox:
                 else:  # torn by a power cut, or corrupt: its summary is lost, and said so
                     self.torn += 1
                     self._note_bad(seq)
-                    dirty |= self._add_run(seq, seq, 1)
+                    dirty |= self._drops.add(seq, seq, 1)
                     self._set_flag(s, o, DEAD)
             o += HDR + n
         self._tail = (s, o)
@@ -227,8 +224,8 @@ class Outbox:
         try:
             raw = atomic.read_file(self._path("dropped"), "outbox drop report")
             if raw and len(raw) >= 8:
-                for i in range(8, len(raw) - _RUN_SIZE + 1, _RUN_SIZE):
-                    self._add_run(*struct.unpack(_RUN, raw[i:i + _RUN_SIZE]))
+                for r in drops.legacy_runs(raw):
+                    self._drops.add(r[0], r[1], r[2])
                 self._save()
         except (DecodeError, OSError):
             pass
@@ -336,7 +333,7 @@ class Outbox:
         except OSError:
             self.write_errors += 1
             self._note_bad(seq)
-            if self._add_run(seq, seq, 1):
+            if self._drops.add(seq, seq, 1):
                 self._save(quiet=True)
             return [seq]
         self._tail = (s, o + size)
@@ -360,7 +357,7 @@ class Outbox:
             need -= 1
         if not victims:
             return []
-        self._add_run(victims[0][0], victims[-1][0], len(victims))
+        self._drops.add(victims[0][0], victims[-1][0], len(victims))
         self._advance(victims[-1][0] + 1)
         for v in victims:
             self.depth -= 1
@@ -389,20 +386,22 @@ class Outbox:
                 break
             if h[2] != seq:
                 continue
-            self._set_flag(s, o, ACKED)  # retired in place too: a lost index cannot bring it back
+            # Retired in place too, so a lost index cannot bring it back. Neither write is synced:
+            # losing an acknowledgement only sends the summary again (the city drops the copy).
+            self._set_flag(s, o, ACKED, sync=False)
             if (s, o) == self._head[:2]:
                 self._advance(seq + 1)
             self.depth -= 1
             self.bytes -= HDR + h[1]
             if h[3]:  # delivered: the drops it announced reached the city
-                self._runs = [r for r in self._runs if r[1] > h[3]]
-            self._save(quiet=True)
+                self._drops.clear(h[3])
+            self._save(quiet=True, sync=False)
             return True
         return False
 
     def _kill(self, s, o, h):
         self._note_bad(h[2])
-        self._add_run(h[2], h[2], 1)
+        self._drops.add(h[2], h[2], 1)
         self._set_flag(s, o, DEAD)
         self.depth -= 1
         self.bytes -= HDR + h[1]
@@ -413,7 +412,7 @@ class Outbox:
     def _trim_count(self):
         if self.depth > self.max_count:  # the bound may have shrunk since the last run
             victims = [(h[2], HDR + h[1]) for _, _, h in self._live()][: self.depth - self.max_count]
-            self._add_run(victims[0][0], victims[-1][0], len(victims))
+            self._drops.add(victims[0][0], victims[-1][0], len(victims))
             self._advance(victims[-1][0] + 1)
             self._save(quiet=True)
             for v in victims:
@@ -428,40 +427,16 @@ class Outbox:
     # -- drop reporting ------------------------------------------------------------------
     def drop_report(self):
         """(count, first_seq, last_seq) of drops not yet announced, or None."""
-        if not self._runs:
-            return None
-        count, last = 0, 0
-        for r in self._runs:
-            count += r[2]
-            last = max(last, r[1])
-        return (count, self._runs[0][0], last)
+        return self._drops.report()
 
     def clear_drop_report(self, announced):
         """Forget the drops covered by `announced` (a tuple drop_report() returned)."""
-        keep = [r for r in self._runs if r[1] > announced[2]]
-        if len(keep) != len(self._runs):
-            self._runs = keep
+        if self._drops.clear(announced[2]):
             self._save(quiet=True)
 
-    def _add_run(self, first, last, count):
-        """Record a drop run; False if it was recorded before (found again after a restart)."""
-        for r in self._runs:
-            if r[0] <= first and last <= r[1]:
-                return False
-        self._runs.append([first, last, count])
-        self._runs.sort()
-        while len(self._runs) > MAX_RUNS:
-            a = self._runs.pop(0)
-            b = self._runs[0]
-            self._runs[0] = [a[0], max(a[1], b[1]), a[2] + b[2]]
-        return True
-
-    def _save(self, quiet=False):
-        buf = bytearray(struct.pack(">Q", self.head_seq))
-        for r in self._runs:
-            buf += struct.pack(_RUN, r[0], r[1], r[2])
+    def _save(self, quiet=False, sync=True):
         try:
-            self._index.write(bytes(buf))
+            self._index.write(self._drops.encode(self.head_seq), sync)
         except OSError:
             self.write_errors += 1
             if not quiet:
@@ -472,14 +447,3 @@ def _create(path, zeros):
     from agent.compat import write_file_atomic
 
     write_file_atomic(path, zeros)
-
-
-def _decode_index(raw):
-    if len(raw) < 8 or (len(raw) - 8) % _RUN_SIZE:
-        raise DecodeError("outbox index: %d bytes is not 8 + a whole number of runs" % len(raw))
-    head = struct.unpack(">Q", raw[:8])[0]
-    runs = []
-    for i in range(8, len(raw), _RUN_SIZE):
-        runs.append(list(struct.unpack(_RUN, raw[i:i + _RUN_SIZE])))
-    runs.sort()
-    return head, runs

@@ -60,8 +60,9 @@ class SlotFile:
         self.gen, self.newest = best[0], best[2]
         return best[1]
 
-    def write(self, payload):
-        """Store payload (bytes, at most size - 18) durably in the slot not holding the newest value."""
+    def write(self, payload, sync=True):
+        """Store payload (bytes, at most size - 18) in the slot not holding the newest value;
+        durably unless sync=False (for values whose loss is harmless: the previous one stands)."""
         if len(payload) > self.size - HEAD:
             raise ValueError("%s: %d bytes exceed the slot's %d" % (self.path, len(payload), self.size - HEAD))
         if not self._loaded:
@@ -80,7 +81,7 @@ class SlotFile:
         body = struct.pack(">QH", gen, len(payload)) + payload
         rec = MAGIC + body[:10] + struct.pack(">I", binascii.crc32(body) & 0xFFFFFFFF) + payload
         slot = 0 if self.newest == 1 else 1 if self.newest == 0 else 0
-        write_at(self.path, slot * self.size, rec)
+        write_at(self.path, slot * self.size, rec, sync)
         self.gen, self.newest = gen, slot
 
 
@@ -97,11 +98,11 @@ def _parse(buf):
     return gen, payload
 
 
-def write_at(path, offset, data):
-    """Overwrite len(data) bytes of an existing file at offset, then flush it to storage."""
+def write_at(path, offset, data, sync=True):
+    """Overwrite len(data) bytes of an existing file at offset, then flush it (to storage if sync)."""
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(data)
         f.flush()
-        if not MICROPYTHON:
+        if sync and not MICROPYTHON:
             os.fsync(f.fileno())
