@@ -20,7 +20,7 @@ from provisioning.cli.common import add_command
 from provisioning.cli.csv_plan import read_rows
 from provisioning.cli.provision import add_common_options, provision
 from provisioning.errors import EXIT_FAILED, EXIT_INTERRUPTED, ProvisioningError, UsageError
-from provisioning.field import targets
+from provisioning.field import target_url, targets
 from provisioning.pki import ca as ca_mod
 from provisioning.pki.registry import Registry, default_path
 
@@ -174,7 +174,7 @@ def _target(text, base, args):
         from provisioning.cli.provision import serial_target
 
         return serial_target(args, text[len("serial:"):] if text.startswith("serial:") else text)
-    return targets.parse_target(text, base)
+    return target_url.parse_target(text, base)
 
 
 class _Display:

@@ -18,7 +18,7 @@ import os
 from provisioning.pki import ca as ca_mod
 from provisioning import files
 from provisioning.pki import pop
-from provisioning.field import targets
+from provisioning.field import target_url, targets
 from provisioning.cli.common import add_command
 from provisioning.errors import EnvironmentProblem, StateError, UsageError
 from provisioning.pki.registry import Registry, default_path
@@ -80,7 +80,7 @@ def do_provision(out, args):
     registry = Registry(args.registry or default_path(), create=True)
     target = None
     try:
-        target = serial_target(args) if args.port else targets.parse_target(args.target)
+        target = serial_target(args) if args.port else target_url.parse_target(args.target)
         result = provision(target, args.board, args.district, registry, ca_mod.LazyCA(args.ca),
                            broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey,
                            check=args.check)

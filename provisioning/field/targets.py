@@ -19,8 +19,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from provisioning.errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, EnvironmentProblem, ProvisioningError,
-                                 UsageError)
+from provisioning.errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, EnvironmentProblem, ProvisioningError)
 
 UNIT_FILE = "civicmote.service"
 IDENTITY_FILES = ("device.key", "device.pem", "device.crt")
@@ -47,21 +46,6 @@ else S=; [ "$(id -u)" = 0 ] || S='sudo -n'
 fi"""
 UNIT_SETTLE_S = 5
 UNIT_DOWN = "failed: civicmote.service does not stay up"
-
-
-def parse_target(text, base=None):
-    """A target from '--target': 'ssh://USER@HOST[:PORT][/DIR]' or a folder path (relative to base)."""
-    if text.startswith("ssh://"):
-        from provisioning.field.ssh_target import SSHTarget
-
-        return SSHTarget.from_url(text)
-    if "://" in text or text.startswith("/dev/tty") or text.upper().startswith("COM"):
-        raise UsageError("--target %s: --target takes a folder or ssh://USER@HOST; for a MicroPython board on a "
-                         "serial port use 'civicmote provision --port %s'" % (text, text))
-    p = Path(text)
-    if base is not None and not p.is_absolute():
-        p = Path(base) / p
-    return DirTarget(p)
 
 
 def _device_argv(where, argv):
