@@ -15,6 +15,7 @@ import time
 
 from provisioning.errors import EnvironmentProblem, StateError, UsageError
 
+CHECK_ATTEMPTS = 3  # connection attempts a check makes (with the transport's backoff) before it says why not
 TLS_FILES = (("cafile", "ca.crt"), ("certfile", "device.crt"), ("keyfile", "device.pem"))
 # Reasons that mean the broker (or its CRL) refused this device, not that it was out of reach.
 REFUSED_WORDS = ("refused the connection", "not authori", "bad user name", "revoked", "certificate unknown",
@@ -111,7 +112,7 @@ def check(device_dir, dev, broker, url, config, timeout_s=15.0, clock=time.monot
                 return {"device_id": dev, "broker": url, "connected": True, "transport": transport_kind(),
                         "seconds": round(clock() - start, 3)}
             t.poll(now, wait=0.1)
-            if t.refusal:
+            if t.refusal or getattr(getattr(t, "backoff", None), "failures", 0) >= CHECK_ATTEMPTS:
                 break
             sleep(0.05)
     finally:
