@@ -5,7 +5,7 @@ install_unit, forget_identity), plus check(): `device check` run on the board. E
 over the system's OpenSSH client with the user's keys or agent (never a password prompt), and
 over ONE connection per device (ControlMaster, closed by close()); steps that print nothing
 (shipping the agent, installing files, forgetting a key) travel in the same session as the next
-step, so a device costs four sessions.
+step, so a device costs five sessions with its broker check.
 """
 import io
 import json
