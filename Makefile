@@ -45,6 +45,8 @@ demo: $(SETUP_STAMP)
 	@tools/install-system-deps mosquitto || echo "civicmote: no Mosquitto; the demo will use its embedded broker" >&2
 	$(BIN)/python tools/demo.py
 
+# Every bench also has `--quick` (a few seconds, same code paths, last line JSON): make test runs
+# them all that way (tests/test_bench_quick.py), so none can rot. See bench/README.md.
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

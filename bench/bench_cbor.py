@@ -8,6 +8,7 @@ times our codec on the MicroPython WebAssembly port (tests/mpy_port.py) and prin
 cbor2 on CPython in this run: a rough figure, since the port runs under Node.js.
 """
 import argparse
+import json
 import os
 import sys
 import timeit
@@ -78,6 +79,8 @@ def main():
     total_ours = rows[0][1] + rows[1][1]
     total_theirs = rows[0][2] + rows[1][2]
     print("%-8s %12.1f %12.1f %7.1fx" % ("both", total_ours, total_theirs, total_ours / total_theirs))
+    res = {"payload_bytes": len(ours_raw), "ours_us": round(total_ours, 1), "cbor2_us": round(total_theirs, 1),
+           "ours_vs_cbor2_ratio": round(total_ours / total_theirs, 2), "quick": args.quick}
 
     if args.mpy:
         import mpy_port
@@ -90,6 +93,8 @@ def main():
         enc, dec = (float(x) for x in line[0].split()[1:])
         print("%-8s %12.1f %12s %7.1fx  (MicroPython WebAssembly port vs cbor2 on CPython)"
               % ("mpy both", enc + dec, "", (enc + dec) / total_theirs))
+        res["mpy_us"] = round(enc + dec, 1)
+    print(json.dumps(res))  # the last line: one JSON object (bench/README.md)
     return 0
 
 

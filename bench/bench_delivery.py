@@ -31,7 +31,7 @@ from agent.net import mqtt_codec  # noqa: E402
 from agent.runtime import device  # noqa: E402
 from agent.runtime.agent import topics  # noqa: E402
 from agent.store import identity  # noqa: E402
-from provisioning import runner  # noqa: E402
+from provisioning.device import runner  # noqa: E402
 from provisioning.demo.rawcost import raw_stream_bytes  # noqa: E402
 
 BOARD = ROOT / "boards" / "sim.json"
@@ -51,7 +51,7 @@ def run_agent(folder, board, windows):
     """(CPU seconds, of which in sensor polls, {seq: message}, manifest, device_id) for `windows`
     windows, as `civicmote run --fast` does them."""
     signed = {}
-    agent = runner.open_agent(folder, board, DISTRICT, None, PREFIX, None, True, START)
+    agent = runner.open_agent(folder, board, DISTRICT, broker=None, prefix=PREFIX, out_dir=None, now_s=START)
     agent.sink = lambda name, msg: signed.__setitem__(name, msg)
     in_poll = [0.0]
     poll = agent.sensors.poll
@@ -83,7 +83,7 @@ def poll_only(board, windows):
 
 def main():
     quick = "--quick" in sys.argv
-    windows = 3 if quick else 12
+    windows = 1 if quick else 12
     board = load_profile(str(BOARD))
     tmp = tempfile.mkdtemp(prefix="bench-delivery-")
     try:

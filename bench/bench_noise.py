@@ -8,6 +8,7 @@ the ratio. MicroPython (official WebAssembly port under Node.js): microseconds p
     .venv/bin/python bench/bench_noise.py [--quick]
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -88,15 +89,21 @@ def main():
 
     print("CPython %s: exact discrete Laplace, samples/s (higher is better)" % sys.version.split()[0])
     print("%-8s %12s %14s %14s %10s %10s" % ("scale", "ours", "OpenDP vec", "OpenDP 1/call", "ours/vec", "ours/1call"))
+    res = {"quick": args.quick, "scales": {}}
     for scale in SCALES:
         ours = ours_rate(scale, n)
         vec, one = opendp_rates(scale, n, n_scalar)
+        res["scales"]["%d/%d" % scale] = {"ours_per_s": round(ours), "ours_vs_opendp_vec_ratio": round(ours / vec, 2),
+                                          "ours_vs_opendp_call_ratio": round(ours / one, 2)}
         print("%-8s %12.0f %14.0f %14.0f %10.2f %10.2f" % (
             "%d/%d" % scale, ours, vec, one, ours / vec, ours / one))
     if not args.no_mpy:
         print("MicroPython port (WebAssembly, Node.js): us/sample")
+        res["mpy_us_per_sample"] = {}
         for label, us in sorted(mpy_us(n_mpy).items()):
             print("%-8s %12.1f" % (label, us))
+            res["mpy_us_per_sample"][label] = round(us, 1)
+    print(json.dumps(res))  # the last line: one JSON object (bench/README.md)
 
 
 if __name__ == "__main__":

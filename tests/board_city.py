@@ -45,6 +45,23 @@ print('BOARD', a.closed, a.delivered, a.outbox.depth, a.net_errors, gc.mem_alloc
 """
 
 
+# Runs first on a board whose agent is in a ROMFS image (code executed in place, as from a
+# board's flash): the image is read into one block at the bottom of a fresh heap and mounted.
+# On a board the image is memory-mapped flash, so its bytes are not heap: ROMFS_PREFIX prints
+# the image's heap share (ROMFS <bytes>) for the caller to subtract.
+ROMFS_PREFIX = """
+import gc, sys, vfs
+gc.collect()
+_b0 = gc.mem_alloc()
+with open('/romfs/agent.romfs', 'rb') as _f:
+    _img = _f.read()
+vfs.mount(vfs.VfsRom(_img), '/rom')
+sys.path.insert(0, '/rom')
+gc.collect()
+print('ROMFS', gc.mem_alloc() - _b0)
+"""
+
+
 def ledger_blocker():
     """Why a board-sized heap cannot run the agent yet, or None. The privacy ledger's read of
     up to 64 KiB at once (f.read(65537): MicroPython allocates it in full) is fixed by issue 14
@@ -72,6 +89,7 @@ def cli(*argv, env=None, check=True):
 class BoardCity:
     def __init__(self, folder, board=None):
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.board = board or sim_board()
         self.env = dict(os.environ, CIVICMOTE_CA_PASSPHRASE=PASSPHRASE)
         self.port = free_port()
@@ -79,6 +97,7 @@ class BoardCity:
         self.broker_dir = self.folder / "broker"
         self.mosquitto = None
         self.agent_mpy = None
+        self.romfs = None
 
     def start(self):
         f = self.folder
@@ -113,21 +132,34 @@ class BoardCity:
             argv += ["--store", store]
         return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def maps(self):
+    def maps(self, romfs=False):
+        if romfs:
+            return ((self.romfs_image().parent, "/romfs"), (self.device, "/civicmote"))
         return ((self.agent_mpy, "/lib/agent"), (self.device, "/civicmote"))
 
-    def board_script(self, windows, drain_s=15):
-        return BOARD_SCRIPT % {"windows": windows, "drain_s": drain_s}
+    def romfs_image(self):
+        """The compiled agent as a ROMFS image (`mpremote romfs build`), built once: its path."""
+        if self.romfs is None:
+            out = self.folder / "romfs" / "agent.romfs"
+            out.parent.mkdir(exist_ok=True)
+            mpremote = str(Path(sys.executable).parent / "mpremote")
+            subprocess.run([mpremote, "romfs", "--no-mpy", "-o", str(out), "build", str(self.agent_mpy.parent)],
+                           check=True, capture_output=True, timeout=120)
+            self.romfs = out
+        return self.romfs
 
-    def start_board(self, windows, heap=None, drain_s=15):
+    def board_script(self, windows, drain_s=15, romfs=False):
+        return (ROMFS_PREFIX if romfs else "") + BOARD_SCRIPT % {"windows": windows, "drain_s": drain_s}
+
+    def start_board(self, windows, heap=None, drain_s=15, romfs=False):
         """The board agent in the background; returns (Popen, tmp folder to remove)."""
         tmp = tempfile.mkdtemp(prefix="board-")
-        return mpy_port.start_native([self.board_script(windows, drain_s)], tmp, maps=self.maps(), cwd=None,
-                                     heap=heap), tmp
+        return mpy_port.start_native([self.board_script(windows, drain_s, romfs)], tmp, maps=self.maps(romfs),
+                                     cwd=None, heap=heap), tmp
 
-    def run_board(self, windows, heap=None, drain_s=15, timeout=180):
+    def run_board(self, windows, heap=None, drain_s=15, timeout=180, romfs=False):
         """Run the board agent to the end: (closed, delivered, depth, net_errors, alloc, free) or raise."""
-        proc, tmp = self.start_board(windows, heap, drain_s)
+        proc, tmp = self.start_board(windows, heap, drain_s, romfs)
         try:
             out, err = proc.communicate(timeout=timeout)
         finally:
@@ -142,6 +174,14 @@ class BoardCity:
 
 class BoardFailed(RuntimeError):
     pass
+
+
+def romfs_bytes(out):
+    """The heap share of the ROMFS image a board script printed (ROMFS_PREFIX), or 0."""
+    for line in out.splitlines():
+        if line.startswith("ROMFS "):
+            return int(line.split()[1])
+    return 0
 
 
 def parse_board(out, err):

@@ -25,3 +25,12 @@ def json_lines(text):
 
 def run_cli(*argv, **kw):
     return subprocess.run([CIVICMOTE] + [str(a) for a in argv], capture_output=True, text=True, **kw)
+
+
+def json_failure(out, code):
+    """The one failure object a command prints on stdout with --json (docs/json.md), checked for shape."""
+    lines = json_lines(out)
+    assert len(lines) == 1, out
+    f = lines[0]
+    assert f["ok"] is False and f["exit_code"] == code and f["error"], f
+    return f

@@ -15,7 +15,7 @@ def payload(seq):
 
 
 def main(d):
-    box = Outbox(d + "/outbox", max_bytes=6000, max_count=30)
+    box = Outbox(d + "/outbox", max_bytes=8 * 512, max_count=30, segment=512)
     floor = (box.seqs()[-1] + 1) if box.depth else 1
     alloc = SeqAllocator(d + "/seq", block=16, floor=floor)
     print("ready", flush=True)

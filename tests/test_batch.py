@@ -1,7 +1,7 @@
 """`civicmote batch FILE.csv`: 50 simulated devices, JSON lines, failures, re-runs, the progress bar."""
 
 import pytest
-from cli_helpers import cli, json_lines, run_cli
+from cli_helpers import cli, json_failure, json_lines, run_cli
 from provision_support import PASSPHRASE, env, write_board
 
 from provisioning.pki import ca as ca_mod
@@ -120,3 +120,63 @@ def test_plain_lines_without_a_terminal(plan):
     p = run_cli("batch", csv, "--ca", tmp / "ca", env=env(tmp))
     assert p.returncode == 0, p.stderr
     assert "line 2 devices/p0: provisioned cm" in p.stdout and "1 provisioned" in p.stdout
+
+
+@pytest.mark.parametrize("text,where,words", [
+    ("board,target,distrct\nboard.json,devices/a,north\n", ":1:", "unknown column 'distrct'"),
+    ('board,target,district\nboard.json,"devices/a,north\nboard.json,devices/b,north\nboard.json,devices/c,north\n',
+     ":2:", "unbalanced quote"),
+    ("board,target,district\nboard.json,devices/a,north\nboard.json,devices/b,north\nboard.json,devices/a,south\n",
+     ":4:", "line 2"),
+    ("board,target,district\nboard.json,devices/a,north,extra\n", ":2:", "4 fields but the header has 3"),
+])
+def test_strict_csv_is_refused_before_anything_is_done(plan, capsys, text, where, words):
+    tmp, csv = plan
+    csv.write_text(text)
+    code, out, err = cli(capsys, "batch", csv, "--ca", tmp / "ca", "--json")
+    assert code == 2 and "fleet.csv" + where in err and words in err, err
+    assert json_failure(out, 2)["error"] in err and not (tmp / "devices").exists()
+    assert not (tmp / "registry.db").exists() or Registry(tmp / "registry.db").list() == []
+
+
+def test_jobs_provision_in_parallel_with_the_same_results(plan, capsys):
+    tmp, csv = plan
+    code, out, err = cli(capsys, "batch", csv, "--ca", tmp / "ca", "--json", "--jobs", "4")
+    assert code == 0, err
+    lines = json_lines(out)
+    assert sorted(r["line"] for r in lines[:-1]) == list(range(2, N + 2))
+    assert lines[-1]["provisioned"] == N and lines[-1]["ok"] is True
+    assert len(Registry(tmp / "registry.db").list(status="active")) == N
+    code, out, err = cli(capsys, "batch", csv, "--jobs", "0")
+    assert code == 2 and "--jobs" in err
+
+
+def test_sigterm_ends_with_a_summary_and_no_unrecorded_certificate(plan):
+    """SIGTERM mid-batch: devices in flight finish, the rest are not started, the summary line comes,
+    and every certificate on a device folder is the one the registry holds for it."""
+    import json
+    import signal
+    import subprocess
+
+    from cli_helpers import CIVICMOTE
+
+    tmp, csv = plan
+    p = subprocess.Popen([CIVICMOTE, "batch", str(csv), "--ca", str(tmp / "ca"), "--json", "--jobs", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp))
+    first = p.stdout.readline()
+    assert json.loads(first)["status"] == "provisioned"
+    p.send_signal(signal.SIGTERM)
+    rest, err = p.communicate(timeout=60)
+    lines = json_lines(first + rest)
+    summary = lines[-1]
+    assert p.returncode == 130, err
+    assert summary["summary"] is True and summary["interrupted"] is True and summary["ok"] is False
+    assert summary["not_started"] > 0 and summary["provisioned"] + summary["not_started"] == N
+    assert "interrupted (SIGTERM)" in err
+    reg = Registry(tmp / "registry.db")
+    held = {d["device_id"]: d["certificate"] for d in reg.list()}
+    on_disk = list((tmp / "devices").glob("*/device.crt"))
+    assert len(held) >= len(on_disk) == summary["provisioned"]
+    for crt in on_disk:
+        dev = json.loads((crt.parent / "device.json").read_text())["device_id"]
+        assert held[dev] == crt.read_text()

@@ -17,9 +17,11 @@ from board_city import BoardCity, collected, ledger_blocker, parse_board, wait_u
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None and not __import__("os").path.exists(
     "/usr/sbin/mosquitto"), reason="mosquitto not installed")
 
-# The smallest heap this agent is known to run in on the 64-bit port, with margin for
-# fragmentation (bench/bench_board_heap.py finds the exact figure). 192 KB is the target.
-BOARD_HEAP = 384 * 1024
+# The smallest heap this agent is known to run in on the 64-bit port (312 KB as .mpy, about
+# 240 KB with its code in flash), with margin (bench/bench_board_heap.py finds the exact
+# figures). 192 KB is the target.
+BOARD_HEAP = 352 * 1024
+CODE_IN_FLASH_HEAP = 272 * 1024
 TARGET_HEAP = 192 * 1024
 
 
@@ -118,6 +120,25 @@ def test_board_delivers_at_a_192k_heap(city):
     assert closed >= 2 and delivered == closed and depth == 0
 
 
+def _romfs_run(city, heap_beyond_image):
+    """The board agent imported in place from a ROMFS image (code in flash, as frozen firmware
+    holds it), with heap_beyond_image bytes of heap besides the image's own block."""
+    image = city.romfs_image().stat().st_size
+    # The image's block in the heap: its size rounded up to the 32-byte GC block, plus the header.
+    return city.run_board(2, heap=heap_beyond_image + image + 64, romfs=True)
+
+
+def test_board_with_code_in_flash_delivers_under_its_cap(city):
+    closed, delivered, depth, net_errors, alloc, free = _romfs_run(city, CODE_IN_FLASH_HEAP)
+    assert closed >= 2 and delivered == closed and depth == 0
+
+
+@pytest.mark.xfail(strict=True, reason="192 KB not met with code in flash either: see bench/bench_board_heap.py")
+def test_board_with_code_in_flash_delivers_at_192k(city):
+    closed, delivered, depth, net_errors, alloc, free = _romfs_run(city, TARGET_HEAP)
+    assert closed >= 2 and delivered == closed and depth == 0
+
+
 @needs_bounded_ledger
 def test_heap_bench_quick_mode(capsys):
     """bench/bench_board_heap.py --quick finds a working cap for the agent and for TLS alone."""
@@ -133,4 +154,7 @@ def test_heap_bench_quick_mode(capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["tls_only_smallest_heap_bytes"] and res["agent_smallest_heap_bytes"]
     assert res["tls_only_smallest_heap_bytes"] < res["agent_smallest_heap_bytes"] <= BOARD_HEAP
-    assert res["cpu_s_per_window_sim_board"] > 0
+    assert res["agent_romfs_smallest_heap_bytes"] < res["agent_smallest_heap_bytes"]  # code in flash saves heap
+    assert 0 < res["cpu_s_per_window_agent"] < res["cpu_s_per_window_sim_board"]
+    assert res["cpu_s_per_window_emulators"] > 0
+    assert 0 < res["live_heap_32bit_board_agent_bytes"] < res["agent_smallest_heap_bytes"]

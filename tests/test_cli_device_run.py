@@ -17,13 +17,13 @@ def test_device_init_is_idempotent_and_keeps_the_key_private(tmp_path, capsys):
     code, out, err = cli(capsys, "device", "init", "--device-dir", d, "--board", SIM, "--district", "north", "--json")
     assert code == 0, err
     first = json.loads(out)
-    assert first["created"] is True and first["device_id"].startswith("cm") and first["district"] == "north"
+    assert first["key_created"] is True and first["device_id"].startswith("cm") and first["district"] == "north"
     key_file = d / "device.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert (d / "privacy.ledger").exists() and (d / "board.json").exists()
     code, out, err = cli(capsys, "device", "init", "--device-dir", d, "--board", SIM, "--json")
     second = json.loads(out)
-    assert code == 0 and second["created"] is False
+    assert code == 0 and second["key_created"] is False
     assert second["device_id"] == first["device_id"] and second["district"] == "north"
     code, out, err = cli(capsys, "device", "show", "--device-dir", d, "--json")
     shown = json.loads(out)
@@ -122,3 +122,17 @@ def test_sensors_read_reports_missing_hardware(capsys):
     code, out, err = cli(capsys, "sensors", "read", "--board", ROOT / "boards" / "rpi4.json", "--seconds", "1")
     assert code == 1 and "no reading from" in err
     assert "/dev/i2c-1" in out
+
+
+def test_run_says_why_nothing_was_delivered_and_exits_3(tmp_path, capsys):
+    from provision_support import free_port
+
+    d = tmp_path / "dev"
+    cli(capsys, "device", "init", "--device-dir", d, "--board", SIM, "--district", "north")
+    code, out, err = cli(capsys, "run", "--device-dir", d, "--fast", "--windows", "1", "--broker",
+                         "mqtt://127.0.0.1:%d" % free_port(), "--drain", "1", "--json")
+    assert code == 3
+    events = json_lines(out)
+    assert events[0]["event"] == "started" and events[0]["first_window_closes"] % 300 == 0
+    assert events[-1]["queued"] == 1 and "out of reach" in events[-1]["undelivered_reason"]
+    assert err.count("\n") == 1 and "1 summaries not delivered" in err and "Connection refused" in err

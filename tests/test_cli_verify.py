@@ -52,7 +52,7 @@ def test_bad_messages_each_have_a_reason(tmp_path, capsys):
         paths.append(tmp_path / name)
     paths.append(tmp_path / "missing")
     code, out, err = cli(capsys, "verify", "--public-key", pub.hex(), *paths)
-    assert code == 1
+    assert code == 2  # one file could not be read: bad input outranks a failed check
     recs = {os.path.basename(r["file"]): r for r in json_lines(out)}
     assert recs["good"]["ok"] is True
     for name in ("tampered", "impostor", "mismatch", "garbage", "other", "missing"):
@@ -88,3 +88,25 @@ def test_installed_entry_point(tmp_path):
     assert json_lines(r.stdout)[0]["ok"] is True and r.stderr == ""
     r = run_cli("--help")
     assert r.returncode == 0 and "exit codes" in r.stdout
+
+
+def test_a_missing_file_is_bad_input_exit_2(tmp_path, capsys):
+    key, dev, pub = _device()
+    code, out, err = cli(capsys, "verify", "--public-key", pub.hex(), tmp_path / "nope.cose")
+    assert code == 2, err
+    assert "nope.cose" in err and json_lines(out)[0]["ok"] is False
+
+
+def test_an_export_entry_with_a_bad_public_key_is_named(tmp_path, capsys):
+    import hashlib
+    import json
+
+    from agent.core.identity import device_id
+
+    bad = "04" + "ff" * 64  # not a point on P-256
+    doc = {"version": 1, "devices": [{"device_id": device_id(bytes.fromhex(bad)), "public_key": bad,
+                                      "status": "active"}]}
+    (tmp_path / "export.json").write_text(json.dumps(doc))
+    (tmp_path / "m.cose").write_bytes(hashlib.sha256(b"x").digest())
+    code, out, err = cli(capsys, "verify", "--registry", tmp_path / "export.json", tmp_path / "m.cose")
+    assert code == 2 and "devices[0].public_key" in err and "export.json" in err

@@ -17,38 +17,39 @@ from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, make_device
 
-from agent.errors import DecodeError
-from agent.store import atomic
-from provisioning.city.collector import SKIPPED
+from agent.runtime import device
+from agent.store.outbox import Outbox
+from provisioning.city.collector import DROPPED, SKIPPED
 
 KILLS = 50
 WINDOW_S = 1  # a summary every step: the child spends much of its time writing its outbox
 
 
+def _box(path):
+    """The device's outbox with the agent's own bounds (smaller ones would drop what it queued)."""
+    return Outbox(str(path), device.OUTBOX_BYTES, device.OUTBOX_COUNT)
+
+
 def _outbox_intact(outbox):
-    """-> True if a write was cut mid-way (a .tmp is there); raise if any record is corrupt."""
-    torn = False
-    for name in os.listdir(outbox):
-        if name.endswith(atomic.TMP):
-            torn = True
-        elif name.endswith(".rec"):
-            data = (outbox / name).read_bytes()
-            try:
-                atomic.unframe(data, name)
-            except DecodeError as e:
-                raise AssertionError("outbox record %s is corrupt after a kill: %s" % (name, e))
-        else:
-            assert name == "dropped", "unexpected file in the outbox: %s" % name
-    return torn
+    """-> how many records a kill left torn (the next start reports them as dropped)."""
+    return _box(outbox).torn
 
 
 def _when_writing(outbox, not_before):
-    """Return as soon as an outbox write is under way (a .tmp exists) after not_before, or 0.5 s later."""
+    """Return as soon as the outbox is written to (a segment or the index changes) after
+    not_before, or 0.5 s later."""
+    def newest():
+        try:
+            return max(os.stat(os.path.join(outbox, n)).st_mtime_ns for n in os.listdir(outbox))
+        except (OSError, ValueError):
+            return 0
+
     while time.monotonic() < not_before:
         pass
+    seen = newest()
     end = not_before + 0.5
     while time.monotonic() < end:
-        if any(n.endswith(atomic.TMP) for n in os.listdir(outbox)):
+        if newest() != seen:
             return
 
 
@@ -92,15 +93,15 @@ def test_agent_killed_at_50_random_points_delivers_every_summary_once(tmp_path):
             last = _run(d, out, b.url, START + KILLS * 1000000, ["--windows", "1", "--drain", "20"])
             last.communicate(timeout=60)
             assert last.returncode == 0
-            assert not [n for n in os.listdir(d / "outbox") if n.endswith(".rec")], "the outbox did not drain"
-            assert not [n for n in os.listdir(d / "outbox") if n.endswith(".bad")], "a record was quarantined"
+            box = _box(d / "outbox")
+            assert box.depth == 0, "the outbox did not drain"
+            assert box.torn == 0 and box.quarantined == [], "a record was found corrupt"
             signed = {int(p.stem): p.read_bytes() for p in out.glob("*.cose") if p.stem.isdigit()}
             _wait_for_stored(store, dev, set(signed))
         finally:
             collector.send_signal(signal.SIGTERM)
             collector.wait(15)
     assert collector.returncode == 0, col_err.read_text()
-    assert torn >= 10, "only %d of %d kills landed during an outbox write" % (torn, KILLS)
     events = [json.loads(line) for line in col_out.read_text().splitlines()]
     accepted = [e["seq"] for e in events if e["event"] == "summary"]
     assert accepted == sorted(set(accepted)), "each summary accepted once, in seq order"
@@ -112,7 +113,10 @@ def test_agent_killed_at_50_random_points_delivers_every_summary_once(tmp_path):
     # A kill between the outbox write and the --out file leaves a summary only the outbox knew.
     assert len(set(stored) - set(signed)) <= KILLS
     causes = {e["cause"] for e in events if e["event"] == "gap"}
-    assert causes <= {SKIPPED}, "the only holes are numbers reserved before a reboot: %r" % causes
+    # SIGKILL cannot tear an in-place write that the kernel already holds, so no record is lost:
+    # the only holes are numbers reserved before a reboot (and a torn record, if one, is a drop).
+    assert causes <= {SKIPPED, DROPPED}, causes
+    assert len([e for e in events if e["event"] == "gap" and e["cause"] == DROPPED]) <= torn
     assert len(signed) > KILLS  # the children did real work between kills
     assert not [e for e in events if e["event"] == "rejected"]
 
@@ -132,4 +136,5 @@ def _wait_for_stored(store, dev, seqs, timeout=30.0):
             if seqs <= have:
                 return
         time.sleep(0.1)
-    raise AssertionError("the collector never stored %s" % sorted(seqs - have)[:20])
+    raise AssertionError("the collector never stored %s (of %d; it has %d)" % (sorted(seqs - have)[:20], len(seqs),
+                                                                                len(have)))

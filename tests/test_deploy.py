@@ -3,7 +3,7 @@ import json
 import os
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, json_failure
 from provision_support import PASSPHRASE
 
 from provisioning.field import deploy as deploy_mod
@@ -41,14 +41,14 @@ def test_portable_modules_skip_cpython_only_ones():
 def test_board_that_does_not_answer(site, capsys):
     with SilentPort() as port:
         code, out, err = provision(capsys, site, port.port)
-    assert code == 3 and out == ""
+    assert code == 3 and json_failure(out, 3)["error"] in err
     assert "does not answer (tried 3 times" in one_line(err)
 
 
 def test_port_that_is_not_micropython(site, capsys):
     with GarbagePort() as port:
         code, out, err = provision(capsys, site, port.port)
-    assert code == 3 and out == ""
+    assert code == 3 and json_failure(out, 3)["error"] in err
     assert "not a MicroPython REPL" in one_line(err)
 
 

@@ -91,3 +91,13 @@ def test_busy_port_and_permission_errors_say_what_to_do(tmp_path, capsys):
             holder.close()
     e = open_serial_error("/dev/ttyUSB0", PermissionError(13, "Permission denied: '/dev/ttyUSB0'"))
     assert "dialout" in str(e) and e.exit_code == 3
+
+
+def test_a_port_that_does_not_exist_is_named_as_missing_not_busy(tmp_path, capsys):
+    from cli_helpers import cli
+
+    fw = tmp_path / "fw.bin"
+    fw.write_bytes(b"\xe9" + bytes(4000))
+    code, out, err = cli(capsys, "flash", "--board", "boards/esp32-devkitc.json", "--port", "/dev/ttyUSB97",
+                         "--firmware", fw)
+    assert code == 3 and "/dev/ttyUSB97: no such port" in err and "busy" not in err

@@ -41,9 +41,9 @@ def test_outbox_survives_sigkill_at_random_points(tmp_path):
                 acked.add(int(fact[1]))
             elif fact[0] == "announce":
                 covered.append((int(fact[2]), int(fact[3])))
-        box = Outbox(d + "/outbox", max_bytes=6000, max_count=30)
+        box = Outbox(d + "/outbox", max_bytes=8 * 512, max_count=30, segment=512)
         assert box.quarantined == [], box.quarantined
-        assert box.depth <= 30 and box.bytes <= 6000
+        assert box.depth <= 30 and box.bytes <= 8 * 512
         for seq, data in box:
             assert data == payload(seq)
         pending = box.drop_report()

@@ -5,7 +5,7 @@ import os
 import stat
 
 import pytest
-from cli_helpers import cli
+from cli_helpers import cli, json_failure
 from provision_support import PASSPHRASE, write_board
 
 from provisioning.pki import ca as ca_mod
@@ -33,20 +33,20 @@ def test_ca_init_encrypts_its_key_and_is_kept(tmp_path, capsys, monkeypatch):
     code, out, err = cli(capsys, "ca", "init", "--dir", tmp_path / "ca", "--json")
     assert code == 0, err
     first = json.loads(out)
-    assert first["created"] is True
+    assert first["ca_created"] is True
     key = (tmp_path / "ca" / "ca.key").read_bytes()
     assert b"ENCRYPTED PRIVATE KEY" in key
     assert stat.S_IMODE(os.stat(tmp_path / "ca" / "ca.key").st_mode) == 0o600
     code, out, err = cli(capsys, "ca", "init", "--dir", tmp_path / "ca", "--json")
-    assert code == 0 and json.loads(out)["created"] is False
-    assert json.loads(out)["fingerprint"] == first["fingerprint"]
+    assert code == 0 and json.loads(out)["ca_created"] is False
+    assert json.loads(out)["cert_fingerprint"] == first["cert_fingerprint"]
 
 
 def test_wrong_passphrase_is_one_clear_line(site, capsys, monkeypatch):
     monkeypatch.setenv("CIVICMOTE_CA_PASSPHRASE", "not the passphrase")
     code, out, err = _provision(capsys, site)
     assert code == 2
-    assert out == ""
+    assert "wrong CA passphrase" in json_failure(out, 2)["error"]  # --json: the failure as one object
     assert err.count("\n") == 1 and "wrong CA passphrase" in err and "CIVICMOTE_CA_PASSPHRASE" in err
     assert Registry(site / "registry.db").list() == []
 
@@ -201,15 +201,18 @@ def test_pop_answer_checks_identity_and_domain():
 
 
 class _Interrupted(targets.DirTarget):
-    def install_unit(self):
-        raise KeyboardInterrupt
+    def install(self, files):  # Ctrl-C after the certificate was issued, before the device has it
+        if "device.crt" in files:
+            raise KeyboardInterrupt
+        super().install(files)
 
 
 def test_interrupted_run_is_completed_by_a_rerun(site, capsys):
     reg = Registry(site / "registry.db", create=True)
     with pytest.raises(KeyboardInterrupt):
         provision(_Interrupted(site / "dev1"), str(write_board(site)), "north", reg, ca_mod.LazyCA(site / "ca"))
-    assert reg.list() == []  # nothing half-registered
+    # The certificate was recorded as it was issued: none exists that the registry does not know.
+    assert [(d["status"], bool(d["certificate"])) for d in reg.list()] == [("active", True)]
     code, out, err = _provision(capsys, site)
     assert code == 0, err
     r = json.loads(out)
@@ -229,7 +232,7 @@ def test_target_out_of_space_is_reported_and_rerun_completes(site, capsys, monke
     monkeypatch.setattr(compat, "write_file_atomic", full)
     code, out, err = _provision(capsys, site)
     assert code == 3 and "no space left" in err
-    assert Registry(site / "registry.db").list() == []
+    assert [d["status"] for d in Registry(site / "registry.db").list()] == ["active"]  # its certificate is known
     monkeypatch.setattr(compat, "write_file_atomic", real)
     code, out, err = _provision(capsys, site)
     assert code == 0 and json.loads(out)["status"] == "provisioned"
@@ -256,3 +259,27 @@ def test_rerun_keeps_broker_and_location_and_a_new_broker_updates(site, capsys):
     config = json.loads((site / "dev1" / "config.json").read_text())
     assert config["broker"] == "mqtts://b:8883" and config["location"] == "pole 7"
     assert "mqtts://b:8883" in (site / "dev1" / "civicmote.service").read_text()
+
+
+def test_reprovisioning_with_another_profile_updates_registry_and_label(site, capsys):
+    code, out, err = _provision(capsys, site)
+    first = json.loads(out)
+    code, out, err = cli(capsys, "provision", "--board", "boards/sim.json", "--district", "north", "--target",
+                         site / "dev1", "--ca", site / "ca", "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["status"] == "updated" and again["device_id"] == first["device_id"] and again["board"] == "sim"
+    assert again["cert_fingerprint"] == first["cert_fingerprint"]  # same key, same certificate
+    rec = Registry(site / "registry.db").get(first["device_id"])
+    assert rec["board"] == "sim" and "pm2_5" in [m["metric"] for m in rec["measures"]]
+    code, out, err = cli(capsys, "label", first["device_id"], "--out", site / "pole.svg", "--contact", "x@y.z")
+    assert code == 0, err
+    svg = (site / "pole.svg").read_text()
+    assert "PM2.5" in svg and "people passing by" not in svg  # what the new profile measures, not the old one
+
+
+def test_a_micropython_profile_is_refused_for_a_folder(site, capsys):
+    code, out, err = cli(capsys, "provision", "--board", "boards/esp32-devkitc.json", "--district", "north",
+                         "--target", site / "dev1", "--ca", site / "ca")
+    assert code == 2 and "runs micropython" in err and "--port" in err
+    assert not (site / "dev1").exists()

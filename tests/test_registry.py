@@ -34,7 +34,8 @@ def test_list_and_show(fleet, capsys):
     assert [r["device_id"] for r in json_lines(out)] == [ids["c"]]
     code, out, err = cli(capsys, "registry", "show", ids["a"], "--json")
     rec = json.loads(out)
-    assert rec["location"] == "pole a" and rec["status"] == "active" and "registered" in rec["history"][0]
+    assert rec["location"] == "pole a" and rec["status"] == "active" and rec["history"][0]["action"] == "registered"
+    assert isinstance(rec["created"], int) and isinstance(rec["history"][0]["at"], int)
     code, out, err = cli(capsys, "registry", "show", "cm" + "z" * 16)
     assert code == 2 and "not in the registry" in err
 
@@ -52,7 +53,8 @@ def test_disable_is_reversible_revoke_is_permanent_and_idempotent(fleet, capsys)
         code, out, err = cli(capsys, "registry", verb, a)
         assert code == 4 and "revoked" in err and "permanent" in err
     history = json.loads(cli(capsys, "registry", "show", a, "--json")[1])["history"]
-    assert [h.split()[1] for h in history] == ["registered", "disabled", "enabled", "revoked"]
+    assert [h["action"] for h in history] == ["registered", "disabled", "enabled", "revoked"]
+    assert history[1]["detail"] == "maintenance"
 
 
 def test_export_is_the_contract_shape(fleet, capsys):
@@ -105,16 +107,36 @@ def test_every_change_is_one_transaction(fleet):
     assert reg.list() == before
 
 
-@pytest.mark.parametrize("damage", ["garbage", "foreign"])
-def test_corrupt_registry_is_one_clear_line(tmp_path, capsys, damage):
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "folder"])
+def test_a_path_holding_something_else_is_refused_and_left_untouched(tmp_path, capsys, damage):
     p = tmp_path / "registry.db"
     if damage == "garbage":
         p.write_bytes(b"this is not sqlite" * 100)
-    else:
+    elif damage == "foreign":  # e.g. the collector's store, given by mistake
         db = sqlite3.connect(p)
         db.execute("CREATE TABLE other (x)")
         db.commit()
         db.close()
+    else:
+        p.mkdir()
+    before = p.read_bytes() if p.is_file() else None
+    for argv in (("registry", "list"), ("batch", tmp_path / "none.csv")):
+        code, out, err = cli(capsys, *argv, "--registry", p)
+        if argv[0] == "batch":  # the CSV is checked first; then the registry
+            (tmp_path / "none.csv").write_text("board,target,district\nb.json,d,north\n")
+            code, out, err = cli(capsys, *argv, "--registry", p)
+        assert code == 2 and out == "", err
+        assert err.count("\n") == 1 and str(p) in err
+    assert (p.read_bytes() if p.is_file() else None) == before
+
+
+def test_a_damaged_registry_is_state_exit_4(tmp_path, capsys):
+    p = tmp_path / "registry.db"
+    Registry(p, create=True).close()
+    db = sqlite3.connect(p)
+    db.execute("UPDATE meta SET value='99' WHERE key='schema'")
+    db.commit()
+    db.close()
     code, out, err = cli(capsys, "registry", "list", "--registry", p)
     assert code == 4 and out == ""
     assert err.count("\n") == 1 and str(p) in err and "backup" in err

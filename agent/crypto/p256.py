@@ -24,10 +24,13 @@ G = (GX, GY, 1)
 # allocation is larger than a window: a board's fragmented heap has room for many small
 # blocks long after it has none of 22 KB. W trades RAM for speed (compat.ECC_TABLE_BITS):
 # W=3 keeps 22 KB on a board (86 additions a signature), W=4 33 KB on Linux (65 additions).
+# A board keeps it on flash instead and reads one row per addition (use_table): no RAM at all.
 _W = ECC_TABLE_BITS
 _HALF = 1 << (_W - 1)
 _WINDOWS = 257 // _W + 1  # digits of an odd scalar below 2^257 in regular recoding
-_table = []  # one packed bytes object per window once built; a list so no global is rebound
+ROW_BYTES = 64 * _HALF
+WINDOWS = _WINDOWS
+_table = []  # [rows]: the table in RAM once built, or a stand-in from use_table(); a list so no global is rebound
 
 
 def _probe_pow_inverse():
@@ -159,12 +162,13 @@ def _odd_multiples(p1):
     return out, add(out[-1], p1)
 
 
-def _build_table():
-    # Every row is allocated before any arithmetic, so the rows sit side by side and the
-    # big-integer garbage of the build is freed as one hole, not as holes between rows.
-    rows = [bytearray(64 * _HALF) for _ in range(_WINDOWS)]
+def table_rows():
+    """The fixed-base table, one window at a time: _WINDOWS rows of ROW_BYTES bytes (x‖y per
+    odd multiple, affine, big-endian). A generator, so a caller can write each row to flash
+    and hold none of them (agent/crypto/table_file.py)."""
     base = G
-    for buf in rows:
+    for _ in range(_WINDOWS):
+        buf = bytearray(ROW_BYTES)
         pts, base = _odd_multiples(base)
         # Montgomery's trick: one inversion per window instead of one per point.
         acc = [1]
@@ -177,14 +181,32 @@ def _build_table():
             inv = inv * Z % P
             buf[64 * j:64 * j + 32] = (X * zi % P).to_bytes(32, "big")
             buf[64 * j + 32:64 * j + 64] = (Y * zi % P).to_bytes(32, "big")
-    _table.extend(rows)
+        yield buf
+
+
+def _build_table():
+    # Every row is allocated before any arithmetic, so the rows sit side by side and the
+    # big-integer garbage of the build is freed as one hole, not as holes between rows.
+    rows = [bytearray(ROW_BYTES) for _ in range(_WINDOWS)]
+    for i, row in enumerate(table_rows()):
+        rows[i][:] = row
+    _table.append(rows)
+
+
+def use_table(rows):
+    """Sign from rows instead of a table in RAM: any object whose rows[i] (0 <= i < WINDOWS)
+    is row i of table_rows(), e.g. a file on flash read a row at a time. Each row is used
+    before the next is asked for, so rows[i] may return one reused buffer. None: back to the
+    table in RAM (built on next use)."""
+    _table[:] = [rows] if rows is not None else []
 
 
 def mul_base(k):
-    """k·G (projective) from the fixed-base table, built on first use (22-33 KB in small blocks, kept)."""
+    """k·G (projective) from the fixed-base table: built in RAM on first use (22-33 KB in small
+    blocks, kept) unless use_table() gave another source."""
     if not _table:
         _build_table()
-    tbl = _table
+    tbl = _table[0]
     p, b = P, B
     digits = _recode(k)
     e = digits[0]

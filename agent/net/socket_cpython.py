@@ -28,11 +28,22 @@ def client_context(tls):
     return tls
 
 
+# A TLS 1.3 server that rejects the client certificate sends its alert after the handshake; when the
+# client writes first it sees only the closed session. Said plainly, so it is not taken for an outage.
+TLS_CLOSED_EARLY = ("the broker closed the TLS session before answering (%s): it refuses the client "
+                    "certificate (revoked, unknown CA, expired) or drops clients it does not know")
+
+
 class SocketStream:
     """send/recv with a timeout on each call; errors become TransportError."""
 
     def __init__(self, sock):
         self.sock = sock
+        self.answered = False  # has the peer sent anything on this connection yet?
+
+    def _closed_early(self, e):
+        return isinstance(e, ssl.SSLEOFError) or (isinstance(e, ssl.SSLError) and not self.answered
+                                                  and "alert" in str(e))
 
     def send(self, data, timeout):
         try:
@@ -41,6 +52,8 @@ class SocketStream:
         except socket.timeout:
             raise TransportError("send timed out after %ss" % timeout)
         except OSError as e:
+            if not self.answered and self._closed_early(e):
+                raise TransportError(TLS_CLOSED_EARLY % e)
             raise TransportError("send failed: %s" % e)
 
     def recv(self, n, timeout):
@@ -54,9 +67,12 @@ class SocketStream:
         except (socket.timeout, BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return b""
         except OSError as e:
+            if not self.answered and self._closed_early(e):
+                raise TransportError(TLS_CLOSED_EARLY % e)
             raise TransportError("receive failed: %s" % e)
         if not data:
             raise TransportError("the broker closed the connection")
+        self.answered = True
         return data
 
     def close(self):

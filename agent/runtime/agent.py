@@ -19,6 +19,9 @@ def topics(prefix, district, dev):
     return base + "summary", base + "manifest", base + "status"
 
 
+STEP_S = 5  # wall and monotonic clocks disagreeing by more than this between two steps: a clock step
+
+
 class Agent:
     """Wires the stages for one device. Collaborators are injected:
 
@@ -26,75 +29,187 @@ class Agent:
     metrics    a MetricSet (agent.runtime.metrics): per-window state of every metric
     sensors    a SensorSet (poll(now_ms), metric_values(readings), health()) whose identifier
                sink is metrics.identifier
-    ledger     the PrivacyLedger; outbox an Outbox; seqs a SeqAllocator
+    ledger     the PrivacyLedger, or a callable(now_s, mono_s) that opens it: it is opened only
+               once the wall clock is valid
+    outbox     an Outbox; seqs a SeqAllocator; progress a Progress (agent.store.progress) or None
     transport  an MQTT transport (agent.net) or None (offline: the outbox keeps everything)
     manifest   the signed manifest message (bytes) and its payload hash (mh)
     sink       optional callable(name, message) given every signed message (e.g. --out)
+    log        optional callable(text): one line for the device's log (stderr, serial console)
+
+    Time: a window's t0/t1 cover exactly the readings in it. A window opens when the clock is
+    valid and not behind the last summary's end (persisted across restarts), closes on a
+    wall-clock boundary, and is cut short when the wall clock steps against the monotonic one
+    (the summary then says so in h.clkf / h.clkb, seconds stepped forward / back).
     """
 
     def __init__(self, board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
-                 transport=None, prefix=DEFAULT_PREFIX, sink=None, boot_s=None):
+                 transport=None, prefix=DEFAULT_PREFIX, sink=None, boot_s=None, progress=None, log=None):
         self.board = board
         self.key = key
         self.dev = dev
         self.kid = dev.encode()
         self.sensors = sensors
-        self.ledger = ledger
+        self.ledger = None if callable(ledger) else ledger
+        self._open_ledger = ledger if callable(ledger) else None
         self.outbox = outbox
         self.seqs = seqs
+        self.progress = progress
         self.manifest = manifest
         self.mh = mh
         self.transport = transport
         self.sink = sink
+        self.log = log or (lambda text: None)
         self.window_s = board.window_s
         self.metrics = metrics
         self.summary_topic, self.manifest_topic, self.status_topic = topics(prefix, district, dev)
-        self.t0 = None
+        self.t0 = None  # start of the open window (None: no window open, readings are discarded)
+        self.t_end = None  # the wall-clock boundary that closes it
+        self.last_t1 = progress.last_t1 if progress is not None and progress.found else None
         self.boot_s = boot_s
         self.closed = 0  # windows closed since boot
         self.delivered = 0  # summaries acknowledged by the broker since boot
         self.invalid_clock = 0  # steps skipped because the wall clock was not set
+        self.clock_steps = 0  # wall-clock steps detected since boot
         self.net_errors = 0  # transport calls that raised (the transport backs off and retries)
         self.last = None  # (seq, t0, t1, bytes) of the last summary closed
-        self._inflight = {}  # transport handle -> seq (None for the manifest)
+        self.waiting = None  # why no window is open (status topic and log), or None
+        self._status_due = False
+        self._anchor = None  # (wall s, monotonic s) at the previous step
+        self._mono0 = None
+        self._mono = 0
+        self._progress_mono = None  # monotonic s of the last window opened or closed, or wait declared
+        self._inflight = {}  # transport handle -> seq (None for the manifest and status)
         self._manifest_sent = False
+        if seqs.lost:
+            self.log("sequence state was lost (%s): summaries carry h.sr=%d" % (
+                "continued from the progress file" if seqs.lost == 1 else "a new era starts from the clock", seqs.lost))
         if sink is not None:
             sink("manifest", manifest)
 
     def step(self, now_s, now_ms, net_s=None):
         """Do what is due at this instant; returns the seq of a summary closed now, or None.
 
+        now_s: wall-clock Unix seconds; now_ms: monotonic milliseconds (never goes back).
         net_s: monotonic seconds for network deadlines (default now_ms / 1000). A simulated
         clock that runs faster than real time passes the real one here.
         """
+        mono = now_ms // 1000
+        if self._mono0 is None:
+            self._mono0 = self._progress_mono = mono
+        self._mono = mono
         readings = self.sensors.poll(now_ms)
-        for metric, value in self.sensors.metric_values(readings):
-            self.metrics.feed(metric, value)
+        values = self.sensors.metric_values(readings)
         closed = None
         if now_s < MIN_VALID_TIME:
             self.invalid_clock += 1
+            wall = self._wall(mono)
+            self._anchor = None
+            self._wait("clock-invalid", "the wall clock reads %d, before 2024: no window opens and no "
+                       "personal metric is released until it is set" % now_s)
+            if self.t0 is not None:  # the clock became invalid: keep what was measured, honestly labelled
+                closed = self._close(self.t0, max(self.t0 + 1, wall), wall, cut=0)
         else:
-            if self.boot_s is None:
-                self.boot_s = now_s
-            if self.t0 is None:
-                self.t0 = now_s - now_s % self.window_s
-            elif now_s >= self.t0 + self.window_s:
-                closed = self.close_window(self.t0, self.t0 + self.window_s, now_s)
-                self.t0 = now_s - now_s % self.window_s
+            closed = self._clock(now_s, mono)
+        if self.t0 is not None:
+            for metric, value in values:
+                self.metrics.feed(metric, value)
         self.flush(now_ms / 1000 if net_s is None else net_s)
         return closed
+
+    def healthy(self):
+        """True while windows make progress, or the agent has said why not (status, log): the
+        runtime feeds its watchdog only then."""
+        if self.waiting is not None or self._progress_mono is None:
+            return True
+        return self._mono - self._progress_mono <= 2 * self.window_s + 60
+
+    # -- time ------------------------------------------------------------------------------
+
+    def _wall(self, mono):
+        a = self._anchor
+        return a[0] + (mono - a[1]) if a is not None else None
+
+    def _clock(self, now_s, mono):
+        closed = None
+        expected = self._wall(mono)
+        self._anchor = (now_s, mono)
+        if expected is not None and (now_s - expected > STEP_S or expected - now_s > STEP_S):
+            self.clock_steps += 1
+            self.log("wall clock stepped %+d s (monotonic time says %d, the clock %d)" % (now_s - expected, expected,
+                                                                                            now_s))
+            if self.t0 is not None:
+                # The readings so far were taken in the old time: label them so, and say it stepped.
+                t1 = max(expected, self.t0 + 1)
+                closed = self._close(self.t0, t1, t1, cut=now_s - expected)
+            return closed
+        if self.t0 is None:
+            self._open(now_s, mono)
+        elif now_s >= self.t_end:
+            closed = self._close(self.t0, self.t_end, now_s)
+            self._open(now_s, mono, self.t_end)
+        return closed
+
+    def _open(self, now_s, mono, start=None):
+        if self.ledger is None and self._open_ledger is not None:
+            self.ledger = self._open_ledger(now_s, mono)
+            if self.ledger.closed:
+                self.log("privacy ledger %s: personal metrics withheld until the next UTC day" % (
+                    self.ledger.reason or "closed"))
+        if self.last_t1 is not None and now_s < self.last_t1:
+            self._wait("clock-behind", "the wall clock is %d s behind the end of the last summary (%d): waiting "
+                       "for it, so no two summaries cover the same time" % (self.last_t1 - now_s, self.last_t1))
+            return
+        t0 = now_s if start is None else start
+        if start is not None and now_s - now_s % self.window_s > start:
+            t0 = now_s - now_s % self.window_s  # the loop stalled past a boundary: nothing was read between
+        if self.last_t1 is not None and t0 < self.last_t1:
+            t0 = self.last_t1
+        if start is None:
+            self.metrics.discard()  # nothing read before the window opened is in it
+        self.t0 = t0
+        self.t_end = t0 - t0 % self.window_s + self.window_s
+        self._progress_mono = mono
+        if self.waiting is not None:
+            self.log("windows resume at %d" % t0)
+            self.waiting = None
+            self._status_due = True
+
+    def _wait(self, code, text):
+        if self.waiting != code:
+            self.log(text)
+            self.waiting = code
+            self._status_due = True
 
     # -- anonymise, sign, enqueue ----------------------------------------------------------
 
     def close_window(self, t0, t1, now_s):
-        stats = self.metrics.close(self.ledger, now_s, t1)
-        seq = self.seqs.next()
+        """Close [t0, t1) now (kept for callers that drive windows themselves)."""
+        return self._close(t0, t1, now_s)
+
+    def _close(self, t0, t1, now_s, cut=None):
+        """Release, sign and queue the window [t0, t1). cut: not None when a clock step or a lost
+        clock cut it short (the seconds stepped; 0 for a lost clock): every metric is released."""
+        if self.ledger is not None:
+            self.ledger.tick(self._mono)
+        stats = self.metrics.close(self.ledger, now_s, t1, every=cut is not None)
+        seq = self.seqs.next(now_s)
         report = self.outbox.drop_report()
-        s = summary.build(self.dev, seq, t0, t1, stats, self.mh, gap=report, health=self.health(now_s))
+        h = self.health(now_s)
+        if cut is not None:
+            h["clkf" if cut >= 0 else "clkb"] = cut if cut >= 0 else -cut
+        s = summary.build(self.dev, seq, t0, t1, stats, self.mh, gap=report, health=h)
         msg = cose.sign1(summary.encode(s), self.key, self.kid)
-        self.outbox.put(seq, msg, announced=report)
+        dropped = self.outbox.put(seq, msg, announced=report)
+        if seq in dropped:
+            self.log("summary %d could not be written (outbox write failed): counted as dropped" % seq)
         self.closed += 1
         self.last = (seq, t0, t1, len(msg))
+        self.last_t1 = t1
+        self.t0 = self.t_end = None
+        self._progress_mono = self._mono
+        if self.progress is not None:
+            self.progress.save(seq, t1, self.ledger.gen if self.ledger is not None else 0)
         if self.sink is not None:
             self.sink(seq, msg)
         return seq
@@ -108,8 +223,17 @@ class Agent:
                 faults += n
             if st["state"] != "ok":
                 degraded += 1
-        return {"up": now_s - self.boot_s, "err": faults, "deg": degraded, "q": self.outbox.depth,
-                "boot": self.seqs.first, "net": self.net_errors}
+        h = {"up": self._mono - self._mono0, "err": faults, "deg": degraded, "q": self.outbox.depth,
+             "boot": self.seqs.first, "net": self.net_errors}
+        if self.clock_steps:
+            h["cs"] = self.clock_steps
+        if self.seqs.lost:
+            h["sr"] = self.seqs.lost
+        werr = self.outbox.write_errors + self.seqs.write_errors + (
+            self.progress.write_errors if self.progress is not None else 0)
+        if werr:
+            h["werr"] = werr
+        return h
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -135,6 +259,11 @@ class Agent:
                 h = t.publish(self.manifest_topic, self.manifest, qos=1, retain=True, now=now)
                 self._inflight[h] = None
                 self._manifest_sent = True
+            if self._status_due and t.can_publish:
+                text = "online" if self.waiting is None else "online; waiting: " + self.waiting
+                h = t.publish(self.status_topic, text.encode(), qos=1, retain=True, now=now)
+                self._inflight[h] = None
+                self._status_due = False
             # Oldest first; a record is read from flash only when it is about to be sent.
             sending = set(self._inflight.values())
             while t.can_publish:
@@ -153,6 +282,7 @@ class Agent:
         if kind == "connected":
             # Unacknowledged publishes keep their handles: the transport resends them with DUP.
             self._manifest_sent = False
+            self._status_due = self.waiting is not None  # the transport said "online" on connect
         elif kind == "acked":
             seq = self._inflight.pop(ev[1], None)
             if seq is not None and self.outbox.ack(seq):

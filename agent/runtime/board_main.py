@@ -19,10 +19,11 @@ DEVICE_DIR = "/civicmote"
 CONFIG = "config.json"
 WIFI = "wifi.json"
 BOARD = "board.json"
+SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
 # Modules only start-up needs (key file, identity, manifest, credentials, URL parsing). Once
 # the agent is built nothing refers to them, so they are dropped for the collector: measured
 # 3.4 KB back on the 64-bit unix port (their interned names stay). Frozen firmware needs none of it.
-BOOT_ONLY = ("agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
+BOOT_ONLY = ("agent.crypto.table_file", "agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
              "agent.net.tls_files", "agent.net.url")
 
 
@@ -80,12 +81,30 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     config = read_json(device_dir + "/" + CONFIG)
     board = load_profile(device_dir + "/" + BOARD)
     now_s, now_ms = clock()
-    if transport == "auto":
-        transport = mqtt_transport(device_dir, config, config["device_id"])
-    agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom, transport=transport,
-                       prefix=config.get("topic_prefix", DEFAULT_PREFIX))
+    if compat.MICROPYTHON:
+        sign_from_flash(device_dir + "/" + SIGN_TABLE)
+    # The agent is built offline first and the start-up-only modules are dropped before the
+    # network code loads, so the two never sit in the heap together (the start-up peak).
+    # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
+    agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
+                       transport=None if transport == "auto" else transport,
+                       prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
     forget(BOOT_ONLY)
+    if transport == "auto":
+        agent.transport = mqtt_transport(device_dir, config, config["device_id"])
+        forget(BOOT_ONLY)
     return agent
+
+
+def sign_from_flash(path):
+    """Sign with the fixed-base table read from flash a row at a time (25.6 KB of heap saved on
+    the 64-bit port); if it cannot be written (a full flash), the table is kept in RAM as before."""
+    from agent.crypto import p256, table_file
+
+    try:
+        p256.use_table(table_file.open_table(path))
+    except OSError as e:
+        print("civicmote: signing table kept in RAM (%s: %s)" % (path, e))
 
 
 def forget(names):
@@ -114,7 +133,7 @@ def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None,
     while windows is None or agent.closed < windows:
         now_s, now_ms = clock()
         agent.step(now_s, now_ms)
-        if wdt is not None:
+        if wdt is not None and agent.healthy():  # windows progress, or the agent said why not
             wdt.feed()
         sleep(pause_ms)
     return agent
@@ -150,6 +169,26 @@ def log_crash(exc, path=CRASH_LOG, limit=CRASH_LOG_BYTES, now_s=None):
         data = (old + entry)[-limit:]
         compat.write_file_atomic(path, data)
     except Exception:  # noqa: BLE001 - the crash log must never be the next crash
+        pass
+
+
+MESSAGES_LOG = DEVICE_DIR + "/messages.log"
+MESSAGES_BYTES = 2048  # the newest lines are kept
+
+
+def note(text, path=MESSAGES_LOG, limit=MESSAGES_BYTES, now_s=None):
+    """Print one line and keep it among the board's recent messages (`civicmote logs --port` reads them)."""
+    line = "civicmote: " + text
+    print(line)
+    try:
+        try:
+            with open(path, "rb") as f:
+                old = f.read()
+        except OSError:
+            old = b""
+        entry = ("%s %s\n" % (now_s if now_s is not None else int(time.time()), line)).encode()
+        compat.write_file_atomic(path, (old + entry)[-limit:])
+    except Exception:  # noqa: BLE001 - a full flash must not stop the agent over a log line
         pass
 
 
@@ -193,8 +232,8 @@ def main(device_dir=DEVICE_DIR):
     """
     import machine
 
-    print("civicmote: wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
-    print("civicmote: clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
+    note("wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
+    note("clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
     wdt = machine.WDT(timeout=WDT_MS)
     try:
         run(device_dir, wdt=wdt)
@@ -202,5 +241,6 @@ def main(device_dir=DEVICE_DIR):
         raise  # a technician pressed Ctrl-C: leave them at the REPL (the watchdog still runs)
     except Exception as e:  # noqa: BLE001
         log_crash(e)
+        note("crashed (%s); restarting, see /crash.log" % type(e).__name__)
         time.sleep_ms(1000)
         machine.reset()

@@ -2,32 +2,53 @@
 
     <device dir>/device.key       the private key (never leaves)
     <device dir>/board.json       the board profile
-    <device dir>/privacy.ledger   epsilon spent today (created at `device init`)
-    <device dir>/seq              reserved sequence-number block
-    <device dir>/outbox/          signed summaries waiting for the broker's PUBACK
+    <device dir>/privacy.ledger   epsilon spent today, HMAC-authenticated (created at `device init`)
+    <device dir>/seq              reserved sequence-number block (created at `device init`)
+    <device dir>/progress         last seq queued, last window end, ledger generation
+    <device dir>/outbox/          signed summaries waiting for the broker's PUBACK (a ring of segments)
+Every file the agent rewrites while it runs is rewritten in place, on blocks it already owns,
+so a full disk cannot fail a write (agent/store/slots.py).
 """
 from agent.board import open_sensors
 from agent.core import cose
 from agent.core.identity import device_id
 from agent.privacy import manifest as manifests
-from agent.privacy.ledger import PrivacyLedger
+from agent.privacy.ledger import PrivacyLedger, ledger_key
 from agent.runtime.agent import DEFAULT_PREFIX, Agent
 from agent.runtime.metrics import MetricSet
 from agent.store import identity
 from agent.store.outbox import Outbox
+from agent.store.progress import Progress
 from agent.store.seq import SeqAllocator
+from agent.store.seq import create as seq_start
 
 LEDGER = "privacy.ledger"
 SEQ = "seq"
+PROGRESS = "progress"
 OUTBOX = "outbox"
 BOARD = "board.json"
-OUTBOX_BYTES = 256 * 1024  # about a thousand summaries: three days of 5-minute windows
+OUTBOX_BYTES = 256 * 1024  # 64 segments of 4 KiB on disk: about a thousand summaries, three days of 5-minute windows
 OUTBOX_COUNT = 1024
 
 
-def create_ledger(device_dir, now_s):
-    """The privacy ledger of a new device (`device init`); an existing one is kept as it is."""
-    return PrivacyLedger.create(device_dir + "/" + LEDGER, now_s)
+def device_ledger_key(key):
+    """The HMAC key of this device's privacy ledger, derived from its private key (never stored)."""
+    return ledger_key(key.to_bytes())
+
+
+def create_ledger(device_dir, now_s, key=None):
+    """The privacy ledger and sequence file of a new device (`device init`); existing ones are kept."""
+    key = key or identity.load_key(device_dir)
+    ran = _exists(device_dir + "/" + PROGRESS) or _exists(device_dir + "/" + OUTBOX)
+    if not ran and not _exists(device_dir + "/" + SEQ):
+        seq_start(device_dir + "/" + SEQ)  # numbering starts at 1; from now on a missing file means lost
+    return PrivacyLedger.create(device_dir + "/" + LEDGER, now_s, device_ledger_key(key))
+
+
+def _exists(path):
+    from agent.compat import file_exists
+
+    return file_exists(path)
 
 
 def signed_manifest(board, key, dev):
@@ -37,22 +58,31 @@ def signed_manifest(board, key, dev):
 
 
 def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, sink=None,
-               prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1):
-    """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes."""
+               prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None):
+    """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes.
+
+    Nothing here reads the clock's value: the privacy ledger is opened by the agent once the
+    wall clock is valid (now_s is kept for callers; now_ms starts the sensors)."""
     key = identity.load_key(device_dir)
     dev = device_id(key.public_key().to_sec1())
     metrics = MetricSet(board, rng)
     sensors = open_sensors(board, now_ms, identifier_sink=metrics.identifier, seed=seed)
-    ledger = PrivacyLedger.open(device_dir + "/" + LEDGER, now_s)
+    progress = Progress(device_dir + "/" + PROGRESS)
     outbox = Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count)
-    highest = 0
-    for seq in outbox.seqs():
-        if seq > highest:
-            highest = seq
-    seqs = SeqAllocator(device_dir + "/" + SEQ, floor=highest + 1)
+    floor = max(outbox.last_seq, progress.last_seq) + 1
+    seqs = SeqAllocator(device_dir + "/" + SEQ, floor=floor, known=progress.found)
+    lkey = device_ledger_key(key)
+
+    def open_ledger(valid_now_s, mono_s):
+        led = PrivacyLedger.open(device_dir + "/" + LEDGER, valid_now_s, lkey,
+                                 trusted_s=progress.last_t1 if progress.found else None,
+                                 min_gen=progress.ledger_gen if progress.found else None, mono_s=mono_s)
+        led.bound(board.window_s, mono_s)
+        return led
+
     manifest, mh = signed_manifest(board, key, dev)
-    return Agent(board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
-                 transport=transport, prefix=prefix, sink=sink)
+    return Agent(board, key, dev, district, metrics, sensors, open_ledger, outbox, seqs, manifest, mh,
+                 transport=transport, prefix=prefix, sink=sink, progress=progress, log=log)
 
 
 DEVICE_RECORD = "device.json"
@@ -66,7 +96,7 @@ def init_device(device_dir, board_name, district, now_s, rng=None):
     from agent import compat
 
     key, created = identity.ensure_key(device_dir, rng)
-    create_ledger(device_dir, now_s)  # the budget starts with the identity; later, missing = closed
+    create_ledger(device_dir, now_s, key)  # the budget starts with the identity; later, missing = closed
     dev, pub = identity.public_identity(key)
     path = device_dir + "/" + DEVICE_RECORD
     try:

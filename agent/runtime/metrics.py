@@ -61,14 +61,23 @@ class MetricSet:
         """Names of the metrics whose window ends at t1 (Unix seconds)."""
         return [name for name in self.windows if t1 % self.windows[name] == 0]
 
-    def close(self, ledger, now_s, t1):
-        """Release the metrics whose window ends at t1, and start their next window.
+    def discard(self):
+        """Forget every reading so far (a window opens: nothing from before may be in it)."""
+        for name in self.env:
+            self.env[name][0].reset()
+        for name in self.personal:
+            self.personal[name][1].wipe()
+            self._open_personal(name)
+
+    def close(self, ledger, now_s, t1, every=False):
+        """Release the metrics whose window ends at t1 (every metric if `every`: a window cut
+        short by a clock step), and start their next window.
 
         Returns {metric: released statistics}: environmental as the listed statistics in order
         (null for an empty window), personal as the privacy engine released them.
         """
         out = {}
-        due = self.due(t1)
+        due = list(self.windows) if every else self.due(t1)
         closing = {}
         for name in due:
             if name in self.env:

@@ -1,191 +1,315 @@
 """The outbox: a bounded, crash-safe, oldest-first queue of signed summaries on flash.
 
-One file per record, `<seq>.rec`, each a CRC-framed `seq(8) | data` written as tmp +
-fsync + rename (agent/store/atomic.py), so a power cut leaves a record whole or absent,
-never half. A record leaves only through `ack(seq)`, which the loop calls on the broker's
-PUBACK. When a new record would exceed `max_bytes` or `max_count`, the oldest records are
-dropped and remembered as *pending drop runs* in the crash-safe file `dropped`, written
-*before* the victims are removed, so a loss is never silent: every summary announces
-`drop_report()` (`put(..., announced=report)`), and the runs stay pending until a summary
-that announced them is acknowledged by the broker. An announcing summary that is itself
-dropped takes nothing with it: the next one announces the same runs again.
-A corrupt record found at start-up is renamed `<seq>.rec.bad`, named in `quarantined`,
-and counted as a drop too (its summary is lost).
+Records live in a ring of preallocated segment files (`seg000` ...), each `segment` bytes
+(4 KiB: one ext4 block, one littlefs/rp2 erase block; the filesystem's block size if larger).
+The files are created full size once, and every later write lands in place on blocks they
+already own, so the bound is what the queue really takes on disk, and a full disk cannot stop
+a put. Within a segment records are packed one after another:
+
+    magic "CR"(2) | flags(1) | 0(1) | length(2) | seq(8) | announced(8) | crc32(data)(4)
+    | crc32(header without flags)(4) | data
+
+`announced` is the last dropped seq this summary announces (0: none). `flags` is rewritten in
+place: 0 queued, 1 acknowledged, 2 dead (found torn or corrupt, counted as dropped). Seqs only
+grow, so a record left over from an earlier lap of the ring has a smaller seq than every live
+one, and a start-up scan tells them apart without any per-record bookkeeping.
+
+`index` (agent/store/slots.py) holds the head seq (every seq below it was acknowledged or
+dropped) and the pending drop runs. A drop is one index write: the head moves past the
+victims and the runs grow in the same atomic step, so a loss is never silent. Summaries
+announce `drop_report()`; the runs stay pending until a summary that announced them is
+acknowledged by the broker. RAM holds a fixed handful of numbers, never one object per record.
 """
+import binascii
 import os
 import struct
 
 from agent.errors import AgentError, DecodeError
-from agent.store import atomic
+from agent.store import atomic, drops
+from agent.store.slots import SlotFile, write_at
 
-REC = ".rec"
-BAD = ".bad"
-DROP_FILE = "dropped"
-SEQ_BYTES = 8
-OVERHEAD = atomic.HEADER + SEQ_BYTES  # on-flash bytes per record beyond its data
-MAX_RUNS = 8  # pending drop runs kept apart before the oldest two are merged
-_RUN = ">QQI"  # first seq, last seq, count
-_RUN_SIZE = 20
+SEGMENT = 4096
+HDR = 30
+OVERHEAD = HDR  # on-flash bytes per record beyond its data
+_HFMT = ">2sBBHQQI"  # magic, flags, 0, length, seq, announced, data crc (26 bytes) + header crc
+_MAGIC = b"CR"
+QUEUED, ACKED, DEAD = 0, 1, 2
+INDEX_SLOT = 256
+_CHUNK = 256  # data is CRC-checked in chunks of this many bytes
+
+
+def _seg_name(i):
+    return "seg%03d" % i
+
+
+def _crc(buf, crc=0):
+    return binascii.crc32(buf, crc) & 0xFFFFFFFF
+
+
+def _hcrc(head26):
+    return _crc(head26[3:], _crc(head26[:2]))
+
+
+def block_size(path):
+    """The filesystem's allocation unit under path (4096 if it cannot be asked)."""
+    try:
+        st = os.statvfs(path)
+        return st[1] or st[0] or SEGMENT
+    except (OSError, AttributeError):
+        return SEGMENT
 
 
 class Outbox:
-    """Outbox(dirpath, max_bytes, max_count): see the module docstring.
+    """Outbox(dirpath, max_bytes, max_count, segment=None): see the module docstring.
 
-    max_bytes counts on-flash bytes of records (data + 20 bytes each); max_count records.
-    keep_bad: how many quarantined files to keep for inspection (older ones are deleted).
+    max_bytes: disk taken by the ring (rounded down to whole segments, at least two);
+    max_count: records queued at most. segment: bytes per segment file (default: 4096, or the
+    filesystem's block size if larger). An existing ring keeps the geometry it was made with.
     """
 
-    def __init__(self, dirpath, max_bytes=65536, max_count=256, keep_bad=4):
-        if max_count < 1 or max_bytes < OVERHEAD + 1:
-            raise AgentError("outbox: max_count must be >= 1 and max_bytes >= %d" % (OVERHEAD + 1))
+    def __init__(self, dirpath, max_bytes=65536, max_count=256, segment=None):
         self.dir = dirpath.rstrip("/") or "/"
-        self.max_bytes = max_bytes
-        self.max_count = max_count
-        self.keep_bad = keep_bad
-        self._items = []  # [seq, size] ascending by seq
-        self._bytes = 0
-        self._runs = []  # [[first, last, count]] ascending by first
-        self._drop_upto = -1  # every record <= this seq was chosen as a victim (write-ahead)
-        self._last = -1  # highest seq ever put or seen, for the strictly-increasing check
-        # seq of a queued record -> last dropped seq it announces. RAM only: after a reboot the
-        # pending runs are simply announced again, which is harmless.
-        self._announcers = {}
-        self.quarantined = []  # file names quarantined since this Outbox was opened
-        self.torn = 0  # .tmp files discarded at start-up (writes cut before their rename)
         atomic.makedirs(self.dir)
-        self._recover()
+        seg = segment or max(SEGMENT, block_size(self.dir))
+        if max_count < 1 or max_bytes < 2 * seg:
+            raise AgentError("outbox: max_count must be >= 1 and max_bytes >= two segments (%d)" % (2 * seg))
+        self.seg, self.nseg = seg, max_bytes // seg
+        self.max_bytes = self.seg * self.nseg
+        self.max_count = max_count
+        self._index = SlotFile(self._path("index"), INDEX_SLOT)
+        self.head_seq = 0  # every seq below this is gone (acknowledged or dropped)
+        self._drops = drops.DropRuns()  # dropped and not yet announced to the city
+        self._head = None  # (segment, offset, seq) of the oldest record, None when empty
+        self._tail = (0, 0)  # where the next record goes
+        self._last = -1  # highest seq ever put or seen
+        self.depth = 0  # records queued
+        self.bytes = 0  # on-flash bytes of queued records
+        self.quarantined = []  # seqs found torn or corrupt since open (the last 8), counted as drops
+        self.torn = 0  # records found torn or corrupt at start-up
+        self.write_errors = 0  # puts that failed (I/O error): counted as drops
+        self.ready = False  # the segment files exist
+        self._open()
 
-    # -- paths -------------------------------------------------------------------------
+    # -- files ---------------------------------------------------------------------------
     def _path(self, name):
         return self.dir + "/" + name
 
-    def _rec_path(self, seq):
-        return self._path("%d%s" % (seq, REC))
+    def _ensure_ring(self):
+        if self.ready:
+            return
+        zeros = bytes(self.seg)
+        for i in range(self.nseg):
+            p = self._path(_seg_name(i))
+            if not atomic.exists(p) or os.stat(p)[6] != self.seg:
+                _create(p, zeros)
+        if self._index.read() is None:
+            self._save()  # the ring is whole: from now on its files say its geometry
+        self.ready = True
 
-    # -- start-up ----------------------------------------------------------------------
-    def _recover(self):
+    def _header(self, s, o):
+        """(flags, length, seq, announced, data crc) of an intact header at (s, o), else None."""
+        if o + HDR > self.seg:
+            return None
         try:
-            raw = atomic.read_file(self._path(DROP_FILE), "outbox drop report")
-            if raw is not None:
-                self._drop_upto, self._runs = _decode_drops(raw)
-        except DecodeError:
-            self._quarantine(DROP_FILE)
-        bad = []
-        found = []
-        dirty = False
-        for name in os.listdir(self.dir):
-            if name.endswith(atomic.TMP):
-                atomic.remove_quietly(self._path(name))
-                self.torn += 1
-            elif name.endswith(BAD):
-                bad.append(name)
-            elif name.endswith(REC):
-                seq = _seq_of(name)
-                if seq is None:
-                    self._quarantine(name)
-                    continue
-                self._last = max(self._last, seq)
-                try:
-                    self._read(seq)
-                except DecodeError:
-                    self._quarantine(name)
-                    if seq > self._drop_upto:  # a victim needs no second report
-                        self._add_run(seq, seq, 1)
-                        dirty = True
-                    continue
-                found.append(seq)
-        found.sort()
-        for seq in found:
-            self._items.append([seq, _size_on_flash(self._rec_path(seq))])
-            self._bytes += self._items[-1][1]
-        # Roll forward a drop that was cut short: its intent is on flash, so every record up
-        # to the last intended victim goes (victims are always the oldest).
-        while self._items and self._items[0][0] <= self._drop_upto:
-            self._remove_head()
-        self._last = max(self._last, self._drop_upto)
-        if dirty:
-            self._save_runs()
-        self._make_room(0)  # the bounds may have shrunk since the last run
-        self._trim_bad(bad + [n + BAD for n in self.quarantined])
-
-    def _quarantine(self, name):
-        try:
-            os.rename(self._path(name), self._path(name + BAD))
+            with open(self._path(_seg_name(s)), "rb") as f:
+                f.seek(o)
+                b = f.read(HDR)
         except OSError:
-            atomic.remove_quietly(self._path(name))
-        self.quarantined.append(name)
-        if name == DROP_FILE:
-            self._runs = []
-            self._drop_upto = -1
+            return None
+        if len(b) < HDR or b[:2] != _MAGIC or _hcrc(b[:26]) != struct.unpack(">I", b[26:30])[0]:
+            return None
+        _, flags, _, n, seq, ann, dcrc = struct.unpack(_HFMT, b[:26])
+        if o + HDR + n > self.seg:
+            return None
+        return flags, n, seq, ann, dcrc
 
-    def _trim_bad(self, names):
-        names = sorted(set(names))
-        while len(names) > self.keep_bad:
-            atomic.remove_quietly(self._path(names.pop(0)))
+    def _data(self, s, o, h, check_only=False):
+        """The record's data (or True when check_only), or None if it fails its CRC."""
+        try:
+            with open(self._path(_seg_name(s)), "rb") as f:
+                f.seek(o + HDR)
+                if not check_only:
+                    data = f.read(h[1])
+                    return data if len(data) == h[1] and _crc(data) == h[4] else None
+                crc, left, buf = 0, h[1], bytearray(_CHUNK)
+                mv = memoryview(buf)
+                while left:
+                    k = f.readinto(mv[:min(left, _CHUNK)])
+                    if not k:
+                        return None
+                    crc = _crc(mv[:k], crc)
+                    left -= k
+                return True if crc == h[4] else None
+        except OSError:
+            return None
 
-    # -- reading -----------------------------------------------------------------------
-    def _read(self, seq):
-        with open(self._rec_path(seq), "rb") as f:
-            payload = atomic.unframe(f.read(), "outbox record %d" % seq)
-        if len(payload) < SEQ_BYTES or struct.unpack(">Q", payload[:SEQ_BYTES])[0] != seq:
-            raise DecodeError("outbox record %d: seq inside the record differs from its file name" % seq)
-        return payload[SEQ_BYTES:]
+    def _set_flag(self, s, o, flag, sync=True):
+        try:
+            write_at(self._path(_seg_name(s)), o + 2, bytes((flag,)), sync)
+        except OSError:
+            self.write_errors += 1  # the index still moves on; at worst a record is sent again
+
+    # -- start-up ------------------------------------------------------------------------
+    def _open(self):
+        names = os.listdir(self.dir)
+        segs = [n for n in names if n.startswith("seg") and n[3:].isdigit()]
+        if segs and "index" in names:  # a finished ring keeps its geometry (else: finish making it)
+            self.nseg = max(2, len(segs))
+            self.seg = os.stat(self._path(_seg_name(0)))[6] or self.seg
+            self.max_bytes = self.seg * self.nseg
+        raw = self._index.read()
+        if raw is not None:
+            try:
+                self.head_seq, self._drops = drops.decode(raw)
+            except DecodeError:
+                pass
+        try:
+            self._ensure_ring()
+        except OSError:
+            self.write_errors += 1  # no room for the ring yet: puts count as drops until there is
+            return
+        self._scan()
+        if any(n.endswith(".rec") or n == "dropped" for n in names):
+            self._migrate(names)
+
+    def _scan(self):
+        firsts = []
+        for i in range(self.nseg):
+            h = self._header(i, 0)
+            firsts.append(None if h is None else h[2])
+        tail = -1
+        for i in range(self.nseg):
+            if firsts[i] is not None and (tail < 0 or firsts[i] > firsts[tail]):
+                tail = i
+        if tail < 0:
+            return
+        start = tail  # walk back over the chain of earlier segments that may still hold live records
+        for _ in range(self.nseg - 1):
+            p = (start - 1) % self.nseg
+            if firsts[p] is None or firsts[p] >= firsts[start] or firsts[start] <= self.head_seq:
+                break
+            start = p
+        del firsts
+        s, o, prev, dirty = start, 0, -1, False
+        while True:
+            h = self._header(s, o)
+            if h is None or h[2] <= prev:
+                if s == tail:
+                    break
+                s, o = (s + 1) % self.nseg, 0
+                continue
+            flags, n, seq = h[0], h[1], h[2]
+            prev = self._last = seq
+            if flags == QUEUED and seq >= self.head_seq:
+                if self._data(s, o, h, check_only=True):
+                    if self._head is None:
+                        self._head = (s, o, seq)
+                    self.depth += 1
+                    self.bytes += HDR + n
+                else:  # torn by a power cut, or corrupt: its summary is lost, and said so
+                    self.torn += 1
+                    self._note_bad(seq)
+                    dirty |= self._drops.add(seq, seq, 1)
+                    self._set_flag(s, o, DEAD)
+            o += HDR + n
+        self._tail = (s, o)
+        if self._head is not None:
+            self.head_seq = self._head[2]
+        if dirty:
+            self._save()
+        self._trim_count()
+
+    def _migrate(self, names):
+        # The queue of an agent from before the ring: one CRC-framed file per record.
+        try:
+            raw = atomic.read_file(self._path("dropped"), "outbox drop report")
+            if raw and len(raw) >= 8:
+                for r in drops.legacy_runs(raw):
+                    self._drops.add(r[0], r[1], r[2])
+                self._save()
+        except (DecodeError, OSError):
+            pass
+        recs = sorted(int(n[:-4]) for n in names if n.endswith(".rec") and n[:-4].isdigit())
+        for seq in recs:
+            try:
+                payload = atomic.read_file(self._path("%d.rec" % seq))
+                if payload and seq > self._last:
+                    self.put(seq, payload[8:])
+            except (DecodeError, OSError):
+                pass
+        for n in names:
+            if n.endswith(".rec") or n.endswith(".tmp") or n.endswith(".bad") or n == "dropped":
+                atomic.remove_quietly(self._path(n))
+
+    # -- walking the queue ---------------------------------------------------------------
+    def _records(self):
+        """(segment, offset, header) of every record from the head to the tail, oldest first."""
+        if self._head is None:
+            return
+        s, o, prev = self._head[0], self._head[1], self._head[2] - 1
+        hops = 0
+        while (s, o) != self._tail and hops <= self.nseg:
+            h = self._header(s, o)
+            if h is not None and h[2] > prev:
+                yield s, o, h
+                prev = h[2]
+                o += HDR + h[1]
+            else:
+                s, o, hops = (s + 1) % self.nseg, 0, hops + 1
+
+    def _live(self):
+        for s, o, h in self._records():
+            if h[0] == QUEUED:
+                yield s, o, h
 
     def peek(self, n=1, skip=()):
         """Up to n records, oldest first, as [(seq, data)], leaving out (and not reading) the
-        seqs in `skip`. A record found corrupt now is quarantined, counted as dropped and skipped."""
+        seqs in `skip`. A record found corrupt now is marked dead, counted as dropped and skipped."""
         out = []
-        for seq in self.seqs():
+        for s, o, h in self._live():
             if len(out) >= n:
                 break
-            if seq in skip:
+            if h[2] in skip:
                 continue
-            try:
-                out.append((seq, self._read(seq)))
-            except (DecodeError, OSError):
-                self._quarantine("%d%s" % (seq, REC))
-                self._forget(seq)
-                self._add_run(seq, seq, 1)
-                self._save_runs()
+            data = self._data(s, o, h)
+            if data is None:
+                self._kill(s, o, h)
+                continue
+            out.append((h[2], data))
         return out
 
     def __iter__(self):
-        for seq in self.seqs():
-            for item in self.peek_seq(seq):
-                yield item
+        for s, o, h in self._live():
+            data = self._data(s, o, h)
+            if data is not None:
+                yield h[2], data
 
     def peek_seq(self, seq):
         """[(seq, data)] for one queued seq, or [] if it is gone (acked, dropped, corrupt)."""
-        if not self.contains(seq):
-            return []
-        try:
-            return [(seq, self._read(seq))]
-        except (DecodeError, OSError):
-            return []
+        for s, o, h in self._live():
+            if h[2] == seq:
+                data = self._data(s, o, h)
+                return [] if data is None else [(seq, data)]
+            if h[2] > seq:
+                break
+        return []
 
     def seqs(self):
-        """Queued seqs, oldest first."""
-        return [it[0] for it in self._items]
+        """Queued seqs, oldest first (a list: for tools and tests, not the agent's loop)."""
+        return [h[2] for _, _, h in self._live()]
 
     def contains(self, seq):
-        for it in self._items:
-            if it[0] == seq:
-                return True
-        return False
+        return bool(self.peek_seq(seq))
 
     @property
-    def depth(self):
-        """Number of queued records."""
-        return len(self._items)
+    def last_seq(self):
+        """The highest seq this outbox has held (0 if none)."""
+        return max(self._last, 0)
 
-    @property
-    def bytes(self):
-        """On-flash bytes of queued records."""
-        return self._bytes
-
-    # -- writing -----------------------------------------------------------------------
+    # -- writing -------------------------------------------------------------------------
     def put(self, seq, data, announced=None):
-        """Queue data (bytes) under seq; return the list of seqs dropped to make room.
+        """Queue data (bytes) under seq; return the list of seqs dropped, this one included
+        if it could not be written (an I/O error: counted as a drop, never raised).
 
         seq must exceed every seq this outbox has seen. When put returns, the record is on
         flash. announced: a drop_report() tuple that `data` announces; those drops stay
@@ -193,112 +317,133 @@ class Outbox:
         """
         if seq <= self._last:
             raise AgentError("outbox: seq %d is not above the last seq %d" % (seq, self._last))
-        size = OVERHEAD + len(data)
-        if size > self.max_bytes:
-            raise AgentError("outbox: a record of %d bytes exceeds max_bytes %d" % (size, self.max_bytes))
-        dropped = self._make_room(size)
-        atomic.write_new(self._rec_path(seq), struct.pack(">Q", seq) + data)
-        self._items.append([seq, size])
-        self._bytes += size
+        size = HDR + len(data)
+        if size > self.seg:
+            raise AgentError("outbox: a record of %d bytes exceeds the %d-byte segment" % (size, self.seg))
         self._last = seq
-        if announced:
-            self._announcers[seq] = announced[2]
+        try:
+            self._ensure_ring()
+            dropped = self._make_room(size)
+            s, o = self._tail
+            if o + size > self.seg:
+                s, o = (s + 1) % self.nseg, 0
+            ann = announced[2] if announced else 0
+            head = struct.pack(_HFMT, _MAGIC, QUEUED, 0, len(data), seq, ann, _crc(data))
+            write_at(self._path(_seg_name(s)), o, head + struct.pack(">I", _hcrc(head)) + data)
+        except OSError:
+            self.write_errors += 1
+            self._note_bad(seq)
+            if self._drops.add(seq, seq, 1):
+                self._save(quiet=True)
+            return [seq]
+        self._tail = (s, o + size)
+        if self._head is None:
+            self._head = (s, o, seq)
+        self.depth += 1
+        self.bytes += size
         return dropped
 
     def _make_room(self, size):
         victims = []
-        n = len(self._items)
-        total = self._bytes
-        while n and (n + (1 if size else 0) > self.max_count or total + size > self.max_bytes):
-            it = self._items[len(victims)]
-            victims.append(it[0])
-            total -= it[1]
-            n -= 1
+        nxt = None
+        s, o = self._tail
+        if o + size > self.seg:
+            nxt = (s + 1) % self.nseg  # the record goes to the start of the next segment
+        need = self.depth + 1 - self.max_count
+        for vs, vo, h in self._live():
+            if not (need > 0 or (nxt is not None and vs == nxt)):
+                break
+            victims.append((h[2], HDR + h[1]))
+            need -= 1
         if not victims:
-            return victims
-        self._add_run(victims[0], victims[-1], len(victims))
-        self._drop_upto = victims[-1]
-        self._save_runs()  # intent first: a cut after this rolls the drop forward at start-up
-        for _ in victims:
-            self._remove_head()
-        return victims
+            return []
+        self._drops.add(victims[0][0], victims[-1][0], len(victims))
+        self._advance(victims[-1][0] + 1)
+        for v in victims:
+            self.depth -= 1
+            self.bytes -= v[1]
+        self._save()  # head and drop runs move together: one atomic write
+        if nxt is not None and self._head is not None and self._head[0] == nxt:
+            raise AgentError("outbox: segment %d still holds records after dropping" % nxt)
+        return [v[0] for v in victims]
+
+    def _advance(self, head_seq):
+        """Move the head to the first queued record at or after head_seq (RAM only)."""
+        self.head_seq = head_seq
+        found = None
+        for s, o, h in self._records():
+            if h[2] >= head_seq and h[0] == QUEUED:
+                found = (s, o, h[2])
+                break
+        self._head = found
+        if found is not None:
+            self.head_seq = found[2]
 
     def ack(self, seq):
-        """The broker acknowledged seq: remove it. False if it was not queued (dropped earlier)."""
-        if not self.contains(seq):
-            return False
-        atomic.remove_quietly(self._rec_path(seq))
-        self._forget(seq)
-        last = self._announcers.pop(seq, None)
-        if last is not None:
-            # Delivered: the drops it announced have reached the city; stop announcing them.
-            self.clear_drop_report((None, None, last))
-        return True
+        """The broker acknowledged seq: retire it. False if it was not queued (dropped earlier)."""
+        for s, o, h in self._live():
+            if h[2] > seq:
+                break
+            if h[2] != seq:
+                continue
+            # Retired in place too, so a lost index cannot bring it back. Neither write is synced:
+            # losing an acknowledgement only sends the summary again (the city drops the copy).
+            self._set_flag(s, o, ACKED, sync=False)
+            if (s, o) == self._head[:2]:
+                self._advance(seq + 1)
+            self.depth -= 1
+            self.bytes -= HDR + h[1]
+            if h[3]:  # delivered: the drops it announced reached the city
+                self._drops.clear(h[3])
+            self._save(quiet=True, sync=False)
+            return True
+        return False
 
-    def _remove_head(self):
-        seq, size = self._items.pop(0)
-        self._bytes -= size
-        self._announcers.pop(seq, None)  # dropped unsent: what it announced stays pending
-        atomic.remove_quietly(self._rec_path(seq))
+    def _kill(self, s, o, h):
+        self._note_bad(h[2])
+        self._drops.add(h[2], h[2], 1)
+        self._set_flag(s, o, DEAD)
+        self.depth -= 1
+        self.bytes -= HDR + h[1]
+        if self._head is not None and (s, o) == self._head[:2]:
+            self._advance(h[2] + 1)
+        self._save(quiet=True)
 
-    def _forget(self, seq):
-        for i, it in enumerate(self._items):
-            if it[0] == seq:
-                self._bytes -= it[1]
-                self._items.pop(i)
-                return
+    def _trim_count(self):
+        if self.depth > self.max_count:  # the bound may have shrunk since the last run
+            victims = [(h[2], HDR + h[1]) for _, _, h in self._live()][: self.depth - self.max_count]
+            self._drops.add(victims[0][0], victims[-1][0], len(victims))
+            self._advance(victims[-1][0] + 1)
+            self._save(quiet=True)
+            for v in victims:
+                self.depth -= 1
+                self.bytes -= v[1]
 
-    # -- drop reporting ----------------------------------------------------------------
+    def _note_bad(self, seq):
+        self.quarantined.append(seq)
+        if len(self.quarantined) > 8:
+            self.quarantined.pop(0)
+
+    # -- drop reporting ------------------------------------------------------------------
     def drop_report(self):
         """(count, first_seq, last_seq) of drops not yet announced, or None."""
-        if not self._runs:
-            return None
-        count = 0
-        for r in self._runs:
-            count += r[2]
-        return (count, self._runs[0][0], max(r[1] for r in self._runs))
+        return self._drops.report()
 
     def clear_drop_report(self, announced):
         """Forget the drops covered by `announced` (a tuple drop_report() returned)."""
-        last = announced[2]
-        keep = [r for r in self._runs if r[1] > last]
-        if len(keep) != len(self._runs):
-            self._runs = keep
-            self._save_runs()
+        if self._drops.clear(announced[2]):
+            self._save(quiet=True)
 
-    def _add_run(self, first, last, count):
-        self._runs.append([first, last, count])
-        self._runs.sort()
-        while len(self._runs) > MAX_RUNS:
-            a = self._runs.pop(0)
-            b = self._runs[0]
-            self._runs[0] = [a[0], max(a[1], b[1]), a[2] + b[2]]
-
-    def _save_runs(self):
-        buf = bytearray(struct.pack(">q", self._drop_upto))
-        for r in self._runs:
-            buf += struct.pack(_RUN, r[0], r[1], r[2])
-        atomic.write_file(self._path(DROP_FILE), bytes(buf))
+    def _save(self, quiet=False, sync=True):
+        try:
+            self._index.write(self._drops.encode(self.head_seq), sync)
+        except OSError:
+            self.write_errors += 1
+            if not quiet:
+                raise
 
 
-def _seq_of(name):
-    digits = name[: -len(REC)]
-    if not digits or not digits.isdigit():
-        return None
-    return int(digits)
+def _create(path, zeros):
+    from agent.compat import write_file_atomic
 
-
-def _size_on_flash(path):
-    return os.stat(path)[6]
-
-
-def _decode_drops(raw):
-    if len(raw) < 8 or (len(raw) - 8) % _RUN_SIZE:
-        raise DecodeError("outbox drop report: %d bytes is not 8 + a whole number of runs" % len(raw))
-    upto = struct.unpack(">q", raw[:8])[0]
-    runs = []
-    for i in range(8, len(raw), _RUN_SIZE):
-        first, last, count = struct.unpack(_RUN, raw[i:i + _RUN_SIZE])
-        runs.append([first, last, count])
-    runs.sort()
-    return upto, runs
+    write_file_atomic(path, zeros)

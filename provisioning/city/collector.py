@@ -29,6 +29,10 @@ Gap causes, per device, judged when a summary arrives (see docs/delivery.md, "Th
   before a reboot and never used.
 - missing: any other seq between the highest received and this one: lost in transit, or still
   on its way (it is then accepted later and marked `late`).
+- seq-reset: the device lost its sequence state and started a new era (`h.sr` = 2, see
+  docs/wire-format.md): the numbers from the highest received up to its `h.boot` were never
+  used; recorded once, with count 0 (how many of the old era's last summaries were lost on
+  the way, if any, nobody can tell).
 The first summary ever seen from a device sets its baseline: nothing before it is reported
 except what the device itself announces.
 """
@@ -47,6 +51,7 @@ STATUSES = (b"online", b"offline")
 DROPPED = "dropped-on-device"
 SKIPPED = "skipped-at-reboot"
 MISSING = "missing"
+SEQ_RESET = "seq-reset"
 
 
 def parse_topic(topic, prefix=DEFAULT_PREFIX):
@@ -248,6 +253,9 @@ class Collector:
                     events.append(self._gap(st, dev, fresh[0][0], fresh[-1][1], new, DROPPED, seq, now))
         if st.high is not None and seq > st.high + 1:
             boot = (s.get("h") or {}).get("boot")
+            if (s.get("h") or {}).get("sr") == 2 and boot is not None and boot > st.high + 1:
+                events.append(self._gap(st, dev, st.high + 1, boot - 1, 0, SEQ_RESET, seq, now))
+                st.announced.append((st.high + 1, boot - 1, 0))
             for first, last, cause in self._holes(st, st.high + 1, seq - 1, boot):
                 events.append(self._gap(st, dev, first, last, last - first + 1, cause, seq, now))
         late = st.high is not None and seq < st.high

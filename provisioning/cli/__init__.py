@@ -22,12 +22,12 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 
 def _modules():
-    from provisioning.cli import (batch, broker_config, ca, collect, device, flash, label, manifest, provision, registry,
-                                run, sensors, verify, web)
+    from provisioning.cli import (batch, board, broker_config, ca, collect, device, flash, label, manifest, provision,
+                                registry, run, sensors, verify, web)
 
     # The order of `civicmote --help`: a technician's path first, then the city side.
-    return (device, sensors, manifest, flash, provision, batch, label, ca, registry, broker_config, run, collect,
-            web, verify)
+    return (device, sensors, manifest, flash, provision, board, batch, label, ca, registry, broker_config, run,
+            collect, web, verify)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,17 +73,24 @@ def main(argv=None):
     try:
         return handler(out, args) or 0
     except ProvisioningError as e:
-        out.error(str(e))
-        return e.exit_code
+        return _fail(out, str(e), e.exit_code, e)
     except (ConfigError, DecodeError) as e:
-        out.error(str(e))
-        return EXIT_USAGE
+        return _fail(out, str(e), EXIT_USAGE, e)
     except AgentError as e:
-        out.error(str(e))
-        return 1
-    except KeyboardInterrupt:
-        out.error("interrupted; re-run the same command to finish the job")
-        return EXIT_INTERRUPTED
+        return _fail(out, str(e), 1, e)
+    except KeyboardInterrupt as e:
+        return _fail(out, "interrupted; re-run the same command to finish the job", EXIT_INTERRUPTED, e)
     except BrokenPipeError:
         return 0
 
+
+def _fail(out, message, code, exc):
+    """One line on stderr; with --json also one failure object on stdout (docs/json.md), unless the
+    command already ended its output with one (batch's summary)."""
+    out.error(message)
+    if out.json and not getattr(exc, "reported", False):
+        try:
+            out.record({"ok": False, "error": message, "exit_code": code})
+        except (BrokenPipeError, OSError):
+            pass
+    return code

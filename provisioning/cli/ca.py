@@ -18,19 +18,27 @@ def register(sub, common):
 
 def _summary(cert, pem, directory):
     return {"dir": str(directory), "subject": cert.subject.rfc4514_string(),
-            "not_after": cert.not_valid_after_utc.isoformat(), "fingerprint": ca.fingerprint(pem)}
+            "not_after": int(cert.not_valid_after_utc.timestamp()), "cert_fingerprint": ca.fingerprint(pem)}
+
+
+def _human(r):
+    import datetime
+
+    until = datetime.datetime.fromtimestamp(r["not_after"], datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    head = ("created CA in %s\n" if r["ca_created"] else "kept the existing CA in %s\n") % r["dir"] \
+        if "ca_created" in r else "CA in %s\n" % r["dir"]
+    return head + "subject %s\nsha256 %s\nvalid until %s" % (r["subject"], r["cert_fingerprint"], until)
 
 
 def do_init(out, args):
     authority, created = ca.init_ca(args.dir, ca.passphrase_from_env_or_prompt(confirm=True), args.name)
     result = _summary(authority.cert, authority.pem, args.dir)
-    result["created"] = created
-    out.record(result, lambda r: "%s CA in %s\nsubject %s\nsha256 %s\nvalid until %s" % (
-        "created" if created else "kept the existing", r["dir"], r["subject"], r["fingerprint"], r["not_after"]))
+    result["ca_created"] = created
+    out.record(result, _human)
     return 0
 
 
 def do_show(out, args):
     cert, pem = ca.read_ca_cert(args.dir)
-    out.record(_summary(cert, pem, args.dir))
+    out.record(_summary(cert, pem, args.dir), _human)
     return 0

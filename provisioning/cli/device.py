@@ -22,12 +22,22 @@ def register(sub, common):
                     "The private key never leaves DIR.")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--challenge", required=True, metavar="HEX", help="the host's 32-byte challenge, hex")
+    p = add_command(g, "check", do_check, common,
+                    "connect to the broker once with the device's own certificate (commissioning check)",
+                    "Connect to the broker named in DIR/config.json (or --broker) with the device's key and "
+                    "certificate, using the transport the agent runs with (paho-mqtt if installed, else the "
+                    "agent's own MQTT client on the standard library), as DEVICE_ID-check so a running agent "
+                    "is not disturbed. Exits 0 when the broker accepts it, 4 when it refuses it (revoked, "
+                    "unknown CA, ACL), 3 when it cannot be reached.")
+    p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
+    p.add_argument("--broker", metavar="URL", help="the broker (default: the one in DIR/config.json)")
+    p.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait (default 15)")
 
 
 def do_init(out, args):
     result = actions.init(args.device_dir, args.board, args.district)
     out.record(result, lambda r: "%s device %s (board %s%s)\npublic key %s" % (
-        "created" if r["created"] else "kept existing", r["device_id"], r["board"],
+        "created" if r["key_created"] else "kept existing", r["device_id"], r["board"],
         ", district " + r["district"] if r["district"] else "", r["public_key"]))
     return 0
 
@@ -40,4 +50,10 @@ def do_show(out, args):
 def do_pop(out, args):
     """The device side of provisioning: sign the host's challenge."""
     out.record(actions.pop(args.device_dir, args.challenge))
+    return 0
+
+
+def do_check(out, args):
+    out.record(actions.check(args.device_dir, args.broker, args.timeout), lambda r: "connected to %s as %s "
+               "in %.1f s (transport %s)" % (r["broker"], r["device_id"], r["seconds"], r["transport"]))
     return 0

@@ -14,9 +14,13 @@ def register(sub, common):
                     "in plain language a resident can read; --json prints the manifest itself.")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json with --device-dir)")
     p.add_argument("--device-dir", metavar="DIR", help="name the device (its device_id) in the manifest")
+    p.add_argument("--port", metavar="PORT", help="the manifest of the MicroPython board on this serial port, from the "
+                   "profile and identity it holds (default without --board/--device-dir: the one USB board attached)")
 
 
 def do_show(out, args):
+    if args.port or not (args.board or args.device_dir):
+        return _show_on_board(out, args)
     dev = None
     board_path = args.board
     if args.device_dir:
@@ -28,5 +32,28 @@ def do_show(out, args):
         raise UsageError("give --board FILE (or --device-dir DIR of an initialised device)")
     board = files.load_board(board_path)
     m = board_manifest(board, dev)
+    out.record(m, lambda _: describe(m))
+    return 0
+
+
+def _show_on_board(out, args):
+    import json
+
+    from agent.board import load_profile
+    from provisioning.errors import UsageError
+    from provisioning.field import board_tools
+
+    session = board_tools.open_board(board_tools.find_port(args.port))
+    try:
+        raw, dev = board_tools.board_profile(session)
+    finally:
+        board_tools.restart(session)
+        session.close()
+    src = "%s:%s/board.json" % (session.port, board_tools.DEVICE_DIR)
+    try:
+        board = load_profile(json.loads(raw), source=src)
+    except ValueError as e:
+        raise UsageError("%s: %s" % (src, e))
+    m = build_manifest(board.metrics, device_id=dev, board=board.name, window_s=board.window_s)
     out.record(m, lambda _: describe(m))
     return 0

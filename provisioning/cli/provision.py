@@ -11,19 +11,21 @@ The flow, the same for a folder and for ssh://:
   7. record the device (and retire a re-keyed identity) in one registry transaction
 An interruption anywhere leaves a state that the same command completes.
 """
+import contextlib
 import json
 import os
 
 from provisioning.pki import ca as ca_mod
 from provisioning import files
 from provisioning.pki import pop
-from provisioning.field import targets
+from provisioning.field import target_url, targets
 from provisioning.cli.common import add_command
-from provisioning.errors import StateError, UsageError
+from provisioning.errors import EnvironmentProblem, StateError, UsageError
 from provisioning.pki.registry import Registry, default_path
 
 TOPIC_PREFIX = "civicmote/v1"
 CA_ENV = "CIVICMOTE_CA"
+CHECK_TIMEOUT_S = 20
 
 
 def register(sub, common):
@@ -53,6 +55,9 @@ def add_common_options(p):
                    help="registry database (default $CIVICMOTE_REGISTRY or ./registry.db)")
     p.add_argument("--broker", metavar="URL", help="the city broker, e.g. mqtts://broker.city.example:8883")
     p.add_argument("--contact", metavar="TEXT", help="who to contact about the device (shown on its label)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="(ssh) do not have the device connect to the broker before its service starts "
+                   "(e.g. provisioning on a bench without the city network)")
 
 
 def add_serial_options(p, where):
@@ -75,11 +80,19 @@ def do_provision(out, args):
     registry = Registry(args.registry or default_path(), create=True)
     target = None
     try:
-        target = serial_target(args) if args.port else targets.parse_target(args.target)
+        target = serial_target(args) if args.port else target_url.parse_target(args.target)
         result = provision(target, args.board, args.district, registry, ca_mod.LazyCA(args.ca),
-                           broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey)
+                           broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey,
+                           check=args.check)
         if getattr(target, "deployed", None):
             result["deploy"] = target.deployed
+        if args.port:
+            from provisioning.field.serial_target import WIFI_FILE
+
+            result["wifi"] = target.read_file(WIFI_FILE) is not None
+            if not result["wifi"]:
+                out.note("civicmote: warning: %s: the board has no Wi-Fi settings, so it cannot reach the broker; "
+                         "re-run with --wifi-ssid SSID (password in $CIVICMOTE_WIFI_PASSWORD)" % args.port)
     finally:
         registry.close()
         if hasattr(target, "close"):
@@ -113,7 +126,7 @@ def _dump(obj):
 
 
 def provision(target, board_path, district, registry, lazy_ca, broker=None, location=None, contact=None,
-              rekey=False, rng=os.urandom):
+              rekey=False, rng=os.urandom, check=True):
     """Provision one device; returns the result record. Raises ProvisioningError with what to do."""
     from agent.errors import ConfigError
 
@@ -126,6 +139,7 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
     if not district or "/" in district or "+" in district or "#" in district:
         raise UsageError("--district %r: must be non-empty and contain no '/', '+' or '#' (it is a topic level)"
                          % district)
+    refuse_mismatch(profile, target, board_path)
     target.prepare(board_json)
     retire = [r["device_id"] for r in registry.by_target(target.name)]
     if rekey:
@@ -139,7 +153,8 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
 
     if location is None and rec:
         location = rec.get("location")
-    old_config = target.read_file("config.json")
+    have = read_files(target, ("config.json", pop.PEM_FILE, "device.crt"))
+    old_config = have["config.json"]
     if broker is None and old_config:  # keep the broker given last time
         try:
             broker = json.loads(old_config).get("broker")
@@ -147,31 +162,113 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
             pass
     config = _dump(device_config(dev, district, broker, location))
     unit = targets.unit_text(dev, target.device_dir, target.python, broker, target.pythonpath).encode()
-    if rec and not rekey and old_config == config and target.read_file(pop.PEM_FILE) is not None \
-            and target.read_file("device.crt") == rec["certificate"].encode():
-        return _result(rec, target, "unchanged", None, [])
+    if rec and not rekey and old_config == config and have[pop.PEM_FILE] is not None \
+            and have["device.crt"] == rec["certificate"].encode() and rec.get("board") == profile.name \
+            and rec.get("measures") == measures_of(profile):
+        checked = _check(target, broker, check)
+        installed, note = _start(target)
+        return _result(rec, target, "unchanged", note, [], checked)
 
     challenge = pop.new_challenge(rng)
     answer = target.civicmote(["device", "pop", "--device-dir", target.device_dir, "--challenge", challenge.hex()])[0]
     dev, pub = pop.verify_answer(answer, challenge, pub_hex, target.name)
 
-    if rec and rec.get("certificate"):
+    record = {"device_id": dev, "public_key": pub.hex(), "district": district, "board": profile.name,
+              "target": target.name, "location": location,
+              "contact": contact if contact is not None else (rec or {}).get("contact")}
+    if rec and rec.get("certificate"):  # the same key keeps its certificate; board, place, contact may change
         cert, ca_pem = rec["certificate"], lazy_ca.cert_pem()
+        if any(rec.get(k) != v for k, v in (("location", location), ("contact", record["contact"]),
+                                             ("board", profile.name), ("measures", measures_of(profile)))):
+            registry.register(dict(record, certificate=cert, cert_serial=rec["cert_serial"],
+                                   cert_fingerprint=rec["cert_fingerprint"], measures=measures_of(profile)))
     else:
         authority = lazy_ca.get()
-        cert, ca_pem = authority.issue_device(pub, dev), authority.pem
+        # A certificate is recorded in the same breath as it is issued: an interruption never leaves one
+        # that is neither in the registry nor revoked. The device gets its files after that.
+        with signals_deferred():
+            cert, ca_pem = authority.issue_device(pub, dev), authority.pem
+            record.update(certificate=cert, cert_serial=str(ca_mod.cert_serial(cert)),
+                          cert_fingerprint=ca_mod.fingerprint(cert), measures=measures_of(profile))
+            registry.register(record, retire=retire)
+    record = registry.get(dev)
     from agent.net.tls_files import der
 
     target.install({"device.crt": cert.encode(), "ca.crt": ca_pem, "config.json": config,
                     "device.der": der(cert.encode()), "ca.der": der(ca_pem), targets.UNIT_FILE: unit})
+    checked = _check(target, broker, check)
+    installed, note = _start(target)
+    # "provisioned" until the device has held its certificate once (also when a re-run completes an interrupted run).
+    status = "updated" if rec and have["device.crt"] is not None and not rekey else "provisioned"
+    return _result(record, target, status, note, retire, checked)
+
+
+def _check(target, broker, check):
+    """Over ssh (a real device): `device check` there, before the service starts. None when not run."""
+    if not (check and broker and hasattr(target, "check")):
+        return None
+    return target.check(CHECK_TIMEOUT_S)
+
+
+def _start(target):
+    """Install and start the unit where there is systemd; a service that does not stay up is an error."""
     installed, note = target.install_unit()
-    record = {"device_id": dev, "public_key": pub.hex(), "district": district, "board": profile.name,
-              "target": target.name, "location": location,
-              "contact": contact if contact is not None else (rec or {}).get("contact"),
-              "certificate": cert, "cert_serial": str(ca_mod.cert_serial(cert)),
-              "cert_fingerprint": ca_mod.fingerprint(cert), "measures": measures_of(profile)}
-    registry.register(record, retire=retire)
-    return _result(record, target, "updated" if rec else "provisioned", note, retire)
+    if note.startswith(targets.UNIT_DOWN):
+        raise EnvironmentProblem("%s: registered, but %s; fix it and re-run" % (target.name, note[len("failed: "):]))
+    return installed, note
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT/SIGTERM (main thread) until the block is done, so it is never cut in half."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# Which runtime each kind of target runs the agent with.
+TARGET_RUNTIME = {"DirTarget": "cpython", "SSHTarget": "cpython", "SerialTarget": "micropython"}
+# MicroPython's sys.platform for each chip a board profile names.
+CHIP_PLATFORM = {"esp32": "esp32", "rp2040": "rp2", "rp2350": "rp2"}
+
+
+def refuse_mismatch(profile, target, board_path):
+    """A profile for another runtime or another chip than the target is refused before anything is written."""
+    kind = type(target).__name__
+    runtime = TARGET_RUNTIME.get(kind)
+    if kind == "DirTarget" and profile.runtime == "micropython" and profile.chip == "sim":
+        return  # a simulated MicroPython board: the folder is a virtual board's flash (tests/board_city.py)
+    if runtime and profile.runtime != runtime:
+        how = ("--port PORT (a MicroPython board over USB)" if profile.runtime == "micropython"
+               else "--target DIR or --target ssh://USER@HOST (a Linux board)")
+        raise UsageError("%s: board %r runs %s, but %s runs %s; provision it with %s"
+                         % (board_path, profile.name, profile.runtime, target_label(target), runtime, how))
+    if kind == "SerialTarget":
+        want = CHIP_PLATFORM.get(profile.chip)
+        have = target.board.info().get("platform")
+        if want and have and have != want:
+            raise UsageError("%s: board %r is for a %s chip, but the board on %s is a %s; pick the profile for "
+                             "that board" % (board_path, profile.name, profile.chip, target.port, have))
+
+
+def target_label(target):
+    return "--port %s" % target.port if hasattr(target, "port") else "--target %s" % target.name
+
+
+def read_files(target, names):
+    """{name: bytes or None}: in one round trip where the target can (ssh), else file by file."""
+    if hasattr(target, "read_files"):
+        return target.read_files(names)
+    return {n: target.read_file(n) for n in names}
 
 
 def _refuse_conflicts(rec, dev, target, district, retire, rekey):
@@ -203,7 +300,11 @@ def measures_of(profile):
     return out
 
 
-def _result(rec, target, status, note, retired):
-    return {"device_id": rec["device_id"], "district": rec["district"], "board": rec["board"],
-            "target": target.name, "cert_fingerprint": rec["cert_fingerprint"], "status": status,
-            "systemd": note, "retired": retired}
+def _result(rec, target, status, note, retired, checked=None):
+    r = {"device_id": rec["device_id"], "district": rec["district"], "board": rec["board"],
+         "target": target.name, "cert_fingerprint": rec["cert_fingerprint"], "status": status,
+         "systemd": note, "retired": retired}
+    if checked is not None:
+        r["broker_check"] = {"connected": checked["connected"], "broker": checked["broker"],
+                             "transport": checked["transport"], "seconds": checked["seconds"]}
+    return r

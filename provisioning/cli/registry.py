@@ -61,12 +61,23 @@ def do_show(out, args):
     reg = _open(args)
     rec = reg.require(args.device_id)
     result = {k: rec[k] for k in SHOWN}
+    result["created"], result["updated"] = int(rec["created"]), int(rec["updated"])
     result["measures"] = [m["metric"] for m in rec["measures"]]
-    result["history"] = ["%s %s%s" % (_ts(e["at"]), e["action"], " (%s)" % e["detail"] if e["detail"] else "")
+    result["history"] = [{"at": int(e["at"]), "action": e["action"], "detail": e["detail"]}
                          for e in reg.events(args.device_id)]
     reg.close()
-    out.record(result)
+    out.record(result, _human_show)
     return 0
+
+
+def _human_show(r):
+    width = max(len(k) for k in SHOWN)
+    lines = ["%-*s  %s" % (width, k, _ts(r[k]) if k in ("created", "updated") else
+                           "-" if r[k] is None else r[k]) for k in SHOWN]
+    lines.append("%-*s  %s" % (width, "measures", ", ".join(r["measures"])))
+    lines += ["%-*s  %s %s%s" % (width, "history" if i == 0 else "", _ts(e["at"]), e["action"],
+                                 " (%s)" % e["detail"] if e["detail"] else "") for i, e in enumerate(r["history"])]
+    return "\n".join(lines)
 
 
 def _ts(t):

@@ -5,9 +5,9 @@ from pathlib import Path
 from provisioning import broker_url
 from provisioning import files
 from provisioning.device import devicedir
-from provisioning.device import runner
+from provisioning.device import runlock, runner
 from provisioning.cli.common import add_command
-from provisioning.errors import UsageError
+from provisioning.errors import EXIT_ENVIRONMENT, EXIT_STATE, UsageError
 
 DEFAULT_PREFIX = "civicmote/v1"
 
@@ -19,7 +19,10 @@ def register(sub, common):
                     "window every window_s seconds on wall-clock boundaries, release personal metrics "
                     "only through differential privacy, sign each summary and deliver it to the broker "
                     "through the crash-safe outbox. Without a broker (none given, none in config.json) "
-                    "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox.")
+                    "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox. With a "
+                    "broker, stopping with summaries undelivered exits 3 (broker out of reach) or 4 (the broker "
+                    "refused the device: revoked, unknown certificate, ACL), saying why on stderr. Exits 4 "
+                    "if another agent already runs on the folder (DIR/agent.lock names it).")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT "
@@ -38,6 +41,17 @@ def register(sub, common):
 
 def do_run(out, args):
     d = Path(args.device_dir)
+    if not d.is_dir():
+        return _run(out, args, d)
+    # Before anything in the folder is read: a second agent there is refused (exit 4).
+    lock = runlock.RunLock(d).acquire()
+    try:
+        return _run(out, args, d)
+    finally:
+        lock.release()
+
+
+def _run(out, args, d):
     devicedir.load_identity(d)  # a clear error if the folder has no identity
     board = files.load_board(args.board or d / devicedir.BOARD_FILE)
     config = runner.read_config(str(d))
@@ -52,9 +66,15 @@ def do_run(out, args):
     if args.fast:
         start -= start % board.window_s  # begin on a window boundary so the first window is whole
     agent = runner.open_agent(str(d), board, district, broker, prefix, args.out, start)
-    out.say("device %s (%s, district %s) %s; window %d s%s" % (
-        agent.dev, board.name, district, "-> " + url if url else "offline (summaries stay in the outbox)",
-        board.window_s, ", simulated clock" if args.fast else ""))
+    first_close = start - start % board.window_s + board.window_s
+    started = {"event": "started", "device_id": agent.dev, "board": board.name, "district": district,
+               "broker": url, "window_s": board.window_s, "first_window_closes": first_close,
+               "simulated_clock": bool(args.fast)}
+    out.record(started, lambda r: "device %s (%s, district %s) %s; window %d s%s\nfirst window closes at %s UTC%s" % (
+        r["device_id"], r["board"], r["district"], "-> " + url if url else "offline (summaries stay in the outbox)",
+        r["window_s"], ", simulated clock" if args.fast else "",
+        time.strftime("%H:%M:%S", time.gmtime(first_close)),
+        "" if args.fast else " (in %d s)" % max(0, first_close - int(time.time()))))
 
     def on_summary(seq):
         _, t0, t1, size = agent.last
@@ -69,6 +89,29 @@ def do_run(out, args):
     run.run(start_s=start)
     final = {"event": "stopped", "device_id": agent.dev, "windows": agent.closed, "delivered": agent.delivered,
              "queued": agent.outbox.depth}
+    code, why = undelivered(agent, url, args.drain)
+    if why:
+        final["undelivered_reason"] = why
     out.record(final, lambda r: "stopped after %d windows: %d delivered, %d still queued" % (
         r["windows"], r["delivered"], r["queued"]))
-    return 0
+    if why:
+        out.error("%d summaries not delivered: %s" % (agent.outbox.depth, why))
+    return code
+
+
+def undelivered(agent, url, drain_s):
+    """(exit code, reason) when summaries stay queued although a broker was given: 4 if the broker refused
+    the device (revoked, certificate, ACL), 3 if it could not be reached or did not acknowledge in time."""
+    from provisioning.device import link
+
+    t = agent.transport
+    if t is None or not agent.outbox.depth:
+        return 0, None
+    reason = getattr(t, "refusal", None) or t.last_error
+    if reason and link.refused(reason):
+        return EXIT_STATE, "the broker %s refused the device (%s); check the registry and the broker's CRL" % (
+            url, reason)
+    if reason:
+        return EXIT_ENVIRONMENT, "the broker %s is out of reach (%s); summaries stay in the outbox and go when it " \
+            "is back" % (url, reason)
+    return EXIT_ENVIRONMENT, "the broker %s did not acknowledge them within --drain %g s" % (url, drain_s)

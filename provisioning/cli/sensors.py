@@ -14,14 +14,19 @@ def register(sub, common):
                     "each sensor's state and its fault counts (a wiring check). On the sim board it reads the "
                     "emulated chips. Identifiers (Bluetooth addresses) are only counted, never shown. "
                     "--json prints one JSON object per second. Exits 1 if a sensor never gave a reading.")
-    p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
+    p.add_argument("--board", metavar="FILE", help="read on this computer with this board profile (boards/*.json); "
+                   "without it, the MicroPython board on --port reads its own sensors")
+    p.add_argument("--port", metavar="PORT", help="the MicroPython board on this serial port reads its own sensors "
+                   "with the profile it holds (default: the one USB board attached)")
     p.add_argument("--seconds", type=int, default=10, metavar="N", help="how long to read (default 10)")
 
 
 def do_read(out, args):
-    board = files.load_board(args.board)
     if args.seconds < 1:
         raise UsageError("--seconds must be at least 1")
+    if args.port or not args.board:
+        return _read_on_board(out, args)
+    board = files.load_board(args.board)
     seen_ids = {}
 
     def sink(metric, ident):  # count identifiers only; the bytes are dropped here
@@ -40,25 +45,69 @@ def do_read(out, args):
             for name, values in sensors.poll(now_ms).items():
                 latest[name] = values
             health = sensors.health()
-            rows = []
-            for s in sensors.sensors:
-                vals = latest[s.name]
-                st = health[s.name]
-                if vals:
-                    text = ", ".join("%s %s%s" % (k, _fmt(v), _unit(units.get((s.name, k))))
-                                     for k, v in sorted(vals.items()))
-                else:
-                    text = "(%s)" % st["last_error"] if st["last_error"] else "-"
-                rows.append({"sensor": s.name, "driver": board.sensors[s.name]["driver"], "state": st["state"],
-                             "faults": st["faults"], "last_error": st["last_error"], "readings": vals, "text": text})
-            frame = {"t": int(time.time()), "sensors": rows, "identifiers_seen": dict(seen_ids)}
-            live.show(frame)
+            live.show(_frame(board, units, latest, health, seen_ids, int(time.time())))
             if time.monotonic() >= t_end:
                 break
             time.sleep(max(0.0, 1.0 - time.time() % 1.0))
     finally:
         live.stop()
         sensors.close()
+    return _verdict(out, latest)
+
+
+def _units(board):
+    return {(spec["sensor"], spec["reading"]): spec.get("unit", "") for spec in board.metrics.values()}
+
+
+def _frame(board, units, latest, health, seen_ids, t):
+    rows = []
+    for name in board.sensors:
+        vals = latest.get(name)
+        st = health.get(name) or {"state": "missing", "faults": {}, "last_error": None}
+        if vals:
+            text = ", ".join("%s %s%s" % (k, _fmt(v), _unit(units.get((name, k)))) for k, v in sorted(vals.items()))
+        else:
+            text = "(%s)" % st["last_error"] if st.get("last_error") else "-"
+        rows.append({"sensor": name, "driver": board.sensors[name]["driver"], "state": st["state"],
+                     "faults": st["faults"], "last_error": st.get("last_error"), "readings": vals, "text": text})
+    return {"t": t, "sensors": rows, "identifiers_seen": dict(seen_ids)}
+
+
+def _read_on_board(out, args):
+    """The board on --port polls its own sensors; frames arrive over USB once a second."""
+    import json
+
+    from agent.board import load_profile
+    from provisioning.field import board_tools
+
+    session = board_tools.open_board(board_tools.find_port(args.port))
+    latest = {}
+    live = _Live(out)
+    try:
+        raw, _ = board_tools.board_profile(session)
+        src = "%s:%s/board.json" % (session.port, board_tools.DEVICE_DIR)
+        try:
+            board = load_profile(json.loads(raw), source=src)
+        except ValueError as e:
+            raise UsageError("%s: %s" % (src, e))
+        units = _units(board)
+        latest.update({name: None for name in board.sensors})
+
+        def on_frame(f):
+            for name, values in (f.get("readings") or {}).items():
+                latest[name] = values
+            live.show(dict(_frame(board, units, latest, f.get("health") or {}, f.get("ids") or {}, f["t"]),
+                           port=session.port))
+
+        board_tools.read_sensors(session, args.seconds, on_frame)
+    finally:
+        live.stop()
+        board_tools.restart(session)
+        session.close()
+    return _verdict(out, latest)
+
+
+def _verdict(out, latest):
     silent = [s for s, v in latest.items() if v is None]
     if silent:
         out.note("no reading from: %s (check wiring, address and bus in the profile)" % ", ".join(silent))

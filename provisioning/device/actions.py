@@ -17,7 +17,7 @@ from provisioning.errors import UsageError
 
 
 def init(device_dir, board_path, district=None, now_s=None):
-    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `created`."""
+    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `key_created`."""
     board_path = Path(board_path)
     profile = files.load_board(board_path)
     d = devicedir.ensure_dir(device_dir)
@@ -25,7 +25,7 @@ def init(device_dir, board_path, district=None, now_s=None):
     rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
     if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
         shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
-    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "created": rec["created"],
+    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "key_created": rec["created"],
             "board": profile.name, "district": rec["district"], "device_dir": str(d)}
 
 
@@ -51,3 +51,17 @@ def pop(device_dir, challenge_hex):
         return identity.answer_pop(str(device_dir), challenge)
     except ValueError as e:
         raise UsageError("--challenge: %s" % e)
+
+
+def check(device_dir, broker=None, timeout_s=15.0):
+    """Connect to the broker once with the device's own certificate (see device/link.py)."""
+    from provisioning import broker_url
+    from provisioning.device import link, runner
+
+    _, dev, _ = devicedir.load_identity(device_dir)
+    config = runner.read_config(str(device_dir))
+    url = broker or config.get("broker")
+    if not url:
+        raise UsageError("%s: no broker to check: config.json names none and --broker was not given" % device_dir)
+    where = "--broker" if broker else "%s/config.json: broker" % device_dir
+    return link.check(str(device_dir), dev, broker_url.parse(url, where), url, config, timeout_s)

@@ -1,4 +1,4 @@
-"""Run the agent on CPython: real or simulated clock, paho transport, --out files (CPython only).
+"""Run the agent on CPython: real or simulated clock, the transport of device/link.py, --out files (CPython only).
 
 The loop is the portable Agent's: this module only supplies the clocks, the transport, the
 systemd watchdog and the sleeping. With --fast a simulated wall clock advances one second per
@@ -27,22 +27,10 @@ def file_sink(out_dir):
 
 
 def make_transport(device_dir, dev, broker, status_topic):
-    """A PahoTransport for broker (host, port, tls), with the device's own certificate for TLS."""
-    from agent.net.paho_transport import PahoTransport
+    """The device's transport (paho-mqtt if installed, else our own client on the standard library)."""
+    from provisioning.device import link
 
-    host, port, use_tls = broker
-    tls = None
-    if use_tls:
-        cfg = read_config(device_dir).get("tls") or {}
-        tls = {k: os.path.join(device_dir, cfg.get(k, default))
-               for k, default in (("cafile", "ca.crt"), ("certfile", "device.crt"), ("keyfile", "device.pem"))}
-        for k, path in tls.items():
-            if not os.path.exists(path):
-                from provisioning.errors import UsageError
-
-                raise UsageError("%s: missing (%s for TLS); provision the device first: civicmote provision "
-                                 "--target %s ..." % (path, k, device_dir))
-    return PahoTransport(host, port, dev, tls=tls, status_topic=status_topic, timeout=5.0)
+    return link.open_transport(device_dir, read_config(device_dir), dev, broker, status_topic)
 
 
 def read_config(device_dir):
@@ -58,8 +46,12 @@ def read_config(device_dir):
 
 
 class Runner:
-    def __init__(self, agent, fast=False, windows=None, on_summary=None, watchdog=None, drain_s=30.0):
+    def __init__(self, agent, fast=False, windows=None, on_summary=None, watchdog=None, drain_s=30.0, clock=None,
+                 sleep=time.sleep):
+        """clock() -> (wall Unix s, monotonic ms): the seam where tests step the wall clock."""
         self.agent = agent
+        self.clock = clock or (lambda: (int(time.time()), compat.monotonic_ms()))
+        self.sleep = sleep
         self.fast = fast
         self.windows = windows
         self.on_summary = on_summary
@@ -80,16 +72,18 @@ class Runner:
                 if self.fast:
                     now_s = sim_s
                     sim_s += 1
-                else:
-                    now_s = int(time.time())
-                seq = ag.step(now_s, now_s * 1000, time.monotonic())
+                    seq = ag.step(now_s, now_s * 1000, time.monotonic())
+                else:  # wall and monotonic clocks apart, so the agent can tell when the wall clock steps
+                    now_s, mono_ms = self.clock()
+                    seq = ag.step(now_s, mono_ms, time.monotonic())
                 if seq is not None and self.on_summary:
                     self.on_summary(seq)
                 if self.windows is not None and ag.closed >= self.windows:
                     break
-                self.watchdog.feed()
+                if ag.healthy():  # windows progress, or the agent said why not: else systemd restarts it
+                    self.watchdog.feed()
                 if not self.fast:
-                    time.sleep(max(0.05, 1.0 - (time.time() % 1.0)))
+                    self.sleep(max(0.05, 1.0 - (time.time() % 1.0)))
             self.drain()
         finally:
             self.watchdog.stopping()
@@ -127,4 +121,11 @@ def open_agent(device_dir, board, district, broker, prefix, out_dir, now_s):
     # Emulated streets differ from device to device (a seed from the device_id), like real ones.
     seed = int.from_bytes(dev.encode()[-4:], "big")
     return device.open_agent(device_dir, board, district, now_s, now_s * 1000, compat.urandom,
-                             transport=transport, sink=sink, prefix=prefix, seed=seed)
+                             transport=transport, sink=sink, prefix=prefix, seed=seed, log=log_line)
+
+
+def log_line(text):
+    """The agent's log: one line on stderr (the journal under systemd; stdout stays for --json)."""
+    import sys
+
+    print("civicmote: " + text, file=sys.stderr, flush=True)

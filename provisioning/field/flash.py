@@ -92,6 +92,8 @@ def flash_esp32(port, firmware, chip="esp32", say=print, connect_attempts=3):
 
 def esptool_error(port, e):
     text = str(e)
+    if port.startswith("/dev/") and not os.path.exists(port):  # esptool says "busy or doesn't exist": say which
+        return open_serial_error(port, FileNotFoundError(2, text))
     if "Permission denied" in text:
         return open_serial_error(port, PermissionError(13, text))
     if "busy" in text.lower() or "Resource temporarily unavailable" in text or "exclusive" in text.lower():

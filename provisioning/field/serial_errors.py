@@ -32,9 +32,11 @@ def open_serial_error(port, e):
     if errno_ == 13 or "Permission denied" in text:
         return EnvironmentProblem("%s: permission denied; add yourself to the 'dialout' group (sudo usermod -aG "
                                   "dialout $USER), log out and in, then re-run" % port)
+    if errno_ == 2 or "No such file" in text:  # before "busy": esptool says "busy or doesn't exist" for both
+        return EnvironmentProblem("%s: no such port; is the board plugged in? (ls /dev/ttyUSB* /dev/ttyACM*)" % port)
     if errno_ == 11 or "Resource temporarily unavailable" in text or "busy" in text.lower() or "lock" in text.lower():
         return EnvironmentProblem("%s: the port is busy (another program has it open: a serial monitor, "
                                   "mpremote, Thonny?); close it and re-run" % port)
-    if errno_ == 2 or "No such file" in text or "could not open port" in text:
+    if "could not open port" in text:
         return EnvironmentProblem("%s: no such port; is the board plugged in? (ls /dev/ttyUSB* /dev/ttyACM*)" % port)
     return EnvironmentProblem("%s: cannot open the port (%s)" % (port, text))

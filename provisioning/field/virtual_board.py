@@ -165,8 +165,7 @@ class VirtualBoard:
                         except OSError:
                             return
                         try:
-                            proc.stdin.write(data)
-                            proc.stdin.flush()
+                            self._to_board(proc, data)
                         except (OSError, ValueError):
                             return
                     else:
@@ -190,6 +189,11 @@ class VirtualBoard:
                                 return
         finally:
             sel.close()
+
+    def _to_board(self, proc, data):
+        """Bytes from the port's client to the interpreter."""
+        proc.stdin.write(data)
+        proc.stdin.flush()
 
     def _wait_for(self, marker, timeout):
         deadline = time.monotonic() + timeout
@@ -257,3 +261,31 @@ class GarbagePort(_FakePort):
                 except OSError:
                     return
         sel.close()
+
+
+def main(argv=None):
+    """`python -m provisioning.field.virtual_board --flash DIR`: a virtual board until Ctrl-C (docs/boards.md)."""
+    import argparse
+    import signal
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m provisioning.field.virtual_board",
+                                 description="Run a virtual MicroPython board on a pseudo-terminal until Ctrl-C.")
+    ap.add_argument("--flash", required=True, metavar="DIR", help="host folder that is the board's flash")
+    args = ap.parse_args(argv)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    try:
+        with VirtualBoard(args.flash) as board:
+            print("virtual board on %s (flash %s); Ctrl-C stops it" % (board.port, args.flash), flush=True)
+            while not stop:
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -89,6 +89,10 @@ def init_ca(directory, passphrase, common_name="civicmote provisioning CA", now=
     if key_path.exists() or cert_path.exists():
         raise StateError("%s: holds only one of %s and %s; restore the other from your backup or use an empty folder"
                          % (d, CA_KEY, CA_CERT))
+    if d.exists() and not d.is_dir():
+        raise UsageError("%s: is a file, not a folder; give --dir a new or empty folder for the CA" % d)
+    if d.is_dir() and any(d.iterdir()):
+        raise UsageError("%s: holds other files and no CA; give --dir a new or empty folder (nothing was written)" % d)
     if len(passphrase) < MIN_PASSPHRASE:
         raise UsageError("CA passphrase: use at least %d characters" % MIN_PASSPHRASE)
     now = now or _now()

@@ -54,6 +54,25 @@ def default_path():
     return os.environ.get(DEFAULT_ENV) or DEFAULT_PATH
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _refuse_other_file(path):
+    """A path that holds something other than an SQLite database (or nothing) is bad input, left untouched."""
+    if os.path.isdir(path):
+        raise UsageError("%s: is a folder; --registry takes the registry's file (e.g. registry.db)" % path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise EnvironmentProblem("%s: cannot open the registry (%s)" % (path, e.strerror))
+    if head and head != SQLITE_MAGIC:
+        raise UsageError("%s: holds something else, not a civicmote registry (not an SQLite database); point "
+                         "--registry at the registry (nothing was changed)" % path)
+
+
 class Registry:
     """Open with Registry(path, create=True|False). Reads return plain dicts; writes are transactions."""
 
@@ -62,6 +81,7 @@ class Registry:
         self.clock = clock
         if not create and not os.path.exists(self.path):
             raise UsageError("%s: no registry here; provision a device first or point --registry at yours" % self.path)
+        _refuse_other_file(self.path)
         try:
             _owner_only(self.path)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -84,7 +104,9 @@ class Registry:
             return
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() if "meta" in tables else None
         if row is None or "devices" not in tables:
-            raise sqlite3.DatabaseError("no civicmote schema")
+            self.db.close()
+            raise UsageError("%s: a database of something else (tables %s), not a civicmote registry; point "
+                             "--registry at the registry (nothing was changed)" % (self.path, ", ".join(sorted(tables))))
         if row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError("schema version %s, this civicmote reads %d" % (row[0], SCHEMA_VERSION))
         check = self.db.execute("PRAGMA quick_check").fetchone()[0]
@@ -180,8 +202,10 @@ class Registry:
         """The registry export for verifiers: {"version": 1, "devices": [...]}, never a private key."""
         devices = []
         for r in self.list():
-            devices.append({k: r[k] for k in ("device_id", "public_key", "status", "district", "board", "location",
-                                              "certificate", "cert_fingerprint", "reason", "created", "updated")})
+            d = {k: r[k] for k in ("device_id", "public_key", "status", "district", "board", "location",
+                                   "certificate", "cert_fingerprint", "reason")}
+            d["created"], d["updated"] = int(r["created"]), int(r["updated"])  # Unix seconds (docs/json.md)
+            devices.append(d)
         return {"version": 1, "devices": devices}
 
 

@@ -30,7 +30,11 @@ def load_export(path, ring):
                                      or "+" in district or "#" in district):
             raise UsageError("%s.district: %r is not a district name" % (where, district))
         if status == "active":
-            ring.add_public_key(sec1, district)
+            try:
+                ring.add_public_key(sec1, district)
+            except Exception as e:  # not a point on P-256: the entry is bad input, named
+                raise UsageError("%s.public_key: not a valid P-256 public key (%s); fix or re-export the registry"
+                                 % (where, e))
         elif status in ("disabled", "revoked"):
             ring.refuse(dev, status, district)
         else:

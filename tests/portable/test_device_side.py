@@ -20,8 +20,8 @@ def test_init_device_is_idempotent_and_keeps_the_key():
     with open(d + "/device.json") as f:
         rec = json.load(f)
     assert rec["public_key"] == first["public_key"] and "created" not in rec
-    with open(d + "/privacy.ledger") as f:
-        assert f.read().startswith("civicmote-ledger")
+    with open(d + "/privacy.ledger", "rb") as f:
+        assert b"civicmote-ledger 2\n" in f.read()
 
 
 def test_answer_pop_signs_domain_separated_challenge():

@@ -4,7 +4,7 @@ import os
 
 from support import tmpdir
 
-from agent.privacy.ledger import MAGIC, PrivacyLedger, utc_day
+from agent.privacy.ledger import PrivacyLedger, utc_day
 
 DAY0 = 1767225600  # 2026-01-01T00:00Z, a UTC day boundary
 HALF = (1, 2)
@@ -92,39 +92,84 @@ def test_missing_ledger_fails_closed_for_the_day():
     assert led.charge([("footfall", HALF, CAP)], DAY0 + 86400) == {}
 
 
-def _corruptions(good):
-    body_at = good.index(b"\n") + 1
-    flipped = bytearray(good)
-    flipped[body_at + 5] ^= 0x01
-    digest_at = good.rindex(b"\n", 0, len(good) - 1) + 1
-    bad_digest = bytearray(good)
-    bad_digest[digest_at] = ord("0") if good[digest_at] != ord("0") else ord("1")
-    rehashed = good.replace(b'"closed": false', b'"closed": 0')  # valid hash, bad types
-    line = rehashed.split(b"\n")[1]
-    rehashed = (MAGIC + "\n").encode() + line + b"\n" + hashlib_hex(line) + b"\n"
-    return [b"", good[:len(good) // 2], good[:-1], bytes(flipped), bytes(bad_digest),
-            b"\xff" * len(good), good.replace(MAGIC.encode(), b"civicmote-ledger 9"), rehashed,
-            good + b"extra\n"]
+KEY = b"k" * 32
 
 
-def hashlib_hex(b):
-    import binascii
+def _slots(p):
+    from agent.store.slots import SlotFile
 
-    return binascii.hexlify(hashlib.sha256(b).digest())
+    return SlotFile(p, 2048)
 
 
-def test_corrupt_ledger_fails_closed_and_keeps_the_evidence():
+def test_missing_ledger_on_a_device_that_ran_stays_closed_until_the_next_day_by_every_clock():
     p = ledger_path()
-    led = PrivacyLedger.create(p, DAY0)
-    led.charge([("footfall", HALF, CAP)], DAY0)
-    good = read(p)
-    for bad in _corruptions(good):
-        write(p, bad)
-        led = PrivacyLedger.open(p, DAY0 + 100)
-        assert led.closed, bad
-        assert led.charge([("footfall", HALF, CAP)], DAY0 + 100) == {"footfall": "ledger"}, bad
-        assert read(p + ".bad") == bad
-        write(p, good)
+    PrivacyLedger.create(p, DAY0, KEY)
+    os.remove(p)
+    # booted with yesterday's clock: the device's last window ended today, so today is closed
+    led = PrivacyLedger.open(p, DAY0 - 3600, KEY, trusted_s=DAY0 + 7200, mono_s=0)
+    assert led.closed and led.reason == "missing" and led.day == utc_day(DAY0)
+    assert led.charge([("f", HALF, CAP)], DAY0 + 7300, mono_s=10) == {"f": "ledger"}
+    # the wall clock jumps to tomorrow at once: monotonic time has not seen the day pass
+    assert led.charge([("f", HALF, CAP)], DAY0 + 86400, mono_s=20) == {"f": "ledger"}
+    # ... once it has, tomorrow opens
+    assert led.charge([("f", HALF, CAP)], DAY0 + 86400 + 300, mono_s=86400 + 3600) == {}
+    # and a reboot (monotonic time restarts) the same day with the clock set back still finds today closed
+    os.remove(p)
+    led = PrivacyLedger.open(p, DAY0 - 10, KEY, trusted_s=DAY0 + 86400 + 300)
+    assert led.charge([("f", HALF, CAP)], DAY0 + 86400 + 400) == {"f": "ledger"}
+
+
+def test_an_edited_ledger_is_refused_and_kept_as_evidence():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0, KEY)
+    led.charge([("f", (12, 1), CAP)], DAY0)
+    f = _slots(p)
+    raw = f.read()
+    forged = raw.replace(b'"12"', b'"0"')
+    assert forged != raw
+    f.write(forged)  # well framed, but its MAC is over the old body
+    led = PrivacyLedger.open(p, DAY0 + 60, KEY)
+    assert led.closed and led.reason == "invalid"
+    assert led.charge([("f", HALF, CAP)], DAY0 + 60) == {"f": "ledger"}
+    assert exists(p + ".bad")
+    # a ledger written under another key (say, by hand with the unkeyed format) is refused too
+    other = ledger_path()
+    PrivacyLedger.create(other, DAY0, b"another device")
+    assert PrivacyLedger.open(other, DAY0, KEY).closed
+
+
+def test_an_older_copy_is_refused():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0, KEY)
+    led.charge([("f", HALF, CAP)], DAY0)
+    old = read(p)
+    for i in range(23):
+        led.charge([("f", HALF, CAP)], DAY0 + 300 * (i + 1))
+    gen = led.gen  # what the device recorded in its progress file
+    write(p, old)
+    led = PrivacyLedger.open(p, DAY0 + 9000, KEY, min_gen=gen)
+    assert led.closed and led.reason == "rolled back"
+    assert led.charge([("f", HALF, CAP)], DAY0 + 9100) == {"f": "ledger"}
+    # its next write is above the copy, so the next boot sees a current ledger (still closed today)
+    led = PrivacyLedger.open(p, DAY0 + 9200, KEY, min_gen=gen)
+    assert led.reason is None and led.closed
+
+
+def test_clock_stepping_forward_day_by_day_mints_no_budget():
+    p = ledger_path()
+    led = PrivacyLedger.create(p, DAY0, KEY)
+    led.bound(300, 0)
+    granted = 0
+    for i in range(75):  # one window per 300 s of monotonic time, the wall clock a day ahead each time
+        if led.charge([("f", HALF, CAP)], DAY0 + i * 86400, mono_s=i * 300) == {}:
+            granted += 1
+    assert granted == 24  # 12 / (1/2): one day's cap, as monotonic time allows
+    # and no more windows than monotonic time has room for
+    led = PrivacyLedger.create(ledger_path(), DAY0, KEY)
+    led.bound(300, 1000)
+    assert led.charge([("f", HALF, CAP)], DAY0, mono_s=1000) == {}
+    assert led.charge([("f", HALF, CAP)], DAY0 + 86400, mono_s=1001) == {"f": "budget"}
+    assert led.charge([("f", HALF, CAP)], DAY0 + 86400, mono_s=1300) == {}
 
 
 def test_clock_set_back_gets_no_budget():
@@ -136,26 +181,22 @@ def test_clock_set_back_gets_no_budget():
     assert led.spent("footfall", DAY0) is None
 
 
-def test_crash_before_rename_keeps_the_newer_record():
+def test_a_torn_slot_fails_closed_for_the_day():
     p = ledger_path()
     led = PrivacyLedger.create(p, DAY0)
     led.charge([("footfall", HALF, CAP)], DAY0)
-    old = read(p)
     led.charge([("footfall", HALF, CAP)], DAY0 + 1)
-    # as if power failed after the temp file was complete but before the rename
-    os.rename(p, p + ".tmp")
-    write(p, old)
+    f = _slots(p)
+    f.read()
+    with open(p, "r+b") as fh:  # a power cut mid-write of the newest slot
+        fh.seek(f.newest * 2048 + 30)
+        fh.write(b"\x00" * 40)
+    # the older slot is intact, but the torn one may have held a granted charge: closed for the day
     led = PrivacyLedger.open(p, DAY0 + 2)
-    assert led.spent("footfall", DAY0 + 2) == (1, 1)
-    # open() finished the rename, so a later torn write cannot lose that spend
-    assert not exists(p + ".tmp")
-    write(p + ".tmp", read(p)[:20])
-    led = PrivacyLedger.open(p, DAY0 + 3)
-    assert not led.closed and led.spent("footfall", DAY0 + 3) == (1, 1)
-    # a torn temp file beside an older complete ledger: the complete one counts
-    write(p, old)
-    led = PrivacyLedger.open(p, DAY0 + 4)
-    assert not led.closed and led.spent("footfall", DAY0 + 4) == HALF
+    assert led.closed and led.charge([("footfall", HALF, CAP)], DAY0 + 3) == {"footfall": "ledger"}
+    led = PrivacyLedger.open(p, DAY0 + 4)  # rewritten whole: still closed today, open tomorrow
+    assert led.reason is None and led.closed
+    assert led.charge([("footfall", HALF, CAP)], DAY0 + 86400) == {}
 
 
 def test_failed_write_grants_nothing():
@@ -174,17 +215,17 @@ def _reboot_day(p, crash_kinds):
     for i in range(1000):
         now = DAY0 + 60 + i * 80
         led = PrivacyLedger.open(p, now)
-        before = read(p) if exists(p) else None
         refused = led.charge([("footfall", HALF, CAP), ("phones", (1, 5), (3, 1))], now)
         for m in granted:
             if m not in refused:
                 granted[m] += 1
         kind = crash_kinds[hashlib.sha256(str(i).encode()).digest()[0] % len(crash_kinds)]
-        if kind == "torn-tmp" and before is not None:
-            write(p + ".tmp", read(p)[: 7 + i % 50])
-        elif kind == "before-rename" and before is not None and len(refused) < 2:
-            os.rename(p, p + ".tmp")
-            write(p, before)
+        if kind == "torn" and exists(p):
+            f = _slots(p)
+            f.read()
+            with open(p, "r+b") as fh:  # the newest slot torn part-way
+                fh.seek(f.newest * 2048 + 20 + i % 60)
+                fh.write(b"\xff" * 8)
         elif kind == "bitflip":
             raw = bytearray(read(p))
             raw[30 + i % 20] ^= 0x04
@@ -195,10 +236,10 @@ def _reboot_day(p, crash_kinds):
 
 
 def test_a_thousand_reboots_never_overspend():
-    granted = _reboot_day(ledger_path(), ("clean", "torn-tmp", "before-rename"))
+    granted = _reboot_day(ledger_path(), ("clean",))
     # epsilon 1/2 against a cap of 12, and 1/5 against 3: exactly the cap, never more
     assert granted == {"footfall": 24, "phones": 15}, granted
-    granted = _reboot_day(ledger_path(), ("clean", "clean", "torn-tmp", "before-rename", "bitflip", "deleted"))
+    granted = _reboot_day(ledger_path(), ("clean", "clean", "torn", "bitflip", "deleted"))
     assert granted["footfall"] <= 24 and granted["phones"] <= 15, granted
 
 

@@ -1,0 +1,31 @@
+"""Benchmarks cannot rot: every bench/bench_*.py runs here in its quick mode.
+
+The convention (bench/README.md): a benchmark is a script that accepts `--quick` (a run of a few
+seconds), exits 0, and ends (or starts) its output with one JSON object (its numbers and ratios). A bench
+added later is picked up by the glob, so it is exercised by `make test` from its first commit.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = sorted((ROOT / "bench").glob("bench_*.py"))
+
+
+def test_there_are_benches():
+    assert len(BENCHES) >= 8
+
+
+@pytest.mark.parametrize("bench", BENCHES, ids=[b.name for b in BENCHES])
+def test_bench_quick_mode_runs_and_ends_with_json(bench):
+    p = subprocess.run([sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300,
+                       cwd=ROOT)
+    assert p.returncode == 0, "%s --quick exited %d: %s" % (bench.name, p.returncode, p.stderr[-1500:])
+    lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+    ends = [ln for ln in (lines[-1], lines[0]) if ln.startswith("{")]
+    assert ends, "%s: its last (or first) line must be a JSON object of results" % bench.name
+    result = json.loads(ends[0])
+    assert isinstance(result, dict) and result

@@ -1,0 +1,90 @@
+"""How the board agent uses a capped heap on the native MicroPython port (64-bit unix port).
+
+- After start-up no allocation is larger than 8 KB: the agent runs 500 fast windows in a heap
+  whose every free block was cut below 8 KB (tests/board_heap_probe.py says how), and the live
+  heap after a collection does not grow over them (no leak, nothing kept per window).
+- Offline, then flushed: the board closes windows with the broker away (every record waits
+  in the outbox on flash), then the broker comes back and everything queued is delivered over
+  mutual TLS under the heap cap and verified by the collector. make test queues 150 records;
+  CIVICMOTE_SOAK=1 fills the outbox (1024 records) first.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import mpy_port
+from board_city import BoardCity, collected, parse_board, sim_board
+from board_heap_probe import FRAGMENTED_RUN, OFFLINE_THEN_FLUSH
+from test_board_native import BOARD_HEAP
+
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"),
+                                reason="mosquitto not installed")
+
+T0 = 1767225600  # 2026-01-01: a synced clock
+FRAG = 8000  # every free block below this many bytes (8 KB = 8192)
+GC_BLOCK = 32  # bytes per GC block on the 64-bit port (four machine words)
+SOAK = os.environ.get("CIVICMOTE_SOAK") == "1"
+FRAG_HEAP = BOARD_HEAP + 128 * 1024
+
+
+def _city(tmp, window_s):
+    return BoardCity(tmp, board=sim_board(window_s=window_s)).start()
+
+
+def test_no_allocation_above_8k_and_no_growth_over_500_windows(tmp_path):
+    city = _city(tmp_path, 60)
+    try:
+        script = FRAGMENTED_RUN % dict(frag=FRAG, t0=T0, step_s=60, warmup=3, windows=500, early=20)
+        # Above the board cap, so that half the free heap (every other hole) still holds the
+        # agent's working set: what is checked here is the size of each allocation.
+        proc = mpy_port.run([script], maps=city.maps(), cwd=None, port="native", heap=FRAG_HEAP, timeout=600)
+    finally:
+        city.stop()
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]  # a MemoryError would end it
+    m = re.search(r"max free sz: (\d+)", proc.stdout)
+    assert m and int(m.group(1)) * GC_BLOCK <= FRAG + GC_BLOCK, "the heap was not fragmented below 8 KB"
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("FRAGMENTED ")][-1]
+    frag, windows, grown, held = (int(x) for x in line.split()[1:])
+    assert windows == 500
+    assert held >= 4, "too few 8 KB holes to prove anything"
+    assert grown <= 2 * GC_BLOCK, "live heap grew by %d bytes over windows 20..500" % grown
+
+
+def _offline_then_flush(tmp_path, offline):
+    city = _city(tmp_path, 60)
+    tmp = tempfile.mkdtemp(prefix="board-")
+    city.stop_broker()
+    script = OFFLINE_THEN_FLUSH % dict(t0=T0, step_s=60, offline=offline, drain_s=240)
+    proc = mpy_port.start_native([script], tmp, maps=city.maps(), cwd=None, heap=BOARD_HEAP)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("OFFLINE "), first + proc.stderr.read()[-2000:]
+        depth, closed, alloc = (int(x) for x in first.split()[1:])
+        city.start_broker()
+        col = city.collect(depth, 240)  # stops once every queued summary has arrived
+        time.sleep(0.5)  # the collector subscribes before the board speaks
+        (city.device / "go").write_text("")
+        out, err = proc.communicate(timeout=300)
+        closed, delivered, left, net_errors, alloc, free = parse_board(first + out, err)
+        records, cerr = collected(col, timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        city.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return depth, closed, delivered, left, records
+
+
+@pytest.mark.parametrize("offline", [1100] if SOAK else [150])
+def test_offline_then_flush_all_over_tls_under_the_cap(tmp_path, offline):
+    depth, closed, delivered, left, records = _offline_then_flush(tmp_path, offline)
+    assert depth >= min(offline, 1000), depth  # queued on flash while the broker was away
+    assert left == 0 and delivered >= depth, (delivered, left)
+    got = sorted(r["seq"] for r in records if r.get("event") == "summary")
+    assert len(got) >= depth, (len(got), depth)
+    assert not [r for r in records if r.get("event") == "rejected"]
