@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from agent.errors import AgentError, ConfigError, DecodeError
-from provisioning.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, ProvisioningError
+from provisioning.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, EnvironmentProblem, ProvisioningError
 from provisioning.cli.output import Output
 
 DESCRIPTION = """civicmote: a privacy-first agent for city sensors.
@@ -21,13 +21,47 @@ Devices aggregate and anonymise at the edge and sign every summary; this tool ma
 identities, runs the agent on Linux and verifies what devices publish."""
 
 
-def _modules():
-    from provisioning.cli import (batch, board, broker_config, ca, collect, device, flash, label, manifest, provision,
-                                registry, run, sensors, verify, web)
+# The order of `civicmote --help`: a technician's path first, then the city side.
+COMMANDS = ("device", "sensors", "manifest", "flash", "provision", "board", "batch", "label", "ca", "registry",
+            "broker_config", "run", "collect", "web", "verify")
 
-    # The order of `civicmote --help`: a technician's path first, then the city side.
-    return (device, sensors, manifest, flash, provision, board, batch, label, ca, registry, broker_config, run,
-            collect, web, verify)
+
+def _modules():
+    return tuple(_command_module(name) for name in COMMANDS)
+
+
+def _command_module(name):
+    """One command module. A Linux device provisioned over ssh has only the standard library
+    (docs/provisioning.md), so a command whose host-side packages are missing there (the city's
+    `cryptography`, `flask`, ...) stays listed and says what it needs instead of taking the
+    device's own commands (`device`, `run`) down with it. Our own import errors still raise."""
+    from importlib import import_module
+
+    try:
+        return import_module("provisioning.cli." + name)
+    except ModuleNotFoundError as e:
+        missing = (e.name or "").split(".")[0]
+        if not missing or missing in ("agent", "provisioning"):
+            raise
+        return _Unavailable(name.replace("_", "-"), missing)
+
+
+class _Unavailable:
+    """A stand-in for a command whose Python packages are not installed here."""
+
+    def __init__(self, command, package):
+        self.command = command
+        self.package = package
+
+    def register(self, sub, common):
+        p = sub.add_parser(self.command, parents=[common], help="(not available here: needs %s)" % self.package,
+                           add_help=False)
+        p.set_defaults(handler=self.refuse, unavailable=True)
+
+    def refuse(self, out, args):
+        raise EnvironmentProblem("'%s' needs the Python package '%s', which is not installed here; it runs on the "
+                                 "provisioning host or the city's servers (pip install civicmote there)"
+                                 % (self.command, self.package))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,7 +97,9 @@ def _version():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "unavailable", False):  # an unavailable command takes any arguments
+        parser.error("unrecognized arguments: %s" % " ".join(extra))
     out = Output(getattr(args, "json", False))
     handler = getattr(args, "handler", None)
     if handler is None:
