@@ -23,7 +23,7 @@ except what the device itself announces.
 import time
 
 from agent.core import cose, summary
-from provisioning.city.store import Store
+from provisioning.city.store_pg import open_store
 from provisioning.city.verifier import verify_message
 
 DEFAULT_PREFIX = "civicmote/v1"
@@ -48,7 +48,8 @@ def parse_topic(topic, prefix=DEFAULT_PREFIX):
 class _Device:
     """What the collector remembers of one device between messages (rebuilt from the store)."""
 
-    def __init__(self, store, dev):
+    def __init__(self, store, dev, version):
+        self.version = version  # the device's `received` counter when this was read
         row = store.device(dev) or {}
         self.high = row.get("last_seq")  # highest accepted seq, None before the first
         self.mh = row.get("mh")
@@ -61,7 +62,9 @@ class Collector:
     """Collector(keyring, store_path=None, prefix="civicmote/v1").
 
     keyring: a provisioning.city.verifier.KeyRing. store_path: the SQLite file (None: in memory,
-    so de-duplication then lasts only as long as this object). clock() -> Unix seconds, used
+    so de-duplication then lasts only as long as this object), or a postgresql:// URL. Several
+    collectors may share one store (N processes on one stream): each message's judgement locks
+    its device in the store and starts from what the store holds, not from this process' memory. clock() -> Unix seconds, used
     when handle() is not told when the message arrived.
     """
 
@@ -69,7 +72,7 @@ class Collector:
         self.keyring = keyring
         self.prefix = prefix
         self.clock = clock
-        self.store = Store(store_path)
+        self.store = open_store(store_path)
         self._devices = {}
 
     def handle(self, topic, payload, received_at=None):
@@ -109,10 +112,17 @@ class Collector:
 
     # -- one message ---------------------------------------------------------------------
     def _device(self, dev):
+        """The device's state, locked for this transaction; re-read when another collector (or
+        a rejection) recorded a message of it since we last looked."""
+        version = self.store.lock_device(dev)
         st = self._devices.get(dev)
-        if st is None:
-            st = self._devices[dev] = _Device(self.store, dev)
+        if st is None or st.version != version:
+            st = self._devices[dev] = _Device(self.store, dev, version)
         return st
+
+    @staticmethod
+    def _counted(st):
+        st.version = (st.version or 0) + 1  # store.count() added one to `received`
 
     def _known(self, dev):
         return dev in self.keyring.keys or dev in self.keyring.refused
@@ -147,21 +157,23 @@ class Collector:
 
     def _manifest(self, dev, district, manifest, message, now):
         mh = summary.manifest_hash(cose.decode1(message).payload)
-        self.store.count(dev, district, now, len(message), manifests=1)
-        new = self.store.add_manifest(dev, mh, manifest, message, now)
         st = self._device(dev)
+        self.store.count(dev, district, now, len(message), manifests=1)
+        self._counted(st)
+        new = self.store.add_manifest(dev, mh, manifest, message, now)
         st.mh, st.manifest = mh, manifest
         return [{"event": "manifest", "device_id": dev, "district": district, "mh": mh.hex(), "new": new,
                  "manifest": manifest}]
 
     def _summary(self, dev, district, s, topic, message, now):
         seq = s["seq"]
+        st = self._device(dev)
         stored = self.store.summary_payload(dev, seq)
         if stored is not None:
             self.store.count(dev, district, now, len(message), duplicates=1)
+            self._counted(st)
             conflict = stored != message and cose.decode1(stored).payload != cose.decode1(message).payload
             return [{"event": "duplicate", "device_id": dev, "seq": seq, "conflict": conflict}]
-        st = self._device(dev)
         events = []
         if "gap" in s:
             # A device announces its drops again in every summary until one of those summaries is
@@ -188,6 +200,7 @@ class Collector:
         mh_ok = None if st.mh is None else s["mh"] == st.mh
         self.store.add_summary(s, mh_ok, topic, now, message)
         self.store.count(dev, district, now, len(message), accepted=1)
+        self._counted(st)
         if st.high is None or seq > st.high:
             st.high = seq
             self.store.set_last_seq(dev, seq)

@@ -70,7 +70,8 @@ class Store:
     def __init__(self, path=None):
         self.path = path
         try:
-            self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+            # timeout: how long BEGIN IMMEDIATE waits while another collector process writes
+            self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None, timeout=60)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
             self.db.executescript(SCHEMA)
@@ -90,6 +91,12 @@ class Store:
         return _Transaction(self)
 
     # -- devices -------------------------------------------------------------------------
+    def lock_device(self, dev):
+        """Inside a transaction (which here holds the whole file): -> the device's `received`
+        counter (None if never seen), which every message of the device increases."""
+        row = self.db.execute("SELECT received FROM devices WHERE device_id=?", (dev,)).fetchone()
+        return None if row is None else row[0]
+
     def device(self, dev):
         """The device's row as a dict, or None."""
         cur = self.db.execute("SELECT device_id, district, received, accepted, duplicates, rejected, manifests, "
