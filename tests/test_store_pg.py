@@ -189,3 +189,34 @@ def test_redact_hides_the_password():
     assert redact("postgresql://city:pw@db:5432/x") == "postgresql://city:***@db:5432/x"
     assert redact("postgresql://db/x") == "postgresql://db/x"
     assert os.path.basename(redact("postgresql://u@h/db")) == "db"
+
+
+def test_outstanding_gaps_do_not_depend_on_arrival_order(pg):
+    """The events say what each summary revealed when it came; the settled view (open_gaps) is
+    computed from the store and is the same for any order and any number of collectors."""
+    ring, msgs = scripted_stream(seed=5, devices=2)
+    ref = Collector(ring, None)
+    run([ref], msgs)
+    want = {dev: d["open_gaps"] for dev, d in ref.devices().items()}
+    assert sorted({g["cause"] for gs in want.values() for g in gs}) == ["dropped-on-device", "missing",
+                                                                        "skipped-at-reboot"]
+    dev0 = sorted(want)[0]
+    assert [(g["first"], g["last"], g["cause"]) for g in want[dev0]] == [
+        (4, 5, "dropped-on-device"), (8, 9, "skipped-at-reboot"), (10, 11, "missing")]  # 6 came late
+    shuffled = list(msgs)
+    random.Random(9).shuffle(shuffled)
+    url = pg.new_database()
+    pair = [Collector(ring, url) for _ in range(2)]
+    run(pair, shuffled)
+    assert {dev: d["open_gaps"] for dev, d in pair[0].devices().items()} == want
+    for c in pair + [ref]:
+        c.close()
+
+
+def test_outstanding_ranges_cost_nothing_for_huge_announcements():
+    from provisioning.city.gaps import outstanding
+
+    got = outstanding([(1, None, None), (2 ** 40, None, [2 ** 40, 2, 2 ** 40 - 1])])
+    assert got == [{"first": 2, "last": 2 ** 40 - 1, "count": 2 ** 40 - 2, "cause": "dropped-on-device"}]
+    assert outstanding([]) == []
+    assert outstanding([(5, 3, None)]) == []  # a first summary after a reboot: the baseline

@@ -23,6 +23,7 @@ except what the device itself announces.
 import time
 
 from agent.core import cose, summary
+from provisioning.city import gaps
 from provisioning.city.store_pg import open_store
 from provisioning.city.verifier import verify_message
 
@@ -89,7 +90,8 @@ class Collector:
 
     def devices(self):
         """{device_id: {district, received, accepted, duplicates, rejected, manifests, bytes,
-        last_seq, mh (hex or None), manifest (decoded dict or None), gaps [dicts]}}."""
+        last_seq, mh (hex or None), manifest (decoded dict or None), gaps [dicts] (as found, in
+        that order), open_gaps [dicts] (what is still not stored, from the store: gaps.outstanding)}}."""
         out = {}
         with self.store.lock:
             for dev in self.store.device_ids():
@@ -98,6 +100,7 @@ class Collector:
                 row["mh"] = row["mh"].hex() if row["mh"] is not None else None
                 row["manifest"] = st.manifest
                 row["gaps"] = [dict(g) for g in st.gaps]
+                row["open_gaps"] = gaps.outstanding(self.store.marks(dev))
                 del row["device_id"]
                 out[dev] = row
         return out

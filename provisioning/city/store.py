@@ -143,6 +143,11 @@ class Store:
              None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
              to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
 
+    def marks(self, dev):
+        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries (gaps.outstanding)."""
+        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=? ORDER BY seq", (dev,))
+        return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in cur]
+
     def seqs(self, dev):
         """Stored seqs of a device, ascending."""
         return [r[0] for r in self.db.execute("SELECT seq FROM summaries WHERE device_id=? ORDER BY seq", (dev,))]

@@ -52,6 +52,15 @@ def open_store(target=None):
     return PgStore(target) if is_url(target) else Store(target)
 
 
+def driver_errors():
+    """The database driver's exception classes (for callers turning them into one-line errors)."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.Error,)
+
+
 def is_url(s):
     return isinstance(s, str) and (s.startswith("postgresql://") or s.startswith("postgres://"))
 
@@ -150,6 +159,11 @@ class PgStore:
             (s["dev"], s["seq"], s["t0"], s["t1"], to_json(s["m"]), bytes(s["mh"]),
              None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
              to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
+
+    def marks(self, dev):
+        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries (gaps.outstanding)."""
+        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=%s ORDER BY seq", (dev,))
+        return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in cur]
 
     def seqs(self, dev):
         return [r[0] for r in self.db.execute("SELECT seq FROM summaries WHERE device_id=%s ORDER BY seq", (dev,))]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from provisioning import broker_url
 from provisioning.device import devicedir
+from provisioning.city import store_pg
 from provisioning.city.collector import DEFAULT_PREFIX, Collector
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_FAILED, EnvironmentProblem, UsageError
@@ -33,7 +34,11 @@ def register(sub, common):
     keys.add_argument("--registry", metavar="FILE", help="registry export (civicmote registry export --json)")
     keys.add_argument("--device-dir", metavar="DIR", nargs="+", action="extend",
                       help="trust these (simulated) devices' public keys instead of a registry")
-    p.add_argument("--store", metavar="FILE", help="SQLite store (default: in memory, forgotten at exit)")
+    p.add_argument("--store", metavar="FILE|URL", help="SQLite store file, or a postgresql://USER@HOST/DB URL "
+                   "(several collectors may share one; default: in memory, forgotten at exit)")
+    p.add_argument("--share", metavar="GROUP", help="one of N collectors sharing the stream: subscribe through the "
+                   "MQTT shared subscription $share/GROUP/..., so the broker gives each message to one of the "
+                   "group; give each its own --client-id and the same --store")
     p.add_argument("--tls-ca", metavar="FILE", help="CA that signed the broker's certificate (mqtts)")
     p.add_argument("--tls-cert", metavar="FILE", help="the collector's client certificate (e.g. collector.crt "
                    "from civicmote broker-config)")
@@ -125,6 +130,11 @@ def do_collect(out, args):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise UsageError("--%s must be positive" % name.replace("_", "-"))
+    if args.share is not None and (not args.share or any(ch in args.share for ch in "/+#")):
+        raise UsageError("--share %r: a group name has no '/', '+' or '#'" % args.share)
+    if args.share and args.client_id == DEFAULT_CLIENT_ID:
+        raise UsageError("--share needs a --client-id of this collector's own (e.g. %s-1), kept across restarts"
+                         % DEFAULT_CLIENT_ID)
     tls = tls_from_args(args, use_tls)
     ring = keyring_from_args(args)
     collector = Collector(ring, args.store, prefix=args.prefix)
@@ -146,6 +156,8 @@ def do_collect(out, args):
     from provisioning.city.subscription import Subscription
 
     topics = ["%s/+/+/summary" % args.prefix, "%s/+/+/manifest" % args.prefix]
+    if args.share:
+        topics = ["$share/%s/%s" % (args.share, t) for t in topics]
     sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -174,7 +186,7 @@ def do_collect(out, args):
                 stop.reason = "duration"
             elif args.idle and now - max(start, clock["last"]) >= args.idle:
                 stop.reason = "idle"
-    except (OSError, sqlite3.Error) as e:
+    except (OSError, sqlite3.Error) + store_pg.driver_errors() as e:
         raise EnvironmentProblem("collector: %s" % e)
     finally:
         for sig, handler in previous.items():
