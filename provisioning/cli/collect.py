@@ -29,7 +29,8 @@ def register(sub, common):
                     "(device, seq), also across restarts, and report gaps: summaries a device dropped and "
                     "announced, seqs skipped at a reboot, and seqs missing. One line per event (JSON lines "
                     "with --json).\n\n" + EXIT_HELP)
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT, or a "
+                   "RabbitMQ cluster: amqps://HOST:PORT[,HOST:PORT...] (its nodes; collectors share its queue)")
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--registry", metavar="FILE", help="registry export (civicmote registry export --json)")
     keys.add_argument("--device-dir", metavar="DIR", nargs="+", action="extend",
@@ -124,8 +125,25 @@ class _Stop:
         self.reason = "signal"
 
 
+def parse_amqps(url):
+    """[(host, port)] of amqps://HOST:PORT[,HOST:PORT...]."""
+    nodes = []
+    for part in url[len("amqps://"):].rstrip("/").split(","):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError("--broker %s: expected amqps://HOST:PORT[,HOST:PORT...]" % url)
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
 def do_collect(out, args):
-    host, port, use_tls = broker_url.parse(args.broker)
+    amqp_nodes = parse_amqps(args.broker) if args.broker.startswith("amqps://") else None
+    if amqp_nodes:
+        host, port, use_tls = amqp_nodes[0][0], amqp_nodes[0][1], True
+        if args.share:
+            raise UsageError("--share is for MQTT brokers; collectors on amqps:// already share its queue")
+    else:
+        host, port, use_tls = broker_url.parse(args.broker)
     for name in ("count", "duration", "idle", "connect_timeout"):
         v = getattr(args, name)
         if v is not None and v <= 0:
@@ -158,7 +176,14 @@ def do_collect(out, args):
     topics = ["%s/+/+/summary" % args.prefix, "%s/+/+/manifest" % args.prefix]
     if args.share:
         topics = ["$share/%s/%s" % (args.share, t) for t in topics]
-    sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
+    if amqp_nodes:
+        from provisioning.city.amqp_subscription import AmqpSubscription
+
+        if not (tls.get("certfile") and tls.get("cafile")):
+            raise UsageError("an amqps:// broker needs --tls-ca, --tls-cert and --tls-key (the collector's identity)")
+        sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
+    else:
+        sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

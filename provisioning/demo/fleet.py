@@ -153,12 +153,14 @@ async def _connect(city, d, host, port, gate, timeout):
 
 
 async def publish(city, host, port, rate, per_device, timeout=30.0, handshakes=64):
-    """Connect every device (mutual TLS), send its manifest, then `per_device` summaries each at a
-    total of `rate` per second, spread evenly. -> {"sent": {(dev, seq): (published_at, acked_at)},
+    """Connect every device (mutual TLS; `port` may be a list: device i uses port[i % len]), send
+    its manifest, then `per_device` summaries each at a total of `rate` per second, spread evenly. -> {"sent": {(dev, seq): (published_at, acked_at)},
     "errors": [str], "connect_s": s, "publish_s": s}."""
     gate = asyncio.Semaphore(handshakes)
     t = time.monotonic()
-    conns = await asyncio.gather(*[_connect(city, d, host, port, gate, timeout) for d in city.devices],
+    ports = port if isinstance(port, (list, tuple)) else [port]  # a cluster: devices spread over its nodes
+    conns = await asyncio.gather(*[_connect(city, d, host, ports[i % len(ports)], gate, timeout)
+                                   for i, d in enumerate(city.devices)],
                                  return_exceptions=True)
     connect_s = time.monotonic() - t
     errors = ["%s: %s" % (d.dev, c) for d, c in zip(city.devices, conns) if isinstance(c, BaseException)]

@@ -57,11 +57,15 @@ def percentile(values, p):
 
 def _reap(proc, sig=signal.SIGTERM, timeout=20.0):
     """Stop a child and return its CPU seconds (user + system), from wait4's rusage."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
+    if proc.returncode is not None:
+        return 0.0  # already reaped (it died early): its CPU is unknown
+    proc.send_signal(sig)
     end = time.monotonic() + timeout
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            return 0.0
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
             return usage.ru_utime + usage.ru_stime
