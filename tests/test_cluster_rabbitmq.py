@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from cli_helpers import json_lines
 from pg import PgServer
 from rabbit import RabbitCluster, rabbit_nodes
 
@@ -40,9 +41,10 @@ def cluster(tmp_path_factory):
 
 def _collectors(city, rc, store, n, folder):
     b = city.folder.parent / "broker"
-    url = "amqps://" + ",".join("localhost:%d" % node["amqps"] for node in rc.nodes)
     procs = []
-    for i in range(n):
+    for i in range(n):  # collector 0 starts on node 2, the one to be killed: it must move to another
+        order = rc.nodes[2 - i:] + rc.nodes[:2 - i]
+        url = "amqps://" + ",".join("localhost:%d" % node["amqps"] for node in order)
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "provisioning.cli", "collect", "--broker", url, "--registry", city.export,
              "--tls-ca", str(b / "ca.crt"), "--tls-cert", str(b / "collector.crt"), "--tls-key",
@@ -84,6 +86,9 @@ def test_node_killed_mid_run_loses_no_acknowledged_summary(cluster, tmp_path):
     try:
         procs = _collectors(city, rc, store, 2, tmp_path)
         fleet = FleetCity(city.folder, city.devices[:DEVICES], city.ca)
+        r = rc.ctl(0, "list_queues", "name", "type", "members", "--quiet")
+        assert cluster_config.QUEUE in r.stdout and "quorum" in r.stdout, r.stdout
+        assert all(n["name"] in r.stdout for n in rc.nodes), r.stdout  # replicated on all three nodes
         killer = threading.Timer(2.0, rc.kill, args=(2,))
         killer.start()
         ports = [n["mqtts"] for n in rc.nodes]
@@ -109,5 +114,8 @@ def test_node_killed_mid_run_loses_no_acknowledged_summary(cluster, tmp_path):
     stored = [(r[0], r[1]) for r in rows]
     assert len(stored) == len(set(stored))  # exactly once
     assert set(sent) <= set(stored), "acknowledged but not stored: %s" % sorted(set(sent) - set(stored))[:5]
+    accepted = []
     for i, p in enumerate(procs):
         assert p.returncode == 0, (tmp_path / ("c%d.err" % i)).read_text()[-1500:]
+        accepted.append(json_lines((tmp_path / ("c%d.out" % i)).read_text())[-1]["accepted"])
+    assert sum(accepted) == len(stored) and min(accepted) > 0  # the queue's messages were shared
