@@ -72,3 +72,16 @@ def test_share_needs_a_group_and_own_client_id(tmp_path, capsys):
     assert code == 2 and "--share needs a --client-id" in err
     code, _, err = cli(capsys, *base, "--share", "a/b", "--client-id", "c1")
     assert code == 2 and "--share 'a/b'" in err
+
+
+def test_amqps_broker_urls(tmp_path, capsys):
+    d = tmp_path / "dev"
+    make_device(d)
+    capsys.readouterr()
+    code, _, err = cli(capsys, "collect", "--broker", "amqps://city1", "--device-dir", d)
+    assert code == 2 and "expected amqps://HOST:PORT" in err
+    code, _, err = cli(capsys, "collect", "--broker", "amqps://city1:5671,city2:5671", "--device-dir", d,
+                       "--share", "g", "--client-id", "c1")
+    assert code == 2 and "already share its queue" in err
+    code, _, err = cli(capsys, "collect", "--broker", "amqps://city1:5671", "--device-dir", d)
+    assert code == 2 and "needs --tls-ca, --tls-cert and --tls-key" in err
