@@ -65,7 +65,7 @@ def test_restarted_collector_gets_what_it_missed_and_drops_duplicates(tmp_path, 
         code, out, err = cli(capsys, *args, "--count", "1", "--duration", "0.5")
         assert code == 1, err
         assert json_lines(out)[-1] == {"event": "stopped", "reason": "duration", "accepted": 0, "duplicates": 0,
-                                       "rejected": 0, "gaps": 0}
+                                       "rejected": 0, "held": 0, "gaps": 0}
         # While the collector is away, the device publishes three summaries: the broker queues them.
         sent = [signed_summary(d, "north", seq) for seq in (1, 2, 3)]
         _publish(b.port, [(topic, msg) for _, topic, msg in sent])
@@ -82,7 +82,7 @@ def test_restarted_collector_gets_what_it_missed_and_drops_duplicates(tmp_path, 
         events = json_lines(out)
         assert [(e["event"], e.get("seq")) for e in events] == [("duplicate", 3), ("rejected", None), ("summary", 4),
                                                                  ("stopped", None)]
-        assert events[1]["topic"] == topic and "trailing bytes" in events[1]["reason"]
+        assert events[1]["topic"] == topic and "COSE_Sign1: expected CBOR tag 18" in events[1]["reason"]
 
 
 @pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto not installed (make broker-deps)")

@@ -61,12 +61,15 @@ def test_demo_falls_back_to_the_embedded_broker():
 # -- the embedded broker enforces broker-config's rules ------------------------------------------
 
 def test_acl_follows_mosquitto_rules_for_broker_config_lines():
-    records = [{"device_id": "dev-a", "status": "active"}, {"device_id": "dev-b", "status": "active"},
-               {"device_id": "dev-old", "status": "revoked"}]
+    records = [{"device_id": "dev-a", "status": "active", "district": "north"},
+               {"device_id": "dev-b", "status": "active", "district": "south"},
+               {"device_id": "dev-old", "status": "revoked", "district": "north"}]
     acl = Acl(acl_text(records))
     ok = acl.allowed
     assert ok("dev-a", "dev-a", "civicmote/v1/north/dev-a/summary", "write")
     assert not ok("dev-a", "dev-a", "civicmote/v1/north/dev-b/summary", "write")
+    assert not ok("dev-a", "dev-a", "civicmote/v1/south/dev-a/summary", "write")  # only its registered district
+    assert ok("dev-b", "dev-b", "civicmote/v1/south/dev-b/manifest", "write")
     assert not ok("dev-a", "dev-a", "civicmote/v1/north/dev-a/summary", "read")  # devices read nothing
     assert not ok("dev-a", "dev-a", "civicmote/v1/#", "read")
     assert not ok("dev-old", "dev-old", "civicmote/v1/north/dev-old/summary", "write")  # deny beats the pattern

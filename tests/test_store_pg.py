@@ -88,7 +88,7 @@ def record_of(c):
 
 def run(collectors, msgs):
     for i, (topic, payload) in enumerate(msgs):
-        collectors[i % len(collectors)].handle(topic, payload, received_at=T0 + i)
+        collectors[i % len(collectors)].handle(topic, payload, received_at=T0 + 100000 + i)
 
 
 def test_postgresql_records_exactly_what_sqlite_records(pg, tmp_path):
@@ -220,3 +220,31 @@ def test_outstanding_ranges_cost_nothing_for_huge_announcements():
     assert got == [{"first": 2, "last": 2 ** 40 - 1, "count": 2 ** 40 - 2, "cause": "dropped-on-device"}]
     assert outstanding([]) == []
     assert outstanding([(5, 3, None)]) == []  # a first summary after a reboot: the baseline
+
+
+def test_held_and_bounded_rejections_on_postgresql(pg):
+    """A summary of a device not in the registry yet is held in PostgreSQL and judged once the
+    registry knows it, once even when two collectors sharing the store both look; rejected
+    messages are bounded per device as in SQLite."""
+    from provisioning.city.store import MAX_REJECTED_PER_DEVICE
+
+    rng = random.Random(21)
+    newcomer = Signer(rng, "n")
+    url = pg.new_database()
+    pair = [Collector(KeyRing(), url) for _ in range(2)]
+    topic, payload = newcomer.summary(1)
+    assert [e["event"] for e in pair[0].handle(topic, payload, received_at=T0 + 100000)] == ["held"]
+    ring = KeyRing()
+    ring.add_public_key(newcomer.pub)
+    events = pair[0].update_keyring(ring) + pair[1].update_keyring(ring)
+    assert [e["event"] for e in events] == ["summary"]
+    assert pair[1].devices()[newcomer.dev]["accepted"] == 1 and pair[1].devices()[newcomer.dev]["duplicates"] == 0
+    s = pair[0].store
+    with s.transaction():
+        for i in range(MAX_REJECTED_PER_DEVICE + 5):
+            s.add_rejected("t/%d" % i, newcomer.dev, "r", b"x" * 10000, T0 + i)
+    kept = [r for r in s.rejected() if r["device_id"] == newcomer.dev]
+    assert len(kept) == MAX_REJECTED_PER_DEVICE and kept[-1]["topic"] == "t/%d" % (MAX_REJECTED_PER_DEVICE + 4)
+    assert max(len(bytes(r[0])) for r in s.db.execute("SELECT message FROM rejected")) <= 4096
+    for c in pair:
+        c.close()

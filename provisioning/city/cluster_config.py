@@ -106,30 +106,33 @@ def sync_script(d, records):
 
 def write(authority, records, out_dir, nodes=None, hosts=()):
     """Write the cluster's folder; returns a summary dict. records: registry records (all statuses)."""
-    from provisioning.pki.ca import cert_serial
     import datetime
+
+    from provisioning import files
+    from provisioning.pki.ca import cert_serial
 
     nodes = nodes or [parse_node("rabbit")]
     d = Path(out_dir)
+    now = datetime.datetime.now(datetime.timezone.utc)
     try:
-        d.mkdir(parents=True, exist_ok=True)
+        files.make_dir(d, 0o755)
         sans = broker_config._san_list(list(hosts) + [n["name"].split("@", 1)[1] for n in nodes])
         new_server = broker_config._keep_or_issue(authority, d / "server.crt", d / "server.key",
-                                                  broker_config.BROKER_CN, "server", sans)
+                                                  broker_config.BROKER_CN, "server", sans, None, 0o600, now)
         new_collector = broker_config._keep_or_issue(authority, d / "collector.crt", d / "collector.key",
-                                                     broker_config.COLLECTOR_CN, "client", [])
+                                                     broker_config.COLLECTOR_CN, "client", [], None, 0o600, now)
         refused = [(cert_serial(r["certificate"]),
                     datetime.datetime.fromtimestamp(r["updated"], datetime.timezone.utc), r["status"] == "disabled")
                    for r in records if r["status"] != "active" and r.get("certificate")]
-        w = broker_config._write
-        w(d / "ca.crt", authority.pem)
-        w(d / "crl.pem", authority.crl(refused))
-        w(d / "definitions.json", json.dumps(definitions(records), indent=1, sort_keys=True).encode())
-        w(d / "enabled_plugins", PLUGINS.encode())
-        w(d / "sync-users.sh", sync_script(d, records).encode())
+        w = files.write_file
+        w(d / "ca.crt", authority.pem, 0o644)
+        w(d / "crl.pem", authority.crl(refused, now=now), 0o644)
+        w(d / "definitions.json", json.dumps(definitions(records), indent=1, sort_keys=True).encode(), 0o640)
+        w(d / "enabled_plugins", PLUGINS.encode(), 0o644)
+        w(d / "sync-users.sh", sync_script(d, records).encode(), 0o750)
         for n in nodes:
-            (d / n["name"]).mkdir(exist_ok=True)
-            w(d / n["name"] / "rabbitmq.conf", conf_text(d, n, nodes).encode())
+            files.make_dir(d / n["name"], 0o755)
+            w(d / n["name"] / "rabbitmq.conf", conf_text(d, n, nodes).encode(), 0o640)
     except OSError as e:
         raise EnvironmentProblem("%s: cannot write the cluster configuration (%s)" % (d, e.strerror))
     return {"out": str(d.absolute()), "kind": "rabbitmq", "nodes": [n["name"] for n in nodes],

@@ -7,7 +7,18 @@ event dicts, after recording it in the store in one transaction:
     {"event": "manifest", "device_id", "district", "mh", "new", "manifest"}
     {"event": "duplicate", "device_id", "seq", "conflict"}
     {"event": "rejected", "device_id" (None if no known device), "topic", "reason"}
+    {"event": "held", "device_id", "topic", "reason"}     signer not in the registry yet
     {"event": "gap", "device_id", "first", "last", "count", "cause", "reported_by"}
+
+It never raises for what a device sent: every message that fails a check, or that the
+collector cannot judge at all, is rejected with a reason and recorded (bounded, see
+city/store.py), so the subscriber acknowledges it and other devices' data keeps flowing. It
+raises only when the store fails; then nothing of the message is recorded and the message
+must not be acknowledged.
+
+The district is the registry's: a message published under another district is rejected, and
+a device's district never follows a topic. A message signed by a device the key ring does not
+know yet is held; `update_keyring(ring)` judges what was held for the devices it now knows.
 
 Gap causes, per device, judged when a summary arrives (see docs/delivery.md, "The collector"):
 - dropped-on-device: the summary's own `gap` [count, first, last]: the device's outbox was full
@@ -20,10 +31,12 @@ Gap causes, per device, judged when a summary arrives (see docs/delivery.md, "Th
 The first summary ever seen from a device sets its baseline: nothing before it is reported
 except what the device itself announces.
 """
+import sqlite3
 import time
 
-from agent.core import cose, summary
-from provisioning.city import gaps
+from provisioning.city import gaps, store_pg
+from provisioning.city.envelope import open_envelope
+from provisioning.city.schema import MAX_AHEAD
 from provisioning.city.store_pg import open_store
 from provisioning.city.verifier import verify_message
 
@@ -52,6 +65,7 @@ class _Device:
     def __init__(self, store, dev, version):
         self.version = version  # the device's `received` counter when this was read
         row = store.device(dev) or {}
+        self.district = row.get("district")
         self.high = row.get("last_seq")  # highest accepted seq, None before the first
         self.mh = row.get("mh")
         self.manifest = store.manifest(dev, self.mh) if self.mh is not None else None
@@ -60,19 +74,22 @@ class _Device:
 
 
 class Collector:
-    """Collector(keyring, store_path=None, prefix="civicmote/v1").
+    """Collector(keyring, store_path=None, prefix="civicmote/v1", clock=time.time, max_ahead=3600).
 
     keyring: a provisioning.city.verifier.KeyRing. store_path: the SQLite file (None: in memory,
     so de-duplication then lasts only as long as this object), or a postgresql:// URL. Several
     collectors may share one store (N processes on one stream): each message's judgement locks
-    its device in the store and starts from what the store holds, not from this process' memory. clock() -> Unix seconds, used
-    when handle() is not told when the message arrived.
+    its device in the store and starts from what the store holds, not from this process' memory.
+    clock() -> Unix seconds, used
+    when handle() is not told when the message arrived. max_ahead: seconds a window may end
+    after its arrival before it counts as from the future.
     """
 
-    def __init__(self, keyring, store_path=None, prefix=DEFAULT_PREFIX, clock=time.time):
+    def __init__(self, keyring, store_path=None, prefix=DEFAULT_PREFIX, clock=time.time, max_ahead=MAX_AHEAD):
         self.keyring = keyring
         self.prefix = prefix
         self.clock = clock
+        self.max_ahead = max_ahead
         self.store = open_store(store_path)
         self._devices = {}
 
@@ -80,13 +97,42 @@ class Collector:
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
         (then nothing of this message is recorded and it should not be acknowledged)."""
         now = self.clock() if received_at is None else received_at
-        payload = bytes(payload)
+        return self._record(topic, bytes(payload), now, None)
+
+    def update_keyring(self, keyring, received_at=None):
+        """Use a new key ring (the registry changed) and judge every message held for a device it
+        now knows, oldest first; -> [event dicts]. Raises only if the store fails."""
+        self.keyring = keyring
+        self._devices.clear()  # districts may have changed
+        events = []
+        with self.store.lock:
+            waiting = [dev for dev in self.store.held_devices() if keyring.knows(dev)]
+        for dev in waiting:
+            while True:
+                with self.store.lock:
+                    batch = self.store.take_held(dev)
+                if not batch:
+                    break
+                for held_id, topic, message, at in batch:
+                    events += self._record(topic, message, at, held_id)
+        return events
+
+    def _record(self, topic, payload, now, held_id):
         try:
             with self.store.transaction():
+                if held_id is not None and not self.store.drop_held(held_id):
+                    return []  # another collector sharing the store judged it already
                 return self._handle(topic, payload, now)
-        except BaseException:
+        except (sqlite3.Error, OSError, MemoryError) + store_pg.driver_errors():
             self._devices.clear()  # the transaction rolled back: forget what memory learnt from it
             raise
+        except Exception as e:  # a defect of ours must not stop the city: reject the message, loudly
+            self._devices.clear()
+            with self.store.transaction():
+                if held_id is not None:
+                    self.store.drop_held(held_id)
+                return self._reject(topic, None, "the collector could not judge this message (%s: %s)"
+                                    % (type(e).__name__, str(e)[:200]), payload, now)
 
     def devices(self):
         """{device_id: {district, received, accepted, duplicates, rejected, manifests, bytes,
@@ -127,44 +173,52 @@ class Collector:
     def _counted(st):
         st.version = (st.version or 0) + 1  # store.count() added one to `received`
 
-    def _known(self, dev):
-        return dev in self.keyring.keys or dev in self.keyring.refused
-
     def _handle(self, topic, payload, now):
         parsed = parse_topic(topic, self.prefix)
         if parsed is not None and parsed[2] in IGNORED_KINDS:
             return []
+        topic_dev = parsed[1] if parsed else None
+        owner = topic_dev if topic_dev is not None and self.keyring.knows(topic_dev) else None
         if parsed is None or parsed[2] not in KINDS:
-            return self._reject(topic, None, None, "topic %r is not %s/{district}/{device_id}/summary or /manifest"
-                                % (topic, self.prefix), payload, now)
-        district, topic_dev, kind = parsed
-        v = verify_message(payload, self.keyring)
-        if not v.ok:
-            owner = topic_dev if self._known(topic_dev) else None
-            return self._reject(topic, owner, district if owner else None, v.reason, payload, now)
-        if v.device_id != topic_dev:
-            return self._reject(topic, v.device_id, None, "signed by %s but published on the topic of %s"
+            return self._reject(topic, owner, "topic %r is not %s/{district}/{device_id}/summary or /manifest"
+                                % (topic[:200], self.prefix), payload, now)
+        district, _, kind = parsed
+        v = verify_message(payload, self.keyring, now, self.max_ahead)
+        if v.unknown and v.device_id == topic_dev:
+            reason = "signed by %s, not in the registry yet: held until it is" % topic_dev
+            if self.store.hold(topic, topic_dev, payload, now):
+                return [{"event": "held", "device_id": topic_dev, "topic": topic, "reason": reason}]
+            return self._reject(topic, None, reason.split(":")[0] + ", and too many of its messages are held "
+                                "already", payload, now)
+        if v.device_id is not None and v.device_id != topic_dev:
+            return self._reject(topic, owner, "signed by %s but published on the topic of %s"
                                 % (v.device_id, topic_dev), payload, now)
+        if not v.ok:
+            return self._reject(topic, owner, v.reason, payload, now)
+        dev = v.device_id
+        st = self._device(dev)
+        filed = self.keyring.districts.get(dev) or st.district or district
+        if district != filed:
+            return self._reject(topic, dev, "published under district %r, but %s is in district %r"
+                                % (district, dev, filed), payload, now)
         if v.kind != kind:
-            return self._reject(topic, v.device_id, district, "a %s published on the %s topic" % (v.kind, kind),
-                                payload, now)
+            return self._reject(topic, dev, "a %s published on the %s topic" % (v.kind, kind), payload, now)
         if kind == "manifest":
-            return self._manifest(v.device_id, district, v.payload, payload, now)
-        return self._summary(v.device_id, district, v.payload, topic, payload, now)
+            return self._manifest(dev, filed, v.payload, v.mh, payload, now)
+        return self._summary(dev, filed, v.payload, topic, payload, now)
 
-    def _reject(self, topic, dev, district, reason, payload, now):
+    def _reject(self, topic, dev, reason, payload, now):
         self.store.add_rejected(topic, dev, reason, payload, now)
         if dev is not None:
-            self.store.count(dev, district, now, len(payload), rejected=1)
+            self.store.count(dev, self.keyring.districts.get(dev), now, len(payload), rejected=1)
         return [{"event": "rejected", "device_id": dev, "topic": topic, "reason": reason}]
 
-    def _manifest(self, dev, district, manifest, message, now):
-        mh = summary.manifest_hash(cose.decode1(message).payload)
+    def _manifest(self, dev, district, manifest, mh, message, now):
         st = self._device(dev)
         self.store.count(dev, district, now, len(message), manifests=1)
         self._counted(st)
         new = self.store.add_manifest(dev, mh, manifest, message, now)
-        st.mh, st.manifest = mh, manifest
+        st.mh, st.manifest, st.district = mh, manifest, district
         return [{"event": "manifest", "device_id": dev, "district": district, "mh": mh.hex(), "new": new,
                  "manifest": manifest}]
 
@@ -175,7 +229,7 @@ class Collector:
         if stored is not None:
             self.store.count(dev, district, now, len(message), duplicates=1)
             self._counted(st)
-            conflict = stored != message and cose.decode1(stored).payload != cose.decode1(message).payload
+            conflict = stored != message and open_envelope(stored)[1] != open_envelope(message)[1]
             return [{"event": "duplicate", "device_id": dev, "seq": seq, "conflict": conflict}]
         events = []
         if "gap" in s:
@@ -204,6 +258,7 @@ class Collector:
         self.store.add_summary(s, mh_ok, topic, now, message)
         self.store.count(dev, district, now, len(message), accepted=1)
         self._counted(st)
+        st.district = district
         if st.high is None or seq > st.high:
             st.high = seq
             self.store.set_last_seq(dev, seq)

@@ -11,6 +11,11 @@ Schema version 1 (documented in docs/delivery.md, "The collector"):
                                                             PRIMARY KEY (device_id, mh)
     gaps       (id, device_id, first, last, count, cause, reported_by, received_at)
     rejected   (id, received_at, topic, device_id (NULL if unknown), reason, message BLOB)
+                the newest MAX_REJECTED_PER_DEVICE per device (and per NULL), each message cut
+                to MAX_STORED_MESSAGE bytes; devices.rejected still counts every one
+    held       (id, received_at, topic, device_id, message BLOB)   signed by a device not in
+                the registry yet: judged when the registry learns it (at most MAX_HELD_PER_DEVICE
+                per device, MAX_HELD in all)
 
 Every message is one transaction (`with store.transaction():`), so a crash leaves a message
 either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
@@ -22,7 +27,11 @@ import threading
 from provisioning.errors import EnvironmentProblem, UsageError
 
 SCHEMA_VERSION = 1
-MAX_STORED_MESSAGE = 16384  # bytes of a rejected message kept for inspection
+MAX_STORED_MESSAGE = 4096  # bytes of a rejected message kept for inspection
+MAX_REJECTED_PER_DEVICE = 100  # newest rejected messages kept per device (and for unknown senders)
+MAX_HELD_PER_DEVICE = 10000  # a month of 5-minute windows and then some
+MAX_HELD = 200000  # about 60 MB of summaries
+STORE_MODE = 0o640  # owner writes; a reader in the group (e.g. the web page) reads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +57,11 @@ CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, topic TEXT NOT NULL,
     device_id TEXT, reason TEXT NOT NULL, message BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS gaps_device ON gaps (device_id, first);
+CREATE INDEX IF NOT EXISTS rejected_device ON rejected (device_id, id);
+CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, received_at REAL NOT NULL, topic TEXT NOT NULL,
+    device_id TEXT NOT NULL, message BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS held_device ON held (device_id, id);
 """
 
 COUNTERS = ("received", "accepted", "duplicates", "rejected", "manifests", "bytes")
@@ -70,6 +84,10 @@ class Store:
     def __init__(self, path=None):
         self.path = path
         try:
+            if path:
+                from provisioning.files import own_file
+
+                own_file(path, STORE_MODE)
             # timeout: how long BEGIN IMMEDIATE waits while another collector process writes
             self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None, timeout=60)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -81,6 +99,8 @@ class Store:
             elif row[0] != str(SCHEMA_VERSION):
                 raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
                                  % (path, row[0], SCHEMA_VERSION))
+        except OSError as e:
+            raise EnvironmentProblem("%s: cannot open the collector store (%s)" % (path, e.strerror))
         except sqlite3.OperationalError as e:  # cannot open, locked, read-only, disk full
             raise EnvironmentProblem("%s: cannot open the collector store (%s)" % (path, e))
         except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
@@ -180,12 +200,42 @@ class Store:
         return [dict(zip(("first", "last", "count", "cause", "reported_by"), r)) for r in cur]
 
     def add_rejected(self, topic, dev, reason, message, now):
+        """Keep a rejected message (cut to MAX_STORED_MESSAGE bytes), dropping the device's oldest
+        beyond MAX_REJECTED_PER_DEVICE; dev None is the bucket of senders no registry knows."""
         self.db.execute("INSERT INTO rejected (received_at, topic, device_id, reason, message) VALUES (?, ?, ?, ?, ?)",
-                        (now, topic, dev, reason, bytes(message[:MAX_STORED_MESSAGE])))
+                        (now, topic[:512], dev, reason[:1024], bytes(message[:MAX_STORED_MESSAGE])))
+        self.db.execute("DELETE FROM rejected WHERE device_id IS ? AND id <= (SELECT id FROM rejected WHERE "
+                        "device_id IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)", (dev, dev, MAX_REJECTED_PER_DEVICE))
 
     def rejected(self):
         cur = self.db.execute("SELECT topic, device_id, reason FROM rejected ORDER BY id")
         return [dict(zip(("topic", "device_id", "reason"), r)) for r in cur]
+
+    # -- held (signer not in the registry yet) --------------------------------------------
+    def hold(self, topic, dev, message, now):
+        """Keep a message of a device the registry does not know yet; False if the bounds are reached."""
+        mine, total = self.db.execute("SELECT (SELECT COUNT(*) FROM held WHERE device_id=?), "
+                                      "(SELECT COUNT(*) FROM held)", (dev,)).fetchone()
+        if mine >= MAX_HELD_PER_DEVICE or total >= MAX_HELD:
+            return False
+        self.db.execute("INSERT INTO held (received_at, topic, device_id, message) VALUES (?, ?, ?, ?)",
+                        (now, topic, dev, bytes(message)))
+        return True
+
+    def held_devices(self):
+        """{device_id: messages held} of the devices with held messages."""
+        return dict(self.db.execute("SELECT device_id, COUNT(*) FROM held GROUP BY device_id"))
+
+    def take_held(self, dev, limit=500):
+        """[(id, topic, message, received_at)] oldest first; the caller deletes each with drop_held in
+        the transaction that records it."""
+        cur = self.db.execute("SELECT id, topic, message, received_at FROM held WHERE device_id=? ORDER BY id LIMIT ?",
+                              (dev, limit))
+        return [(r[0], r[1], bytes(r[2]), r[3]) for r in cur]
+
+    def drop_held(self, held_id):
+        """Delete a held message; False if it was gone (another collector took it first)."""
+        return self.db.execute("DELETE FROM held WHERE id=?", (held_id,)).rowcount > 0
 
     def close(self):
         self.db.close()

@@ -13,7 +13,8 @@ Needs psycopg 3 (pip install 'psycopg[binary]'); PostgreSQL 12 or later.
 import json
 import threading
 
-from provisioning.city.store import COUNTERS, MAX_STORED_MESSAGE, SCHEMA_VERSION, to_json
+from provisioning.city.store import (COUNTERS, MAX_HELD, MAX_HELD_PER_DEVICE, MAX_REJECTED_PER_DEVICE,
+                                     MAX_STORED_MESSAGE, SCHEMA_VERSION, to_json)
 from provisioning.errors import EnvironmentProblem, UsageError
 
 SCHEMA = [
@@ -40,6 +41,11 @@ SCHEMA = [
     id BIGSERIAL PRIMARY KEY, received_at DOUBLE PRECISION NOT NULL, topic TEXT NOT NULL,
     device_id TEXT, reason TEXT NOT NULL, message BYTEA NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS gaps_device ON gaps (device_id, first)",
+    "CREATE INDEX IF NOT EXISTS rejected_device ON rejected (device_id, id)",
+    """CREATE TABLE IF NOT EXISTS held (
+    id BIGSERIAL PRIMARY KEY, received_at DOUBLE PRECISION NOT NULL, topic TEXT NOT NULL,
+    device_id TEXT NOT NULL, message BYTEA NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS held_device ON held (device_id, id)",
 ]
 SCHEMA_LOCK = 0x63697669  # advisory lock key held while one collector creates the schema
 DEVICE_KEYS = ("device_id", "district") + COUNTERS + ("last_seq", "mh")
@@ -194,12 +200,39 @@ class PgStore:
         return [dict(zip(("first", "last", "count", "cause", "reported_by"), r)) for r in cur]
 
     def add_rejected(self, topic, dev, reason, message, now):
+        """As the SQLite store: cut, and only the newest MAX_REJECTED_PER_DEVICE kept per device."""
         self.db.execute("INSERT INTO rejected (received_at, topic, device_id, reason, message) "
-                        "VALUES (%s, %s, %s, %s, %s)", (now, topic, dev, reason, bytes(message[:MAX_STORED_MESSAGE])))
+                        "VALUES (%s, %s, %s, %s, %s)",
+                        (now, topic[:512], dev, reason[:1024], bytes(message[:MAX_STORED_MESSAGE])))
+        self.db.execute("DELETE FROM rejected WHERE device_id IS NOT DISTINCT FROM %s AND id <= (SELECT id FROM "
+                        "rejected WHERE device_id IS NOT DISTINCT FROM %s ORDER BY id DESC LIMIT 1 OFFSET %s)",
+                        (dev, dev, MAX_REJECTED_PER_DEVICE))
 
     def rejected(self):
         cur = self.db.execute("SELECT topic, device_id, reason FROM rejected ORDER BY id")
         return [dict(zip(("topic", "device_id", "reason"), r)) for r in cur]
+
+    # -- held (signer not in the registry yet) --------------------------------------------
+    def hold(self, topic, dev, message, now):
+        mine, total = self._one("SELECT (SELECT COUNT(*) FROM held WHERE device_id=%s), (SELECT COUNT(*) FROM held)",
+                                (dev,))
+        if mine >= MAX_HELD_PER_DEVICE or total >= MAX_HELD:
+            return False
+        self.db.execute("INSERT INTO held (received_at, topic, device_id, message) VALUES (%s, %s, %s, %s)",
+                        (now, topic, dev, bytes(message)))
+        return True
+
+    def held_devices(self):
+        return dict(self.db.execute("SELECT device_id, COUNT(*) FROM held GROUP BY device_id").fetchall())
+
+    def take_held(self, dev, limit=500):
+        cur = self.db.execute("SELECT id, topic, message, received_at FROM held WHERE device_id=%s ORDER BY id "
+                              "LIMIT %s", (dev, limit))
+        return [(r[0], r[1], bytes(r[2]), r[3]) for r in cur]
+
+    def drop_held(self, held_id):
+        """Delete a held message; False if it was gone (another collector took it first)."""
+        return self.db.execute("DELETE FROM held WHERE id=%s", (held_id,)).rowcount > 0
 
     def close(self):
         self.db.close()

@@ -28,7 +28,10 @@ def register(sub, common):
                     "summaries and rejected messages with their reasons in SQLite (--store), drop duplicates by "
                     "(device, seq), also across restarts, and report gaps: summaries a device dropped and "
                     "announced, seqs skipped at a reboot, and seqs missing. One line per event (JSON lines "
-                    "with --json).\n\n" + EXIT_HELP)
+                    "with --json). A message signed by a device the registry does not know yet is held and "
+                    "judged when the registry export (--registry, re-read whenever it changes) lists it; a "
+                    "message that fails a check is acknowledged, stored as rejected with its reason, and "
+                    "never stops the collector.\n\n" + EXIT_HELP)
     p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT, or a "
                    "RabbitMQ cluster: amqps://HOST:PORT[,HOST:PORT...] (its nodes; collectors share its queue)")
     keys = p.add_mutually_exclusive_group(required=True)
@@ -114,7 +117,38 @@ def _human(ev):
                                                          ev["mh"], "" if ev["new"] else " again")
     if k == "rejected":
         return "rejected   %s on %s: %s" % (dev, ev["topic"], ev["reason"])
+    if k == "held":
+        return "held       %s on %s: %s" % (dev, ev["topic"], ev["reason"])
     return str(ev)
+
+
+class _RegistryWatch:
+    """Re-reads the registry export when its file changes (checked at most every `every` seconds)."""
+
+    def __init__(self, path, every=2.0):
+        self.path = path
+        self.every = every
+        self.next_at = 0.0
+        self.seen = self._stamp()
+
+    def _stamp(self):
+        import os
+
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def changed(self, now):
+        if now < self.next_at:
+            return False
+        self.next_at = now + self.every
+        stamp = self._stamp()
+        if stamp is None or stamp == self.seen:
+            return False
+        self.seen = stamp
+        return True
 
 
 class _Stop:
@@ -154,22 +188,42 @@ def do_collect(out, args):
         raise UsageError("--share needs a --client-id of this collector's own (e.g. %s-1), kept across restarts"
                          % DEFAULT_CLIENT_ID)
     tls = tls_from_args(args, use_tls)
+    if amqp_nodes and not (tls.get("certfile") and tls.get("cafile")):
+        raise UsageError("an amqps:// broker needs --tls-ca, --tls-cert and --tls-key (the collector's identity)")
     ring = keyring_from_args(args)
     collector = Collector(ring, args.store, prefix=args.prefix)
     stop = _Stop()
-    tally = {"accepted": 0, "duplicates": 0, "rejected": 0, "gaps": 0}
+    tally = {"accepted": 0, "duplicates": 0, "rejected": 0, "held": 0, "gaps": 0}
     clock = {"last": time.monotonic()}
 
-    def on_message(topic, payload):
-        clock["last"] = time.monotonic()
-        for ev in collector.handle(topic, payload):
-            key = {"summary": "accepted", "duplicate": "duplicates", "rejected": "rejected", "gap": "gaps"}.get(
-                ev["event"])
+    def report(events):
+        for ev in events:
+            key = {"summary": "accepted", "duplicate": "duplicates", "rejected": "rejected", "held": "held",
+                   "gap": "gaps"}.get(ev["event"])
             if key:
                 tally[key] += 1
             out.record(ev, _human)
         if args.count and tally["accepted"] >= args.count:
             stop.reason = "count"
+
+    def on_message(topic, payload):
+        clock["last"] = time.monotonic()
+        report(collector.handle(topic, payload))
+
+    watch = _RegistryWatch(args.registry) if args.registry else None
+
+    def reload_registry():
+        from provisioning.pki.registry_export import load_export
+
+        try:
+            ring = load_export(args.registry, KeyRing())
+        except UsageError as e:
+            out.note("registry export not reloaded, keeping the previous one: %s" % e)
+            return
+        out.note("registry export reloaded: %d device keys" % len(ring.keys))
+        report(collector.update_keyring(ring))
+
+    report(collector.update_keyring(ring))  # what an earlier run held for devices known now
 
     from provisioning.city.subscription import Subscription
 
@@ -179,8 +233,6 @@ def do_collect(out, args):
     if amqp_nodes:
         from provisioning.city.amqp_subscription import AmqpSubscription
 
-        if not (tls.get("certfile") and tls.get("cafile")):
-            raise UsageError("an amqps:// broker needs --tls-ca, --tls-cert and --tls-key (the collector's identity)")
         sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
     else:
         sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
@@ -191,7 +243,8 @@ def do_collect(out, args):
         except ValueError:  # not the main thread (tests drive main() from a thread)
             pass
     out.say("collecting %s from %s as %s (trusting %d device keys), store %s" % (
-        ", ".join(topics), args.broker, args.client_id, len(ring.keys), args.store or "in memory"))
+        ", ".join(topics), args.broker, args.client_id, len(ring.keys),
+        store_pg.redact(args.store) if args.store else "in memory"))
     start = time.monotonic()
     try:
         while stop.reason is None:
@@ -204,6 +257,8 @@ def do_collect(out, args):
             if stop.reason is not None:
                 break
             now = time.monotonic()
+            if watch is not None and watch.changed(now):
+                reload_registry()
             if not sub.connects and now - start >= args.connect_timeout:
                 raise EnvironmentProblem("%s: the broker did not let the collector in within %gs (%s)"
                                          % (args.broker, args.connect_timeout, sub.last_error or "no answer"))
@@ -219,8 +274,8 @@ def do_collect(out, args):
         sub.close()
         collector.close()
     final = dict(tally, event="stopped", reason=stop.reason)
-    out.record(final, lambda r: "stopped (%s): %d summaries accepted, %d duplicates dropped, %d rejected, %d gaps" % (
-        r["reason"], r["accepted"], r["duplicates"], r["rejected"], r["gaps"]))
+    out.record(final, lambda r: "stopped (%s): %d summaries accepted, %d duplicates dropped, %d rejected, %d held, "
+               "%d gaps" % (r["reason"], r["accepted"], r["duplicates"], r["rejected"], r["held"], r["gaps"]))
     if args.count and tally["accepted"] < args.count and stop.reason in ("duration", "idle"):
         return EXIT_FAILED
     return 0

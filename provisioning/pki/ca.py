@@ -2,9 +2,12 @@
 
 A CA directory holds two files:
     ca.crt   the CA certificate (PEM); an intermediate may be followed by its chain
-    ca.key   its private key, PEM, encrypted with a passphrase (mode 0600)
-The passphrase comes from CIVICMOTE_CA_PASSPHRASE (scripts) or a prompt (people), never
-from the command line, and the key is decrypted at most once per command.
+    ca.key   its private key sealed with scrypt and AES-256-GCM under a passphrase (pki/ca_key.py),
+             mode 0600; a PKCS#8 PEM encrypted with a passphrase (an imported CA) is also read
+The passphrase comes from CIVICMOTE_CA_PASSPHRASE (scripts), the file named by
+CIVICMOTE_CA_PASSPHRASE_FILE (services: a systemd credential) or a prompt (people), never from
+the command line, and the key is decrypted at most once per command. An empty or missing
+passphrase never opens a key, and a key that is not encrypted is refused.
 """
 import datetime
 import hashlib
@@ -17,6 +20,7 @@ from provisioning.errors import EnvironmentProblem, StateError, UsageError
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
 PASSPHRASE_ENV = "CIVICMOTE_CA_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "CIVICMOTE_CA_PASSPHRASE_FILE"
 DEVICE_URI = "urn:civicmote:device:"  # the device_id also rides in the SAN as this URI
 DEVICE_DAYS = 3650
 CA_DAYS = 7300
@@ -39,10 +43,18 @@ def fingerprint(cert_pem):
 
 
 def passphrase_from_env_or_prompt(confirm=False, getpass=None):
-    """The CA passphrase: CIVICMOTE_CA_PASSPHRASE if set, else a prompt on a terminal."""
+    """The CA passphrase: CIVICMOTE_CA_PASSPHRASE if set, else the first line of the file named by
+    CIVICMOTE_CA_PASSPHRASE_FILE, else a prompt on a terminal."""
     value = os.environ.get(PASSPHRASE_ENV)
     if value is not None:
         return value
+    path = os.environ.get(PASSPHRASE_FILE_ENV)
+    if path:
+        try:
+            with open(path) as f:
+                return f.readline().rstrip("\r\n")
+        except OSError as e:
+            raise CAError("%s=%s: cannot read the passphrase file (%s)" % (PASSPHRASE_FILE_ENV, path, e.strerror))
     if not sys.stdin.isatty():
         raise CAError("no CA passphrase: set %s or run on a terminal to be prompted" % PASSPHRASE_ENV)
     if getpass is None:
@@ -91,20 +103,17 @@ def init_ca(directory, passphrase, common_name="civicmote provisioning CA", now=
             .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256()))
+    from provisioning.files import make_dir, write_file
+    from provisioning.pki.ca_key import seal
+
     try:
-        d.mkdir(parents=True, exist_ok=True)
-        _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.BestAvailableEncryption(passphrase.encode())), private=True)
-        _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+        if not d.exists():
+            make_dir(d, 0o700)
+        write_file(key_path, seal(key, passphrase), 0o600)
+        write_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     except OSError as e:
         raise EnvironmentProblem("%s: cannot write the CA (%s)" % (d, e.strerror))
     return CA(cert, key, cert_path.read_bytes()), True
-
-
-def _write(path, data, private=False):
-    from agent import compat
-
-    compat.write_file_atomic(str(path), data, private=private)
 
 
 def read_ca_cert(directory):
@@ -137,14 +146,28 @@ def load_ca(directory, passphrase):
         key_pem = key_path.read_bytes()
     except FileNotFoundError:
         raise CAError("%s: missing %s (the CA's private key); restore it from your backup" % (directory, CA_KEY))
-    try:
-        key = serialization.load_pem_private_key(key_pem, passphrase.encode() if passphrase else None)
-    except TypeError:
-        raise CAError("%s: the CA key is not encrypted; encrypt it with a passphrase (see docs/provisioning.md)"
-                      % key_path)
-    except ValueError:
-        raise CAError("%s: wrong CA passphrase (or not a PEM private key); check %s and try again"
-                      % (key_path, PASSPHRASE_ENV))
+    from provisioning.pki import ca_key
+
+    if not passphrase:
+        raise CAError("%s: empty CA passphrase; set %s (or %s) to the CA's passphrase"
+                      % (key_path, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV))
+    if ca_key.is_sealed(key_pem):
+        try:
+            key = ca_key.unseal(key_pem, passphrase)
+        except ca_key.KeyFileError as e:
+            raise CAError("%s: %s; check %s and try again" % (key_path, e, PASSPHRASE_ENV))
+    else:
+        if b"ENCRYPTED" not in key_pem:
+            raise CAError("%s: the CA key is not encrypted; encrypt it with a passphrase (see docs/provisioning.md)"
+                          % key_path)
+        try:
+            key = serialization.load_pem_private_key(key_pem, passphrase.encode())
+        except TypeError:
+            raise CAError("%s: the CA key is not encrypted; encrypt it with a passphrase (see docs/provisioning.md)"
+                          % key_path)
+        except ValueError:
+            raise CAError("%s: wrong CA passphrase (or not a PEM private key); check %s and try again"
+                          % (key_path, PASSPHRASE_ENV))
     if key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
             cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):
         raise CAError("%s: %s and %s do not belong together" % (directory, CA_KEY, CA_CERT))

@@ -16,6 +16,7 @@ SCHEMA_VERSION = 1
 STATUSES = ("active", "disabled", "revoked")
 DEFAULT_ENV = "CIVICMOTE_REGISTRY"
 DEFAULT_PATH = "registry.db"
+MODE = 0o600  # contacts and locations: the owner only (SQLite gives its journal the same mode)
 FIELDS = ("device_id", "public_key", "status", "district", "board", "target", "location", "contact",
           "certificate", "cert_serial", "cert_fingerprint", "measures", "reason", "created", "updated")
 
@@ -62,6 +63,7 @@ class Registry:
         if not create and not os.path.exists(self.path):
             raise UsageError("%s: no registry here; provision a device first or point --registry at yours" % self.path)
         try:
+            _owner_only(self.path)
             self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self._check_or_create()
@@ -196,6 +198,18 @@ class _Transaction:
         else:
             self.db.execute("ROLLBACK")
         return False
+
+
+def _owner_only(path):
+    """Create the registry file owner-only, or tighten one of ours that others could read."""
+    if not os.path.exists(path):
+        from provisioning.files import own_file
+
+        own_file(path, MODE)
+        return
+    st = os.stat(path)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, MODE)
 
 
 def _record(row):

@@ -25,10 +25,14 @@ def load_export(path, ring):
         if d.get("device_id") != dev:
             raise UsageError("%s.device_id: %r does not match its public key (%s)" % (where, d.get("device_id"), dev))
         status = d.get("status", "active")
+        district = d.get("district")
+        if district is not None and (not isinstance(district, str) or not district or "/" in district
+                                     or "+" in district or "#" in district):
+            raise UsageError("%s.district: %r is not a district name" % (where, district))
         if status == "active":
-            ring.add_public_key(sec1)
+            ring.add_public_key(sec1, district)
         elif status in ("disabled", "revoked"):
-            ring.refuse(dev, status)
+            ring.refuse(dev, status, district)
         else:
             raise UsageError("%s.status: unknown status %r" % (where, status))
     return ring
