@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +37,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers it started on the way out
     devices, per_device, counts = (60, 2, (1, 2)) if a.quick else (2000, 3, (1, 2, 4))
     rate = 20000.0
     rows = []

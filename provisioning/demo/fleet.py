@@ -31,9 +31,9 @@ from provisioning.pki import ca as pki_ca
 PREFIX = "civicmote/v1"
 T0 = 1767225600  # 2026-01-01 00:00 UTC: windows are numbered from here
 WINDOW_S = 300
-METRICS = [{"name": "temperature", "unit": "degC", "window": WINDOW_S, "class": "environmental"},
+METRICS = [{"name": "noise_laeq", "unit": "dBA", "window": WINDOW_S, "class": "environmental"},  # sorted by name
            {"name": "pm2_5", "unit": "ug/m3", "window": WINDOW_S, "class": "environmental"},
-           {"name": "noise_laeq", "unit": "dBA", "window": WINDOW_S, "class": "environmental"}]
+           {"name": "temperature", "unit": "degC", "window": WINDOW_S, "class": "environmental"}]
 
 
 class SimDevice:
