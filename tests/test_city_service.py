@@ -237,6 +237,14 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     rejected = [e for e in events if e.get("event") == "rejected"]
     assert len(rejected) >= 290 and all(e["reason"] for e in rejected)
     assert sorted(s for d, s in city.stored() if d == city.devs["good"]) == list(range(1, 22))
+    # Every collector that starts later gets the bad retained manifest again: rejected, and it runs on.
+    proc = city.collect("--idle", "3", "--duration", "30")
+    time.sleep(2)
+    good.publish("civicmote/v1/north/%s/summary" % city.devs["good"], _summary(city.tmp / "good", "north", 40))
+    code, events, err = _finish(proc)
+    assert code == 0 and "Traceback" not in err, err
+    assert any(e.get("event") == "rejected" and e["topic"].endswith("/manifest") for e in events)
+    assert any(e.get("event") == "summary" and e["seq"] == 40 for e in events)
 
 
 def test_time_travel_the_refreshed_crl_keeps_the_broker_open_a_year_on(city):
@@ -285,3 +293,34 @@ def test_time_travel_the_refreshed_crl_keeps_the_broker_open_a_year_on(city):
                          city.out, "--port", city.port, "--crl-days", "3", "--json")
     code, out, err = cli(city.capsys, "broker-config", "--check", "--out", city.out, "--json")
     assert code == 1 and "CRL" in json.loads(out)["warnings"][0]
+
+
+def test_files_get_their_modes_whatever_the_umask_and_units_are_written(city):
+    import stat
+
+    city.provision("u1")
+    old = os.umask(0)
+    try:
+        r = city.configure("--collector-user", "root")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(city.out).as_posix(): stat.S_IMODE(os.stat(p).st_mode) for p in city.out.rglob("*")}
+    assert not [p for p, m in modes.items() if m & 0o002], "world-writable: %r" % modes
+    assert modes["collector.key"] == 0o600 and modes["registry.json"] == 0o640
+    assert modes["acl"] == 0o640 and modes["mosquitto.conf"] == 0o640 and modes["data"] == 0o700
+    assert stat.S_IMODE(os.stat(city.tmp / "ca" / "ca.key").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(city.reg).st_mode) == 0o600
+    units = {p.name: p.read_text() for p in (city.out / "systemd").iterdir()}
+    assert set(units) == {"civicmote-broker.service", "civicmote-collector.service",
+                          "civicmote-broker-refresh.service", "civicmote-broker-refresh.timer",
+                          "civicmote-broker-refresh.path"}
+    assert "OnCalendar=daily" in units["civicmote-broker-refresh.timer"]
+    assert "--reload" in units["civicmote-broker-refresh.service"]
+    assert "PathChanged=%s" % city.reg in units["civicmote-broker-refresh.path"]
+    assert "%s/registry.json" % city.out in units["civicmote-collector.service"]
+    assert "Restart=always" in units["civicmote-collector.service"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        r = subprocess.run([analyze, "verify"] + [str(city.out / "systemd" / n) for n in sorted(units)],
+                           capture_output=True, text=True)
+        assert "Invalid" not in r.stderr and "Unknown" not in r.stderr, r.stderr

@@ -272,3 +272,23 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     p.write_bytes(b"not a database at all, just some text" * 50)
     with pytest.raises(UsageError, match="not a collector store"):
         Collector(KeyRing(), str(p))
+
+
+def test_a_store_path_that_holds_another_database_is_refused_and_left_untouched(tmp_path):
+    from provisioning.errors import UsageError
+    from provisioning.pki.registry import Registry
+
+    reg = tmp_path / "registry.db"
+    Registry(reg, create=True).close()
+    before = reg.read_bytes(), os.stat(reg).st_mode
+    with pytest.raises(UsageError, match="holds another database"):
+        Collector(KeyRing(), str(reg))
+    assert (reg.read_bytes(), os.stat(reg).st_mode) == before
+
+
+def test_default_client_id_is_bound_to_the_store(tmp_path):
+    from provisioning.cli.collect import client_id_for
+
+    a, b = client_id_for(str(tmp_path / "a.db")), client_id_for(str(tmp_path / "b.db"))
+    assert a == client_id_for(str(tmp_path / "a.db")) and a != b and a.startswith("civicmote-collector-")
+    assert client_id_for(None) != client_id_for(None)

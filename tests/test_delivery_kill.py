@@ -73,7 +73,8 @@ def test_agent_killed_at_50_random_points_delivers_every_summary_once(tmp_path):
     with Broker(tmp_path) as b:
         col_out, col_err = tmp_path / "collect.out", tmp_path / "collect.err"
         collector = subprocess.Popen([CIVICMOTE, "collect", "--broker", b.url, "--device-dir", str(d), "--store",
-                                      str(store), "--json"], stdout=open(col_out, "w"), stderr=open(col_err, "w"))
+                                      str(store), "--max-ahead", "0", "--json"],  # --fast clocks run ahead
+                                     stdout=open(col_out, "w"), stderr=open(col_err, "w"))
         try:
             _wait_for_text(col_err, "connected to")
             torn = 0

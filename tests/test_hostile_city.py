@@ -248,11 +248,13 @@ def _fuzz(n, seed):
     rng = random.Random(seed)
     outcomes = {"rejected": 0, "summary": 0, "manifest": 0, "duplicate": 0, "gap": 0}
     head = bytes.fromhex("d28443a10126a10452") + bad.dev.encode()
+    tbs_head = cose.sig_structure(cose.PROTECTED_ES256, b"")[:-1]  # ["Signature1", h'A10126', h'', ...
     honest_seq = 0
     for i in range(n):
         payload = _mutate(rng.choice(seeds), rng)
-        r, s = utils.decode_dss_signature(fast.sign(cose.sig_structure(cose.PROTECTED_ES256, payload), algo))
-        msg = head + cbor.dumps(payload) + b"\x58\x40" + r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        bstr = cbor.dumps(payload)
+        r, s = utils.decode_dss_signature(fast.sign(tbs_head + bstr, algo))
+        msg = head + bstr + b"\x58\x40" + r.to_bytes(32, "big") + s.to_bytes(32, "big")
         events = c.handle(bad.topic("manifest" if i % 7 == 0 else "summary"), msg)
         for ev in events:
             outcomes[ev["event"]] += 1
@@ -272,3 +274,28 @@ def test_signed_payload_fuzzer_through_the_collector():
     print("fuzz: %d signed mutants in %.1f s: %r" % (n, took, outcomes))
     assert outcomes["rejected"] > n // 2
     assert sum(outcomes[k] for k in ("rejected", "summary", "manifest", "duplicate")) == n
+
+
+def test_strict_decoder_agrees_with_the_canonical_decoder_on_mutants():
+    """Whatever the city's strict decoder accepts, agent.core.cbor in canonical mode decodes to the
+    same value (the strict one only refuses more: floats, tags, non-text keys, big integers)."""
+    from agent.errors import DecodeError
+    from provisioning.city.strict_cbor import PayloadError, decode
+
+    s = Signer()
+    seeds = [cbor.dumps(s.fields(gap=[1, 0, 0], m={"t": [1, None, [2, 3]], "p": {"n": -3, "mean": "1.5"}}))]
+    rng = random.Random(7)
+    accepted = 0
+    for _ in range(20000):
+        data = _mutate(rng.choice(seeds), rng)
+        try:
+            mine = decode(data)
+        except PayloadError:
+            continue
+        accepted += 1
+        try:
+            theirs = cbor.loads(data, canonical=True, max_depth=8)
+        except DecodeError as e:
+            raise AssertionError("strict accepted what the canonical decoder refuses: %s (%s)" % (data.hex(), e))
+        assert mine == theirs and type(mine) is type(theirs)
+    assert accepted > 100

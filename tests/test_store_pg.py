@@ -183,6 +183,15 @@ def test_unreachable_server_and_foreign_schema_are_one_line_errors(pg):
     s.close()
     with pytest.raises(UsageError, match="schema 99"):
         PgStore(url)
+    other = pg.new_database()
+    import psycopg
+
+    with psycopg.connect(other, autocommit=True) as c:
+        c.execute("CREATE TABLE invoices (id INT)")
+    with pytest.raises(UsageError, match="holds another database"):
+        PgStore(other)
+    with psycopg.connect(other, autocommit=True) as c:  # left untouched
+        assert [r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")] == ["invoices"]
 
 
 def test_redact_hides_the_password():

@@ -1,8 +1,12 @@
 """The city's data plane: receiving, checking and keeping what devices publish (CPython only).
 
 Used by the city's operators: `broker_config` writes the Mosquitto configuration (mutual TLS,
-per-device ACLs, CRL), `embedded_broker` is the demo's stand-in broker (amqtt), `subscription`
-is the collector's MQTT session, `verifier` checks COSE_Sign1 messages against the registry's
-keys, `collector` classifies and stores them with de-duplication and gaps, and `store` is its
-SQLite database. The city side uses the trust anchor (pki/) and never imports field code.
+per-device ACLs pinned to the registered district, CRL, persistence, queue limits), `broker_ops`
+reloads a running broker and reports expiry, `units` writes the systemd units, `embedded_broker`
+is the demo's stand-in broker (amqtt), `subscription` is the collector's MQTT session. Every
+message is judged by `verifier`: the byte-exact envelope (`envelope`), the signature, one strict
+canonical decode (`strict_cbor`) and one schema check (`schema`, the CDDL of docs/wire-format.md).
+`collector` classifies and stores with de-duplication, gaps, held and rejected messages, and
+`store` is its SQLite database. The city side uses the trust anchor (pki/) and never imports
+field code.
 """

@@ -82,7 +82,8 @@ class Collector:
     its device in the store and starts from what the store holds, not from this process' memory.
     clock() -> Unix seconds, used
     when handle() is not told when the message arrived. max_ahead: seconds a window may end
-    after its arrival before it counts as from the future.
+    after its arrival before it counts as from the future (None: no limit, for devices on a
+    simulated clock such as `civicmote run --fast`).
     """
 
     def __init__(self, keyring, store_path=None, prefix=DEFAULT_PREFIX, clock=time.time, max_ahead=MAX_AHEAD):

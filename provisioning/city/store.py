@@ -19,8 +19,20 @@ Schema version 1 (documented in docs/delivery.md, "The collector"):
 
 Every message is one transaction (`with store.transaction():`), so a crash leaves a message
 either wholly recorded or not at all; the subscriber acknowledges it to the broker only after.
+
+The interface the collector uses (another backend, e.g. PostgreSQL, provides the same):
+    transaction() (context manager, holds `lock`), lock (RLock), close()
+    device(dev) -> dict | None, device_ids(), count(dev, district, now, nbytes, **counter=inc),
+    set_last_seq(dev, seq), summary_payload(dev, seq) -> bytes | None,
+    add_summary(s, mh_ok, topic, now, message), seqs(dev),
+    add_manifest(dev, mh, manifest, message, now) -> new, manifest(dev, mh),
+    add_gap(dev, first, last, count, cause, reported_by, now), gaps(dev),
+    add_rejected(topic, dev, reason, message, now), rejected(),
+    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id)
+Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
 """
 import json
+import os
 import sqlite3
 import threading
 
@@ -84,21 +96,28 @@ class Store:
     def __init__(self, path=None):
         self.path = path
         try:
-            if path:
+            if path and not os.path.exists(path):
                 from provisioning.files import own_file
 
                 own_file(path, STORE_MODE)
             # timeout: how long BEGIN IMMEDIATE waits while another collector process writes
             self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None, timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
-            self.db.executescript(SCHEMA)
+            # Check and create in one transaction: N collectors starting together on a new file
+            # take turns, so none sees another's half-made schema as a foreign database.
+            self.db.execute("BEGIN IMMEDIATE")
+            self._refuse_foreign(path)  # before anything is written into it
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
+            self.db.execute("COMMIT")
+            if row is not None and row[0] != str(SCHEMA_VERSION):
                 raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
                                  % (path, row[0], SCHEMA_VERSION))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
         except OSError as e:
             raise EnvironmentProblem("%s: cannot open the collector store (%s)" % (path, e.strerror))
         except sqlite3.OperationalError as e:  # cannot open, locked, read-only, disk full
@@ -106,6 +125,17 @@ class Store:
         except sqlite3.DatabaseError as e:  # e.g. "file is not a database"
             raise UsageError("%s: not a collector store (%s); use another --store" % (path, e))
         self.lock = threading.RLock()
+
+    def _refuse_foreign(self, path):
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return
+        ours = "meta" in tables and self.db.execute(
+            "SELECT 1 FROM meta WHERE key='schema_version'").fetchone() is not None
+        if not ours:
+            self.db.close()
+            raise UsageError("%s: holds another database (tables %s), not a collector store; it was left untouched, "
+                             "use another --store" % (path, ", ".join(sorted(tables)[:5])))
 
     def transaction(self):
         return _Transaction(self)

@@ -94,6 +94,7 @@ class PgStore:
             self.db = psycopg.connect(url, autocommit=True, connect_timeout=10)
             with self.db.transaction():
                 self.db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                self._refuse_foreign()
                 for statement in SCHEMA:
                     self.db.execute(statement)
                 row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -108,6 +109,13 @@ class PgStore:
             raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
                              % (self.path, row[0], SCHEMA_VERSION))
         self.lock = threading.RLock()
+
+    def _refuse_foreign(self):
+        """Tables but no collector `meta` in this database's schema: someone else's; touch nothing."""
+        tables = {r[0] for r in self.db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if tables and not ("meta" in tables and self._one("SELECT 1 FROM meta WHERE key='schema_version'")):
+            raise UsageError("%s: holds another database (tables %s), not a collector store; it was left untouched, "
+                             "use another --store" % (self.path, ", ".join(sorted(tables)[:5])))
 
     def transaction(self):
         return _Transaction(self)

@@ -108,25 +108,51 @@ def _item(data, pos, depth, max_items):
         _fail("nesting deeper than allowed", start)
     if n > max_items:
         _fail("%d items exceed %d" % (n, max_items), start)
+    # Containers. Small integers (one byte: -24..23) are read in line: most items of a summary
+    # are, and a call per item is most of the decoder's time.
     if major == 4:
         out = []
+        append = out.append
         for _ in range(n):
-            v, pos = _item(data, pos, depth - 1, max_items)
-            out.append(v)
+            ib = data[pos]
+            if ib < 0x18:
+                append(ib)
+                pos += 1
+            elif 0x20 <= ib < 0x38:
+                append(0x1F - ib)
+                pos += 1
+            else:
+                v, pos = _item(data, pos, depth - 1, max_items)
+                append(v)
         return out, pos
     # major 5: a map with text keys in strictly increasing bytewise order of their encodings
     out = {}
     prev = b""
+    size = len(data)
     for _ in range(n):
         kat = pos
         kb = data[pos]
-        if kb >> 5 != 3:
+        if 0x60 <= kb < 0x78:  # text of 0..23 bytes: the keys of every payload of ours
+            pos = kat + 1 + kb - 0x60
+            if pos > size:
+                _fail("truncated map key", kat)
+            enc = data[kat:pos]
+            try:
+                k = enc[1:].decode("utf-8")
+            except UnicodeDecodeError:
+                _fail("invalid UTF-8 in text string", kat)
+        elif kb >> 5 == 3:
+            k, pos = _item(data, pos, depth - 1, max_items)
+            enc = data[kat:pos]
+        else:
             _fail("map key is not text", pos)
-        k, pos = _item(data, pos, depth - 1, max_items)
-        enc = data[kat:pos]
         if enc <= prev:
             _fail("map key %r repeated or out of order" % (k,), kat)
         prev = enc
-        v, pos = _item(data, pos, depth - 1, max_items)
-        out[k] = v
+        ib = data[pos]
+        if ib < 0x18:
+            out[k] = ib
+            pos += 1
+        else:
+            out[k], pos = _item(data, pos, depth - 1, max_items)
     return out, pos

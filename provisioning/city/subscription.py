@@ -24,11 +24,13 @@ class Subscription(PahoSession):
     tls: None, or {cafile, certfile, keyfile} (PEM files; certfile/keyfile may be None when
     the broker does not ask for a client certificate). `connects`: CONNACKs received.
     `close(linger=1.0)` leaves cleanly; the broker keeps the session for the next run.
+    persistent=False asks for a clean session (a collector whose store is in memory has nothing
+    to resume, and must not leave a session queueing on the broker forever).
     """
 
     def __init__(self, host, port, client_id, topics, on_message, tls=None, keepalive=30, timeout=10.0,
-                 backoff=None):
-        PahoSession.__init__(self, host, port, client_id, tls, keepalive, timeout, False,
+                 backoff=None, persistent=True):
+        PahoSession.__init__(self, host, port, client_id, tls, keepalive, timeout, not persistent,
                              backoff or Backoff(base=0.5, cap=15.0), manual_ack=True)
         self.topics = list(topics)
         self.on_message = on_message

@@ -48,14 +48,28 @@ def register(sub, common):
                    "from civicmote broker-config)")
     p.add_argument("--tls-key", metavar="FILE", help="its private key (collector.key)")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="P", help="topic prefix (default %s)" % DEFAULT_PREFIX)
-    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID, metavar="ID",
-                   help="MQTT client id; keep it stable so the broker queues what arrives while the collector "
-                   "is away (default %s)" % DEFAULT_CLIENT_ID)
+    p.add_argument("--client-id", metavar="ID",
+                   help="MQTT client id; the broker queues what arrives while a collector of this id is away. "
+                   "Default: %s-<hash of the --store path>, stable for a store and different for another one, "
+                   "so a second collector on another store never knocks this one off" % DEFAULT_CLIENT_ID)
     p.add_argument("--count", type=int, metavar="N", help="stop after N new summaries were accepted")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--idle", type=float, metavar="S", help="stop after S seconds without a message")
+    p.add_argument("--max-ahead", type=float, default=3600.0, metavar="S",
+                   help="reject a summary whose window ends more than S seconds after it arrives (default 3600; "
+                   "0 turns the check off, for devices on a simulated clock: civicmote run --fast)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="give up (exit 3) if the broker has not let us in after S seconds (default 10)")
+
+
+def client_id_for(store):
+    """The default client id: bound to the store's path (a session's queue belongs to one store)."""
+    import hashlib
+    import os
+
+    if not store:
+        return "%s-mem-%s" % (DEFAULT_CLIENT_ID, os.urandom(4).hex())
+    return "%s-%s" % (DEFAULT_CLIENT_ID, hashlib.sha256(os.path.abspath(store).encode()).hexdigest()[:10])
 
 
 def keyring_from_args(args):
@@ -184,14 +198,18 @@ def do_collect(out, args):
             raise UsageError("--%s must be positive" % name.replace("_", "-"))
     if args.share is not None and (not args.share or any(ch in args.share for ch in "/+#")):
         raise UsageError("--share %r: a group name has no '/', '+' or '#'" % args.share)
-    if args.share and args.client_id == DEFAULT_CLIENT_ID:
+    if args.share and not args.client_id:  # the default is one per store, and they all share one
         raise UsageError("--share needs a --client-id of this collector's own (e.g. %s-1), kept across restarts"
                          % DEFAULT_CLIENT_ID)
     tls = tls_from_args(args, use_tls)
     if amqp_nodes and not (tls.get("certfile") and tls.get("cafile")):
         raise UsageError("an amqps:// broker needs --tls-ca, --tls-cert and --tls-key (the collector's identity)")
     ring = keyring_from_args(args)
-    collector = Collector(ring, args.store, prefix=args.prefix)
+    if not args.client_id:
+        args.client_id = client_id_for(args.store)
+    if args.max_ahead < 0:
+        raise UsageError("--max-ahead must be 0 (off) or positive")
+    collector = Collector(ring, args.store, prefix=args.prefix, max_ahead=args.max_ahead or None)
     stop = _Stop()
     tally = {"accepted": 0, "duplicates": 0, "rejected": 0, "held": 0, "gaps": 0}
     clock = {"last": time.monotonic()}
@@ -235,7 +253,7 @@ def do_collect(out, args):
 
         sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
     else:
-        sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls)
+        sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
