@@ -28,7 +28,10 @@ The interface the collector uses (another backend, e.g. PostgreSQL, provides the
     add_manifest(dev, mh, manifest, message, now) -> new, manifest(dev, mh),
     add_gap(dev, first, last, count, cause, reported_by, now), gaps(dev),
     add_rejected(topic, dev, reason, message, now), rejected(),
-    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id)
+    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id) -> bool,
+    lock_device(dev) -> received counter | None (inside a transaction: N collectors take turns per device),
+    marks(dev) -> [(seq, boot, gap)] (for gaps.outstanding)
+provisioning/city/store_pg.py is that backend; open_store(path or URL) picks one.
 Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
 """
 import json
