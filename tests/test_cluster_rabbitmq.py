@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from cli_helpers import json_lines
@@ -76,6 +77,25 @@ def test_devices_log_in_by_certificate_and_write_only_their_own_topics(cluster):
         asyncio.run(attempt(revoked, revoked.topic("summary")))
     r = rc.ctl(0, "list_users")
     assert revoked.dev not in r.stdout and good.dev in r.stdout
+
+
+def test_bench_cluster_quick(cluster, tmp_path):
+    """bench/bench_cluster.py's measurement on this cluster (all three nodes up): the figures come
+    out and nothing acknowledged is missing."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_cluster import measure
+
+    city, rc, folder = cluster
+    pg = None if PgServer.available() else PgServer().start()
+    try:
+        store = pg.new_database() if pg else str(tmp_path / "bench.db")
+        r = measure(FleetCity(city.folder, city.devices[:12], city.ca), folder / "broker", rc, store, 1, 3,
+                    folder=tmp_path)
+    finally:
+        if pg:
+            pg.stop()
+    assert r["stored"] == r["published_acked"] == 36 and r["acked_not_stored"] == 0 and r["errors"] == 0
+    assert r["stored_per_s"] > 0 and r["latency_p50_ms"] <= r["latency_p99_ms"]
 
 
 def test_node_killed_mid_run_loses_no_acknowledged_summary(cluster, tmp_path):

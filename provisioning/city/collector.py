@@ -93,6 +93,7 @@ class Collector:
         self.max_ahead = max_ahead
         self.store = open_store(store_path)
         self._devices = {}
+        self._locked = set()  # devices locked by the transaction in progress
 
     def handle(self, topic, payload, received_at=None):
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
@@ -119,6 +120,7 @@ class Collector:
         return events
 
     def _record(self, topic, payload, now, held_id):
+        self._locked = set()
         try:
             with self.store.transaction():
                 if held_id is not None and not self.store.drop_held(held_id):
@@ -164,10 +166,13 @@ class Collector:
     def _device(self, dev):
         """The device's state, locked for this transaction; re-read when another collector (or
         a rejection) recorded a message of it since we last looked."""
-        version = self.store.lock_device(dev)
         st = self._devices.get(dev)
+        if st is not None and dev in self._locked:
+            return st  # locked and read already in this transaction
+        version = self.store.lock_device(dev)
         if st is None or st.version != version:
             st = self._devices[dev] = _Device(self.store, dev, version)
+        self._locked.add(dev)
         return st
 
     @staticmethod

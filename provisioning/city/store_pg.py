@@ -144,19 +144,25 @@ class PgStore:
         return [r[0] for r in self.db.execute("SELECT device_id FROM devices ORDER BY device_id")]
 
     def count(self, dev, district, now, nbytes, **add):
-        self.db.execute("INSERT INTO devices (device_id, district, first_seen) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (device_id) DO NOTHING", (dev, district, now))
-        sets = ["received = received + 1", "bytes = bytes + %s", "last_seen = %s"]
+        # one upsert, one round trip: the new row starts from the column defaults (0)
+        sets = ["received = devices.received + 1", "bytes = devices.bytes + %s", "last_seen = %s"]
         args = [nbytes, now]
         if district:
             sets.append("district = %s")
             args.append(district)
+        cols, vals = ["received", "bytes", "last_seen"], ["1", "%s", "%s"]
+        vargs = [nbytes, now]
         for k, v in add.items():
-            if k not in COUNTERS:
+            if k not in COUNTERS or k in ("received", "bytes"):
                 raise ValueError(k)
-            sets.append("%s = %s + %%s" % (k, k))
+            sets.append("%s = devices.%s + %%s" % (k, k))
             args.append(v)
-        self.db.execute("UPDATE devices SET %s WHERE device_id=%%s" % ", ".join(sets), args + [dev])
+            cols.append(k)
+            vals.append("%s")
+            vargs.append(v)
+        self.db.execute("INSERT INTO devices (device_id, district, first_seen, %s) VALUES (%%s, %%s, %%s, %s) "
+                        "ON CONFLICT (device_id) DO UPDATE SET %s"
+                        % (", ".join(cols), ", ".join(vals), ", ".join(sets)), [dev, district, now] + vargs + args)
 
     def set_last_seq(self, dev, seq):
         self.db.execute("UPDATE devices SET last_seq=%s WHERE device_id=%s", (seq, dev))
