@@ -68,6 +68,7 @@ def _reap(proc, sig=signal.SIGTERM, timeout=20.0):
             return 0.0
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.peak_rss_kb = usage.ru_maxrss
             return usage.ru_utime + usage.ru_stime
         if time.monotonic() > end:
             proc.kill()
@@ -153,7 +154,9 @@ def run(folder, devices, rate, per_device, collectors=1, store=None, handshakes=
               "latency_p50_ms": _ms(percentile(lat, 50)), "latency_p99_ms": _ms(percentile(lat, 99)),
               "collector_cpu_s": round(sum(cpu), 2),
               "stored_per_collector_cpu_s": round(n / sum(cpu), 1) if sum(cpu) else None,
-              "broker_cpu_s": round(broker_cpu, 2), "errors": res["errors"][:5]}
+              "broker_cpu_s": round(broker_cpu, 2),
+              "broker_peak_rss_mb": round(getattr(broker, "peak_rss_kb", 0) / 1024.0, 1),
+              "errors": res["errors"][:5]}
     return report
 
 
