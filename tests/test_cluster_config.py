@@ -33,6 +33,7 @@ def test_rabbitmq_config_from_the_registry(tmp_path, capsys, monkeypatch):
     assert own.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))
     assert not own.match(routing_key("civicmote/v1/north/%s/summary" % devs[1]))
     assert not own.match(routing_key("civicmote/v1/north/%sx/summary" % devs[0]))
+    assert not own.match(routing_key("civicmote/v1/south/%s/summary" % devs[0]))  # its registered district only
     assert tp[devs[0]]["read"] == "^$" and tp["civicmote-collector"]["write"] == "^$"
     conf = (out / "r2@city2" / "rabbitmq.conf").read_text()
     for line in ("mqtt.listeners.ssl.default = 8884", "listeners.ssl.default = 5672", "listeners.tcp = none",

@@ -7,6 +7,7 @@ host), the same rules as for Mosquitto:
     crl.pem                   the CRL, as for Mosquitto (for a TLS front end; see "revocation" below)
     definitions.json          users = the active devices (CN = identity, no password: only a certificate
                               logs in) and the collector; a device may write only under its own id
+                              and registered district
                               (topic permission on amq.topic), read nothing, declare nothing
     enabled_plugins           rabbitmq_mqtt, rabbitmq_auth_mechanism_ssl
     NODE/rabbitmq.conf        per node: its MQTTS and AMQPS ports, TLS required, classic peer discovery
@@ -71,8 +72,9 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
         dev = r["device_id"]
         users.append({"name": dev, "password_hash": "", "tags": []})
         perms.append({"user": dev, "vhost": "/", "configure": "^$", "write": "^amq\\.topic$", "read": "^$"})
+        district = _re(routing_key(r["district"])) if r.get("district") else "[^.]+"  # pinned, as Mosquitto's ACL
         topics.append({"user": dev, "vhost": "/", "exchange": "amq.topic",
-                       "write": "^%s\\.[^.]+\\.%s(\\..+)?$" % (key, _re(dev)), "read": "^$"})
+                       "write": "^%s\\.%s\\.%s(\\..+)?$" % (key, district, _re(dev)), "read": "^$"})
     return {"rabbit_version": "3.10.8", "vhosts": [{"name": "/"}], "users": users, "permissions": perms,
             "topic_permissions": topics}
 
