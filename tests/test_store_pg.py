@@ -229,6 +229,9 @@ def test_outstanding_ranges_cost_nothing_for_huge_announcements():
     assert got == [{"first": 2, "last": 2 ** 40 - 1, "count": 2 ** 40 - 2, "cause": "dropped-on-device"}]
     assert outstanding([]) == []
     assert outstanding([(5, 3, None)]) == []  # a first summary after a reboot: the baseline
+    assert [(g["first"], g["last"], g["cause"]) for g in outstanding([(1, None, None), (12, 10, None)])] == [
+        (2, 9, "skipped-at-reboot"), (10, 11, "missing")]
+    assert outstanding([(1, None, None), (5, 9, None)])[0]["cause"] == "missing"  # a boot after its seq: no reboot
 
 
 def test_held_and_bounded_rejections_on_postgresql(pg):

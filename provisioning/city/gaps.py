@@ -31,8 +31,10 @@ def outstanding(marks):
     announced = [(g[1], g[2]) for _, _, g in marks if g and g[1] <= g[2]]
     dropped = _minus(_merge(announced), held)
     reboots = []
-    for _, boot, _ in marks:
-        j = bisect.bisect_left(seqs, boot) if boot is not None else 0
+    for seq, boot, _ in marks:
+        if boot is None or boot > seq:
+            continue  # no reboot said (a boot after its own seq is not one: the schema refuses it)
+        j = bisect.bisect_left(seqs, boot)
         if j:  # the highest seq held below this boot, then the numbers never used up to it
             reboots.append((seqs[j - 1] + 1, boot - 1))
     skipped = _minus(_minus(_merge([r for r in reboots if r[0] <= r[1]]), held), dropped)
