@@ -147,7 +147,8 @@ def test_embedded_broker_enforces_certificates_and_acl(tmp_path):
                               env=env))
         devs[district] = (rec["device_id"], d / "device.crt", d / "device.pem")
     b = tmp_path / "broker"
-    _cli("broker-config", "--ca", tmp_path / "ca", "--out", b, "--port", port, "--bind", "127.0.0.1", env=env)
+    user = ["--user", "root"] if os.geteuid() == 0 else []  # the embedded broker runs as us, as in tools/demo.py
+    _cli("broker-config", "--ca", tmp_path / "ca", "--out", b, "--port", port, "--bind", "127.0.0.1", *user, env=env)
     log = open(tmp_path / "broker.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "provisioning.city.embedded_broker", "--dir", b, "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

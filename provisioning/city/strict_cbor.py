@@ -121,6 +121,12 @@ def _item(data, pos, depth, max_items):
             elif 0x20 <= ib < 0x38:
                 append(0x1F - ib)
                 pos += 1
+            elif ib == 0x18 and pos + 1 < len(data) and data[pos + 1] >= 24:  # uint 24..255
+                append(data[pos + 1])
+                pos += 2
+            elif ib == 0x19 and pos + 2 < len(data) and data[pos + 1]:  # uint 256..65535
+                append(data[pos + 1] << 8 | data[pos + 2])
+                pos += 3
             else:
                 v, pos = _item(data, pos, depth - 1, max_items)
                 append(v)
@@ -153,6 +159,21 @@ def _item(data, pos, depth, max_items):
         if ib < 0x18:
             out[k] = ib
             pos += 1
+        elif ib == 0x1A and pos + 4 < size and (data[pos + 1] or data[pos + 2]):  # uint 65536..2**32-1: times
+            out[k] = int.from_bytes(data[pos + 1:pos + 5], "big")
+            pos += 5
+        elif 0x40 <= ib < 0x58 or 0x60 <= ib < 0x78:  # short byte or text string
+            end = pos + 1 + (ib & 31)
+            if end > size:
+                _fail("truncated string", pos)
+            if ib < 0x60:
+                out[k] = data[pos + 1:end]
+            else:
+                try:
+                    out[k] = data[pos + 1:end].decode("utf-8")
+                except UnicodeDecodeError:
+                    _fail("invalid UTF-8 in text string", pos)
+            pos = end
         else:
             out[k], pos = _item(data, pos, depth - 1, max_items)
     return out, pos

@@ -50,11 +50,13 @@ def units(out_dir, ca_dir, registry, port, bind=None, hosts=(), user=None, colle
         "[Unit]", "Description=civicmote city broker (Mosquitto, mutual TLS, per-device ACL, CRL)",
         "After=network-online.target", "Wants=network-online.target civicmote-broker-refresh.timer", "",
         "[Service]", "Type=simple",
-        "ExecStartPre=%s" % _cmd(cli + ["broker-config", "--check", "--out", out_dir]),
+        "# an expiry warning is logged, never a reason not to start (\"-\": its exit code is ignored)",
+        "ExecStartPre=-%s" % _cmd(cli + ["broker-config", "--check", "--out", out_dir]),
         "ExecStart=/usr/sbin/mosquitto -c %s/mosquitto.conf" % out_dir,
         "ExecReload=/bin/kill -HUP $MAINPID", "Restart=always", "RestartSec=2",
         "# Mosquitto starts as root, reads its configuration, then drops to the `user` it names",
-        "LimitNOFILE=1048576"] + hardening + ["", "[Install]", "WantedBy=multi-user.target", ""])
+        "LimitNOFILE=1048576"] + hardening + ["ReadWritePaths=%s/data" % out_dir,
+                                              "", "[Install]", "WantedBy=multi-user.target", ""])
     out["civicmote-collector.service"] = "\n".join([
         "[Unit]", "Description=civicmote city collector (verify, store, report gaps)",
         "After=civicmote-broker.service network-online.target", "Wants=network-online.target", "",
