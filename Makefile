@@ -12,7 +12,8 @@ help:
 	@echo "make demo     simulated devices -> local Mosquitto -> city verifier (installs what it needs)"
 	@echo "make test     the whole test suite, CPython and the real MicroPython port"
 	@echo "make bench    benchmarks, each printing its ratio against an anchor measured in the same run"
-	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto, OpenSSH, Chromium"
+	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto, OpenSSH,"
+	@echo "              Chromium, PostgreSQL and RabbitMQ"
 	@echo "make clean    remove .venv, node_modules and build output"
 
 setup: $(SETUP_STAMP) $(PORT_STAMP) system-deps
@@ -27,12 +28,15 @@ $(PORT_STAMP): $(PORT)/package.json $(PORT)/package-lock.json
 	cd $(PORT) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Mosquitto (the city broker in tests and the demo), OpenSSH (the ssh provisioning test) and
-# Chromium with its driver (the web page's browser tests).
+# Mosquitto (the city broker in tests and the demo), OpenSSH (the ssh provisioning test),
+# Chromium with its driver (the web page's browser tests), PostgreSQL and RabbitMQ (the
+# scaled-out city: tests start their own servers on free ports).
 system-deps:
 	@tools/install-system-deps mosquitto
 	@tools/install-system-deps sshd
 	@tools/install-system-deps chromium
+	@tools/install-system-deps postgresql
+	@tools/install-system-deps rabbitmq
 
 test: setup
 	$(BIN)/python -m pytest

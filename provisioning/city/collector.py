@@ -39,9 +39,10 @@ except what the device itself announces.
 import sqlite3
 import time
 
+from provisioning.city import gaps, store_pg
 from provisioning.city.envelope import open_envelope
 from provisioning.city.schema import MAX_AHEAD
-from provisioning.city.store import Store
+from provisioning.city.store_pg import open_store
 from provisioning.city.verifier import verify_message
 
 DEFAULT_PREFIX = "civicmote/v1"
@@ -68,7 +69,8 @@ def parse_topic(topic, prefix=DEFAULT_PREFIX):
 class _Device:
     """What the collector remembers of one device between messages (rebuilt from the store)."""
 
-    def __init__(self, store, dev):
+    def __init__(self, store, dev, version):
+        self.version = version  # the device's `received` counter when this was read
         row = store.device(dev) or {}
         self.district = row.get("district")
         self.high = row.get("last_seq")  # highest accepted seq, None before the first
@@ -82,7 +84,10 @@ class Collector:
     """Collector(keyring, store_path=None, prefix="civicmote/v1", clock=time.time, max_ahead=3600).
 
     keyring: a provisioning.city.verifier.KeyRing. store_path: the SQLite file (None: in memory,
-    so de-duplication then lasts only as long as this object). clock() -> Unix seconds, used
+    so de-duplication then lasts only as long as this object), or a postgresql:// URL. Several
+    collectors may share one store (N processes on one stream): each message's judgement locks
+    its device in the store and starts from what the store holds, not from this process' memory.
+    clock() -> Unix seconds, used
     when handle() is not told when the message arrived. max_ahead: seconds a window may end
     after its arrival before it counts as from the future (None: no limit, for devices on a
     simulated clock such as `civicmote run --fast`).
@@ -93,8 +98,9 @@ class Collector:
         self.prefix = prefix
         self.clock = clock
         self.max_ahead = max_ahead
-        self.store = Store(store_path)
+        self.store = open_store(store_path)
         self._devices = {}
+        self._locked = set()  # devices locked by the transaction in progress
 
     def handle(self, topic, payload, received_at=None):
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
@@ -121,12 +127,13 @@ class Collector:
         return events
 
     def _record(self, topic, payload, now, held_id):
+        self._locked = set()
         try:
             with self.store.transaction():
-                if held_id is not None:
-                    self.store.drop_held(held_id)
+                if held_id is not None and not self.store.drop_held(held_id):
+                    return []  # another collector sharing the store judged it already
                 return self._handle(topic, payload, now)
-        except (sqlite3.Error, OSError, MemoryError):
+        except (sqlite3.Error, OSError, MemoryError) + store_pg.driver_errors():
             self._devices.clear()  # the transaction rolled back: forget what memory learnt from it
             raise
         except Exception as e:  # a defect of ours must not stop the city: reject the message, loudly
@@ -139,7 +146,8 @@ class Collector:
 
     def devices(self):
         """{device_id: {district, received, accepted, duplicates, rejected, manifests, bytes,
-        last_seq, mh (hex or None), manifest (decoded dict or None), gaps [dicts]}}."""
+        last_seq, mh (hex or None), manifest (decoded dict or None), gaps [dicts] (as found, in
+        that order), open_gaps [dicts] (what is still not stored, from the store: gaps.outstanding)}}."""
         out = {}
         with self.store.lock:
             for dev in self.store.device_ids():
@@ -148,6 +156,7 @@ class Collector:
                 row["mh"] = row["mh"].hex() if row["mh"] is not None else None
                 row["manifest"] = st.manifest
                 row["gaps"] = [dict(g) for g in st.gaps]
+                row["open_gaps"] = gaps.outstanding(self.store.marks(dev))
                 del row["device_id"]
                 out[dev] = row
         return out
@@ -162,10 +171,20 @@ class Collector:
 
     # -- one message ---------------------------------------------------------------------
     def _device(self, dev):
+        """The device's state, locked for this transaction; re-read when another collector (or
+        a rejection) recorded a message of it since we last looked."""
         st = self._devices.get(dev)
-        if st is None:
-            st = self._devices[dev] = _Device(self.store, dev)
+        if st is not None and dev in self._locked:
+            return st  # locked and read already in this transaction
+        version = self.store.lock_device(dev)
+        if st is None or st.version != version:
+            st = self._devices[dev] = _Device(self.store, dev, version)
+        self._locked.add(dev)
         return st
+
+    @staticmethod
+    def _counted(st):
+        st.version = (st.version or 0) + 1  # store.count() added one to `received`
 
     def _handle(self, topic, payload, now):
         parsed = parse_topic(topic, self.prefix)
@@ -218,21 +237,23 @@ class Collector:
         return [{"event": "rejected", "device_id": dev, "topic": topic, "reason": reason}]
 
     def _manifest(self, dev, district, manifest, mh, message, now):
-        self.store.count(dev, district, now, len(message), manifests=1)
-        new = self.store.add_manifest(dev, mh, manifest, message, now)
         st = self._device(dev)
+        self.store.count(dev, district, now, len(message), manifests=1)
+        self._counted(st)
+        new = self.store.add_manifest(dev, mh, manifest, message, now)
         st.mh, st.manifest, st.district = mh, manifest, district
         return [{"event": "manifest", "device_id": dev, "district": district, "mh": mh.hex(), "new": new,
                  "manifest": manifest}]
 
     def _summary(self, dev, district, s, topic, message, now):
         seq = s["seq"]
+        st = self._device(dev)
         stored = self.store.summary_payload(dev, seq)
         if stored is not None:
             self.store.count(dev, district, now, len(message), duplicates=1)
+            self._counted(st)
             conflict = stored != message and open_envelope(stored)[1] != open_envelope(message)[1]
             return [{"event": "duplicate", "device_id": dev, "seq": seq, "conflict": conflict}]
-        st = self._device(dev)
         events = []
         if "gap" in s:
             # A device announces its drops again in every summary until one of those summaries is
@@ -262,6 +283,7 @@ class Collector:
         mh_ok = None if st.mh is None else s["mh"] == st.mh
         self.store.add_summary(s, mh_ok, topic, now, message)
         self.store.count(dev, district, now, len(message), accepted=1)
+        self._counted(st)
         st.district = district
         if st.high is None or seq > st.high:
             st.high = seq

@@ -31,7 +31,10 @@ The interface the collector uses (another backend, e.g. PostgreSQL, provides the
     add_manifest(dev, mh, manifest, message, now) -> new, manifest(dev, mh),
     add_gap(dev, first, last, count, cause, reported_by, now), gaps(dev),
     add_rejected(topic, dev, reason, message, now), rejected(),
-    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id)
+    hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id) -> bool,
+    lock_device(dev) -> received counter | None (inside a transaction: N collectors take turns per device),
+    marks(dev) -> [(seq, boot, gap)] (for gaps.outstanding)
+provisioning/city/store_pg.py is that backend; open_store(path or URL) picks one.
 Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
 """
 import json
@@ -105,17 +108,24 @@ class Store:
                 from provisioning.files import own_file
 
                 own_file(path, STORE_MODE)
-            self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None)
+            # timeout: how long BEGIN IMMEDIATE waits while another collector process writes
+            self.db = sqlite3.connect(path or ":memory:", check_same_thread=False, isolation_level=None, timeout=60)
+            # Check and create in one transaction: N collectors starting together on a new file
+            # take turns, so none sees another's half-made schema as a foreign database.
+            self.db.execute("BEGIN IMMEDIATE")
             self._refuse_foreign(path)  # before anything is written into it
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
-            self.db.executescript(SCHEMA)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
             row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif row[0] != str(SCHEMA_VERSION):
+            self.db.execute("COMMIT")
+            if row is not None and row[0] != str(SCHEMA_VERSION):
                 raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
                                  % (path, row[0], SCHEMA_VERSION))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed message survives a power cut
         except OSError as e:
             raise EnvironmentProblem("%s: cannot open the collector store (%s)" % (path, e.strerror))
         except sqlite3.OperationalError as e:  # cannot open, locked, read-only, disk full
@@ -139,6 +149,12 @@ class Store:
         return _Transaction(self)
 
     # -- devices -------------------------------------------------------------------------
+    def lock_device(self, dev):
+        """Inside a transaction (which here holds the whole file): -> the device's `received`
+        counter (None if never seen), which every message of the device increases."""
+        row = self.db.execute("SELECT received FROM devices WHERE device_id=?", (dev,)).fetchone()
+        return None if row is None else row[0]
+
     def device(self, dev):
         """The device's row as a dict, or None."""
         cur = self.db.execute("SELECT device_id, district, received, accepted, duplicates, rejected, manifests, "
@@ -184,6 +200,11 @@ class Store:
             (s["dev"], s["seq"], s["t0"], s["t1"], to_json(s["m"]), s["mh"],
              None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
              to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
+
+    def marks(self, dev):
+        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries (gaps.outstanding)."""
+        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=? ORDER BY seq", (dev,))
+        return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in cur]
 
     def seqs(self, dev):
         """Stored seqs of a device, ascending."""
@@ -251,7 +272,9 @@ class Store:
         return [(r[0], r[1], bytes(r[2]), r[3]) for r in cur]
 
     def drop_held(self, held_id):
-        self.db.execute("DELETE FROM held WHERE id=?", (held_id,))
+        """Delete a held message; False if it was gone (another collector took it first)."""
+        return self.db.execute("DELETE FROM held WHERE id=?", (held_id,)).rowcount > 0
+
     # -- status (retained online/offline, unsigned) ----------------------------------------
     def set_status(self, dev, district, status, now):
         self.db.execute("INSERT OR REPLACE INTO status VALUES (?, ?, ?, ?)", (dev, district, status, now))

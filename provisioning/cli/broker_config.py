@@ -2,7 +2,7 @@
 import os
 
 from provisioning import files
-from provisioning.city import broker_config, broker_ops, units
+from provisioning.city import broker_config, broker_ops, cluster_config, units
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_FAILED, UsageError
 from provisioning.pki import ca
@@ -24,6 +24,13 @@ def register(sub, common):
                     "--check only reads OUT and warns (exit 1) when the CRL or a certificate has fewer than "
                     "%d days left." % broker_config.WARN_DAYS)
     p.add_argument("--ca", metavar="DIR", help="provisioning CA folder (not needed with --check)")
+    p.add_argument("--kind", choices=("mosquitto", "rabbitmq"), default="mosquitto",
+                   help="mosquitto (one machine, the default) or rabbitmq: the same rules for a RabbitMQ cluster "
+                   "(MQTT plugin, quorum queue; one folder per --node, definitions.json, sync-users.sh; "
+                   "docs/scale.md)")
+    p.add_argument("--node", action="append", default=[], metavar="NAME[:MQTTS:AMQPS]",
+                   help="--kind rabbitmq: a cluster node, e.g. rabbit@city1 or rabbit1@localhost:8883:5671 "
+                   "(repeatable; default one node on this host, ports 8883 and 5671)")
     p.add_argument("--registry", metavar="FILE", help="registry database (default $CIVICMOTE_REGISTRY or "
                                                       "./registry.db)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the broker configuration into")
@@ -71,6 +78,10 @@ def do_broker_config(out, args):
     finally:
         reg.close()
     authority = ca.LazyCA(args.ca).get()
+    if args.kind == "rabbitmq":
+        return _rabbitmq(out, args, authority, records)
+    if args.node:
+        raise UsageError("--node is for --kind rabbitmq")
     result = broker_config.write(authority, records, args.out, args.port, args.bind, args.host, args.user,
                                  export=export, crl_days=args.crl_days, queue_hours=args.queue_hours,
                                  window_s=args.window, collector_user=args.collector_user)
@@ -82,6 +93,18 @@ def do_broker_config(out, args):
     result["systemd"] = os.path.join(out_dir, "systemd")
     result["reloaded_pid"] = broker_ops.reload(args.out) if args.reload else None
     out.record(result, _human)
+    return 0
+
+
+def _rabbitmq(out, args, authority, records):
+    if args.reload:
+        raise UsageError("--reload is for Mosquitto; for RabbitMQ run OUT/sync-users.sh on one node")
+    nodes = [cluster_config.parse_node(n) for n in args.node] or None
+    result = cluster_config.write(authority, records, args.out, nodes, args.host)
+    out.record(result, lambda r: "wrote %s for %s: %d active device(s), %d refused\nstart each node with "
+               "RABBITMQ_CONFIG_FILE=%s/NODE/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=%s/enabled_plugins\n"
+               "after a registry change: re-run this, then sh %s/sync-users.sh on one node"
+               % (r["out"], ", ".join(r["nodes"]), r["active"], r["refused"], r["out"], r["out"], r["out"]))
     return 0
 
 

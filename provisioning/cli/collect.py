@@ -6,6 +6,7 @@ from pathlib import Path
 
 from provisioning import broker_url
 from provisioning.device import devicedir
+from provisioning.city import store_pg
 from provisioning.city.collector import DEFAULT_PREFIX, Collector
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_FAILED, EnvironmentProblem, UsageError
@@ -32,12 +33,17 @@ def register(sub, common):
                     "judged when the registry export (--registry, re-read whenever it changes) lists it; a "
                     "message that fails a check is acknowledged, stored as rejected with its reason, and "
                     "never stops the collector.\n\n" + EXIT_HELP)
-    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    p.add_argument("--broker", required=True, metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT, or a "
+                   "RabbitMQ cluster: amqps://HOST:PORT[,HOST:PORT...] (its nodes; collectors share its queue)")
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--registry", metavar="FILE", help="registry export (civicmote registry export --json)")
     keys.add_argument("--device-dir", metavar="DIR", nargs="+", action="extend",
                       help="trust these (simulated) devices' public keys instead of a registry")
-    p.add_argument("--store", metavar="FILE", help="SQLite store (default: in memory, forgotten at exit)")
+    p.add_argument("--store", metavar="FILE|URL", help="SQLite store file, or a postgresql://USER@HOST/DB URL "
+                   "(several collectors may share one; default: in memory, forgotten at exit)")
+    p.add_argument("--share", metavar="GROUP", help="one of N collectors sharing the stream: subscribe through the "
+                   "MQTT shared subscription $share/GROUP/..., so the broker gives each message to one of the "
+                   "group; give each its own --client-id and the same --store")
     p.add_argument("--tls-ca", metavar="FILE", help="CA that signed the broker's certificate (mqtts)")
     p.add_argument("--tls-cert", metavar="FILE", help="the collector's client certificate (e.g. collector.crt "
                    "from civicmote broker-config)")
@@ -170,13 +176,37 @@ class _Stop:
         self.reason = "signal"
 
 
+def parse_amqps(url):
+    """[(host, port)] of amqps://HOST:PORT[,HOST:PORT...]."""
+    nodes = []
+    for part in url[len("amqps://"):].rstrip("/").split(","):
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError("--broker %s: expected amqps://HOST:PORT[,HOST:PORT...]" % url)
+        nodes.append((host.strip("[]"), int(port)))
+    return nodes
+
+
 def do_collect(out, args):
-    host, port, use_tls = broker_url.parse(args.broker)
+    amqp_nodes = parse_amqps(args.broker) if args.broker.startswith("amqps://") else None
+    if amqp_nodes:
+        host, port, use_tls = amqp_nodes[0][0], amqp_nodes[0][1], True
+        if args.share:
+            raise UsageError("--share is for MQTT brokers; collectors on amqps:// already share its queue")
+    else:
+        host, port, use_tls = broker_url.parse(args.broker)
     for name in ("count", "duration", "idle", "connect_timeout"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise UsageError("--%s must be positive" % name.replace("_", "-"))
+    if args.share is not None and (not args.share or any(ch in args.share for ch in "/+#")):
+        raise UsageError("--share %r: a group name has no '/', '+' or '#'" % args.share)
+    if args.share and not args.client_id:  # the default is one per store, and they all share one
+        raise UsageError("--share needs a --client-id of this collector's own (e.g. %s-1), kept across restarts"
+                         % DEFAULT_CLIENT_ID)
     tls = tls_from_args(args, use_tls)
+    if amqp_nodes and not (tls.get("certfile") and tls.get("cafile")):
+        raise UsageError("an amqps:// broker needs --tls-ca, --tls-cert and --tls-key (the collector's identity)")
     ring = keyring_from_args(args)
     if not args.client_id:
         args.client_id = client_id_for(args.store)
@@ -219,7 +249,14 @@ def do_collect(out, args):
     from provisioning.city.subscription import Subscription
 
     topics = ["%s/+/+/%s" % (args.prefix, k) for k in ("summary", "manifest", "status")]
-    sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
+    if args.share:
+        topics = ["$share/%s/%s" % (args.share, t) for t in topics]
+    if amqp_nodes:
+        from provisioning.city.amqp_subscription import AmqpSubscription
+
+        sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
+    else:
+        sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -227,7 +264,8 @@ def do_collect(out, args):
         except ValueError:  # not the main thread (tests drive main() from a thread)
             pass
     out.say("collecting %s from %s as %s (trusting %d device keys), store %s" % (
-        ", ".join(topics), args.broker, args.client_id, len(ring.keys), args.store or "in memory"))
+        ", ".join(topics), args.broker, args.client_id, len(ring.keys),
+        store_pg.redact(args.store) if args.store else "in memory"))
     start = time.monotonic()
     try:
         while stop.reason is None:
@@ -249,7 +287,7 @@ def do_collect(out, args):
                 stop.reason = "duration"
             elif args.idle and now - max(start, clock["last"]) >= args.idle:
                 stop.reason = "idle"
-    except (OSError, sqlite3.Error) as e:
+    except (OSError, sqlite3.Error) + store_pg.driver_errors() as e:
         raise EnvironmentProblem("collector: %s" % e)
     finally:
         for sig, handler in previous.items():
