@@ -13,6 +13,7 @@ come from the board's manifest settings.
     .venv/bin/python bench/bench_privacy_usefulness.py [--quick] [--board FILE]
 """
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -111,6 +112,10 @@ def main(argv=None):
             t[1], t[3], pct(r["pres"]), pct(r["pres_p"]), ratio(r["pres"], r["pres0"])))
     print("released: median |released - truth| / truth; privacy: against the sensor's own noiseless value;"
           " anchor: released error / noiseless error (same run)")
+    # The last line: one JSON object (bench/README.md), median relative errors per street rate.
+    print(json.dumps({"bench": "privacy_usefulness", "quick": args.quick, "daily_epsilon": _num(board.daily_epsilon),
+                      "median_relative_error": dict((str(rate), {k: r[k] for k in ("foot", "foot_p", "pres", "pres_p")})
+                                                    for rate, r in results.items())}, sort_keys=True, default=str))
     return results
 
 

@@ -175,7 +175,8 @@ def test_a_tampered_ledger_withholds_personal_metrics_until_the_next_day(tmp_pat
 
         f = SlotFile(str(ledger), 2048)
         body = f.read()
-        f.write(body.replace(body[body.index(b'"motion": "') + 11:body.index(b'"}')], b"0"))
+        # the one budget per person per day (issue 11) is charged under the key "person"
+        f.write(body.replace(body[body.index(b'"person": "') + 11:body.index(b'"}')], b"0"))
     else:
         ledger.write_bytes(old)  # the copy taken at provisioning: nothing spent
     # later the same day, and even with the clock set back an hour: withheld

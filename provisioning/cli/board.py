@@ -22,7 +22,7 @@ def register(sub, common):
                     "Ask the board on --port (the agent on it answers): device id, district, firmware, its clock "
                     "and how far it is from this computer's, Wi-Fi (configured, connected, address), whether it "
                     "can connect to its broker with its own certificate (as DEVICE_ID-check), summaries waiting "
-                    "in its outbox, and the privacy budget left today per personal metric. Restarts the agent "
+                    "in its outbox, and the privacy budget left today (one per person, across all personal metrics). Restarts the agent "
                     "afterwards. Exits 1 when something a working pole needs is missing (no Wi-Fi settings, "
                     "Wi-Fi down, broker not reached, clock off by more than %d s)." % CLOCK_TOLERANCE_S)
     add_port_option(p)

@@ -54,6 +54,6 @@ def _show_on_board(out, args):
         board = load_profile(json.loads(raw), source=src)
     except ValueError as e:
         raise UsageError("%s: %s" % (src, e))
-    m = build_manifest(board.metrics, device_id=dev, board=board.name, window_s=board.window_s)
+    m = board_manifest(board, dev)
     out.record(m, lambda _: describe(m))
     return 0

@@ -99,23 +99,21 @@ try:
     L = PrivacyLedger(D + '/' + dv.LEDGER, 0, {}, True, 0, dv.device_ledger_key(identity.load_key(D)))
     rec = L._read()
     today = utc_day(r['clock_s'])
-    for name in sorted(b.metrics):
-        dp = b.metrics[name].get('dp')
-        if not dp or 'daily_epsilon' not in dp:
-            continue
-        cap = rational.parse(dp['daily_epsilon'])
+    # One budget per person per day across all personal metrics (docs/privacy.md), charged
+    # under the ledger key "person".
+    if b.daily_epsilon is not None:
+        cap = rational.parse(b.daily_epsilon) if isinstance(b.daily_epsilon, str) else tuple(b.daily_epsilon)
+        total = q(cap)
         if rec is None:
-            budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'left': '0',
-                            'note': 'ledger missing or not authentic: closed for today'}
-            continue
-        if rec['day'] < today:
-            spent = (0, 1)
+            budget['person'] = {'daily_epsilon': total, 'left': '0',
+                                'note': 'ledger missing or not authentic: closed for today'}
         elif rec['closed'] or rec['day'] > today:
-            budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'left': '0', 'note': 'ledger closed for today'}
-            continue
+            budget['person'] = {'daily_epsilon': total, 'left': '0', 'note': 'ledger closed for today'}
         else:
-            spent = rational.parse(rec['spent'][name]) if name in rec['spent'] else (0, 1)
-        budget[name] = {'daily_epsilon': dp['daily_epsilon'], 'spent': q(spent), 'left': q(rational.sub(cap, spent))}
+            spent = (0, 1)
+            if rec['day'] == today and 'person' in rec['spent']:
+                spent = rational.parse(rec['spent']['person'])
+            budget['person'] = {'daily_epsilon': total, 'spent': q(spent), 'left': q(rational.sub(cap, spent))}
 except Exception as e:
     budget = {'error': str(e)}
 r['budget_today'] = budget
