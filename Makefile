@@ -6,7 +6,7 @@ PORT   := tools/mpy-node
 SETUP_STAMP := $(VENV)/.civicmote-installed
 PORT_STAMP  := $(PORT)/node_modules/.civicmote-installed
 
-.PHONY: help setup test test-micropython demo bench system-deps clean
+.PHONY: help setup test test-cluster test-micropython demo bench system-deps clean
 
 help:
 	@echo "make demo     simulated devices -> local Mosquitto -> city verifier (installs what it needs)"
@@ -40,6 +40,10 @@ system-deps:
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The 3-node RabbitMQ cluster's node-kill run and bench (opt-in: see tests/test_cluster_rabbitmq.py).
+test-cluster: setup
+	CIVICMOTE_CLUSTER=1 $(BIN)/python -m pytest tests/test_cluster_rabbitmq.py tests/test_bench_quick.py -k 'cluster'
 
 test-micropython: setup
 	$(BIN)/python tests/mpy_port.py

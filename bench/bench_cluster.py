@@ -109,6 +109,8 @@ def main(argv=None):
             print("%d collector(s): %s stored/s (x%.2f), %s per collector cpu-s, p50 %s ms, p99 %s ms, lost %d"
                   % (r["collectors"], r["stored_per_s"], r["ratio_vs_anchor"], r["stored_per_collector_cpu_s"],
                      r["latency_p50_ms"], r["latency_p99_ms"], r["acked_not_stored"]))
+        # the last line is one JSON object, as every bench ends (bench/README.md)
+        print(json.dumps({"store": "postgresql" if pg else "sqlite", "cpus": os.cpu_count(), "rows": rows}))
     return 1 if any(r["acked_not_stored"] or r["stored"] != r["published_acked"] for r in rows) else 0
 
 

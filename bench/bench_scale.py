@@ -77,6 +77,8 @@ def main(argv=None):
             print("%-10s %4d %9s %7.2f %9s %8s %8s %9.2f %6d" % (
                 r["backend"], r["collectors"], r["stored_per_s"], r["ratio_vs_anchor"], r["stored_per_collector_cpu_s"],
                 r["latency_p50_ms"], r["latency_p99_ms"], r["scaling_efficiency"], r["acked_not_stored"]))
+        # the last line is one JSON object, as every bench ends (bench/README.md)
+        print(json.dumps({"devices": devices, "per_device": per_device, "cpus": os.cpu_count(), "rows": rows}))
     lost = sum(r["acked_not_stored"] for r in rows) + sum(r["published_acked"] - r["stored"] for r in rows)
     return 1 if lost else 0
 
