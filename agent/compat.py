@@ -55,20 +55,28 @@ def write_file_atomic(path, data, private=False):
     on POSIX filesystems and on MicroPython's littlefs). private=True makes the file readable
     by its owner only where the platform has permissions (mode 0600 on Linux).
     """
+    write_chunks_atomic(path, (data,), private)
+
+
+def write_chunks_atomic(path, chunks, private=False):
+    """write_file_atomic of the concatenated chunks (an iterable of bytes-like): a large file
+    is written without ever holding it in RAM whole."""
     import os
 
     tmp = path + ".tmp"
     if MICROPYTHON:
         with open(tmp, "wb") as f:
-            f.write(data)
+            for data in chunks:
+                f.write(data)
     else:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
         try:
             if private:
                 os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for data in chunks:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)

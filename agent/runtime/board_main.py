@@ -21,10 +21,11 @@ WIFI = "wifi.json"
 BOARD = "board.json"
 SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
 # Modules only start-up needs (key file, identity, manifest, credentials, URL parsing). Once
-# the agent is built nothing refers to them, so they are dropped for the collector: measured
-# 3.4 KB back on the 64-bit unix port (their interned names stay). Frozen firmware needs none of it.
-BOOT_ONLY = ("agent.crypto.table_file", "agent.runtime.device", "agent.privacy.manifest", "agent.store.identity", "agent.store.keyfile",
-             "agent.net.tls_files", "agent.net.url")
+# the agent is built nothing refers to them, so they are dropped for the collector (their
+# interned names stay). Frozen firmware needs none of it.
+MANIFEST_BUILDER = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file")
+BOOT_ONLY = MANIFEST_BUILDER + ("agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
+                                "agent.store.keyfile", "agent.net.tls_files", "agent.net.url")
 
 
 def read_json(path):
@@ -76,24 +77,41 @@ def mqtt_transport(device_dir, config, dev):
 def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object."""
     from agent.board import load_profile
-    from agent.runtime.device import open_agent
 
     config = read_json(device_dir + "/" + CONFIG)
     board = load_profile(device_dir + "/" + BOARD)
     now_s, now_ms = clock()
     if compat.MICROPYTHON:
         sign_from_flash(device_dir + "/" + SIGN_TABLE)
+    # The manifest before anything else is imported: read from flash (`device init` wrote it),
+    # or, for a new profile, built while the heap is still empty and its builder dropped after.
+    manifest = first_manifest(device_dir, board)
+    from agent.runtime.device import open_agent
+
     # The agent is built offline first and the start-up-only modules are dropped before the
     # network code loads, so the two never sit in the heap together (the start-up peak).
     # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
     agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
                        transport=None if transport == "auto" else transport,
-                       prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text))
+                       prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text),
+                       manifest=manifest)
     forget(BOOT_ONLY)
     if transport == "auto":
         agent.transport = mqtt_transport(device_dir, config, config["device_id"])
         forget(BOOT_ONLY)
     return agent
+
+
+def first_manifest(device_dir, board):
+    """(signed manifest, mh) of this board (agent.runtime.manifest_file), its builder forgotten."""
+    from agent.core.identity import device_id
+    from agent.runtime import manifest_file
+    from agent.store import identity
+
+    key = identity.load_key(device_dir)
+    made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD)
+    forget(MANIFEST_BUILDER)
+    return made
 
 
 def sign_from_flash(path):

@@ -10,11 +10,10 @@ Every file the agent rewrites while it runs is rewritten in place, on blocks it 
 so a full disk cannot fail a write (agent/store/slots.py).
 """
 from agent.board import open_sensors
-from agent.core import cose
 from agent.core.identity import device_id
-from agent.privacy import manifest as manifests
 from agent.privacy.ledger import PrivacyLedger, ledger_key
 from agent.runtime.agent import DEFAULT_PREFIX, Agent
+from agent.runtime import manifest_file
 from agent.runtime.metrics import MetricSet
 from agent.store import identity
 from agent.store.outbox import Outbox
@@ -51,20 +50,19 @@ def _exists(path):
     return file_exists(path)
 
 
-def signed_manifest(board, key, dev):
-    """(COSE_Sign1 manifest message, manifest hash) for this device and board."""
-    m = manifests.board_manifest(board, dev)
-    return cose.sign1(manifests.payload(m), key, dev.encode()), manifests.manifest_hash(m)
-
-
 def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, sink=None,
-               prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None):
+               prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None,
+               manifest=None):
     """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes.
 
     Nothing here reads the clock's value: the privacy ledger is opened by the agent once the
-    wall clock is valid (now_s is kept for callers; now_ms starts the sensors)."""
+    wall clock is valid (now_s is kept for callers; now_ms starts the sensors). manifest:
+    (message, mh) already made, else agent.runtime.manifest_file gives it."""
     key = identity.load_key(device_dir)
     dev = device_id(key.public_key().to_sec1())
+    # First, while the heap is emptiest: the manifest (read from flash, or built and kept there);
+    # a board passes the (message, mh) it made before importing the rest (board_main.build).
+    manifest, mh = manifest or manifest_file.ensure(device_dir, board, key, dev, BOARD)
     metrics = MetricSet(board, rng)
     sensors = open_sensors(board, now_ms, identifier_sink=metrics.identifier, seed=seed)
     progress = Progress(device_dir + "/" + PROGRESS)
@@ -80,7 +78,6 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
         led.bound(board.window_s, mono_s)
         return led
 
-    manifest, mh = signed_manifest(board, key, dev)
     return Agent(board, key, dev, district, metrics, sensors, open_ledger, outbox, seqs, manifest, mh,
                  transport=transport, prefix=prefix, sink=sink, progress=progress, log=log)
 
@@ -90,14 +87,23 @@ DEVICE_RECORD = "device.json"
 
 def init_device(device_dir, board_name, district, now_s, rng=None):
     """`civicmote device init` where the device lives: key (made here, kept if present), privacy
-    ledger, and the device record. Returns the record with `created` (a new key was made)."""
+    ledger, the device record, and the signed manifest of the profile in the folder (if one is
+    there and valid; else the agent makes it at its first start and says why the profile is
+    bad). Returns the record with `created` (a new key was made)."""
     import json
 
     from agent import compat
+    from agent.board import load_profile
+    from agent.errors import ConfigError
 
     key, created = identity.ensure_key(device_dir, rng)
     create_ledger(device_dir, now_s, key)  # the budget starts with the identity; later, missing = closed
     dev, pub = identity.public_identity(key)
+    if compat.file_exists(device_dir + "/" + BOARD):
+        try:  # built here, while nothing else is in the heap; each boot then reads it
+            manifest_file.ensure(device_dir, load_profile(device_dir + "/" + BOARD), key, dev, BOARD)
+        except ConfigError:
+            pass
     path = device_dir + "/" + DEVICE_RECORD
     try:
         with open(path) as f:

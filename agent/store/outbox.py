@@ -97,11 +97,10 @@ class Outbox:
     def _ensure_ring(self):
         if self.ready:
             return
-        zeros = bytes(self.seg)
-        for i in range(self.nseg):
+        for i in range(self.nseg):  # nothing is allocated when the ring is whole (every start but the first)
             p = self._path(_seg_name(i))
             if not atomic.exists(p) or os.stat(p)[6] != self.seg:
-                _create(p, zeros)
+                _create(p, self.seg)
         if self._index.read() is None:
             self._save()  # the ring is whole: from now on its files say its geometry
         self.ready = True
@@ -443,7 +442,16 @@ class Outbox:
                 raise
 
 
-def _create(path, zeros):
-    from agent.compat import write_file_atomic
+def _create(path, size):
+    """A segment file of size zero bytes, written _CHUNK bytes at a time (no size-long buffer in
+    RAM) and renamed into place: a cut leaves the old file or none, never a short one."""
+    from agent.compat import write_chunks_atomic
 
-    write_file_atomic(path, zeros)
+    write_chunks_atomic(path, _zeros(size))
+
+
+def _zeros(size):
+    zeros = memoryview(bytes(_CHUNK))
+    while size > 0:
+        yield zeros[:min(size, _CHUNK)]
+        size -= _CHUNK
