@@ -8,8 +8,10 @@ address that it changes every `rotation_s` seconds (a share `fast_share` rotate 
 `fast_rotation_s` instead, to show what happens when a phone breaks the manifest's assumption).
 
 Everything is a pure function of (seed, time): a person is drawn from the hash of the second
-they arrive, so reading any interval in any order gives the same street. People are kept per
-block of BLOCK_S seconds; a query looks back over the blocks whose people can still be around.
+they arrive, so reading any interval in any order gives the same street. Arrivals are kept per
+block of BLOCK_S seconds as one bit a second (people are drawn again when needed), so the
+emulator's memory does not follow the hour; a query looks back over the blocks whose people can
+still be around.
 """
 from agent.emulators.prng import Prng, mix32
 
@@ -27,6 +29,32 @@ def _collect():
         import gc
 
         gc.collect()
+
+
+_BITMAP = (BLOCK_S + 7) // 8
+
+
+def _bit(bits, i):
+    return bits[i >> 3] >> (i & 7) & 1
+
+
+def _keep(cache, key, value, most):
+    """cache[key] = value, dropping the oldest (lowest) keys beyond `most` entries."""
+    cache[key] = value
+    while len(cache) > most:
+        del cache[min(cache)]
+
+
+def _mark(people, lo, hi, motion, heard):
+    """Set the motion bits of [lo, hi] and list the phones heard in it, for these people."""
+    for p in people:
+        for t in p.motions():
+            if lo <= t <= hi:
+                i = t - lo
+                motion[i >> 3] |= 1 << (i & 7)
+        for a, z in p.heard():
+            if a <= hi and z >= lo:
+                heard.append((a, z, p))
 
 
 class Person:
@@ -103,12 +131,15 @@ class Crowd:
         # how many blocks back a person can arrive and still be around (kept small: every
         # block of arrivals costs a hash per second to draw)
         self._lookback = (max(2 * REPEAT_GAP_S[1], linger_s[1]) + HEARD_S) // BLOCK_S + 1
-        self._people = {}  # block -> [Person arriving in it]
-        self._index = {}  # block -> (motion seconds, [(start, end, Person) heard in it])
+        # Caches, bounded whatever the hour (at rush hour a block holds about 200 arrivals): who
+        # arrives is one bit per second of a block; a Person is drawn again from their second
+        # when a block's index is built. Both are pure functions of (seed, time).
+        self._arrivals = {}  # block -> bytearray bitmap of the seconds someone arrives in
+        self._index = {}  # block -> (motion bitmap, [(start, end, Person) heard in it])
 
     def arrives(self, s):
         """True if someone arrives at second s."""
-        return s in self._block(s // BLOCK_S)[1]
+        return _bit(self._block(s // BLOCK_S), s % BLOCK_S)
 
     def person(self, s):
         """The person arriving at second s (call only when arrives(s)).
@@ -135,61 +166,54 @@ class Crowd:
             phone = (pid, rot, int(rng.uniform() * rot))
         return Person(pid, passes, stay, self.fidget_s, phone)
 
+    def drop_caches(self):
+        """Forget the cached blocks (drawn again on demand, identically): a heap measurement of
+        the agent then does not count the emulated crowd, which follows the hour."""
+        self._arrivals = {}
+        self._index = {}
+
     def add(self, person):
         """Put one more person in the street (their phone key is their pid)."""
         self.extra.append(person)
         self._index = {}
 
     def _block(self, block):
-        # ([Person arriving in the block], {their arrival seconds}): one PRNG per block draws
-        # whether someone arrives in each of its seconds.
-        got = self._people.get(block)
+        # One PRNG per block draws whether someone arrives in each of its seconds.
+        got = self._arrivals.get(block)
         if got is None:
             rng = Prng(mix32(self.seed, 100, block))
-            people = []
-            seconds = {}
-            for s in range(block * BLOCK_S, (block + 1) * BLOCK_S):
-                if rng.uniform() < self.rate(s * 1000):
-                    seconds[s] = True
-                    people.append(self.person(s))
-            if len(self._people) > 4 * self._lookback:
-                self._people = {}
-            got = (people, seconds)
-            self._people[block] = got
+            got = bytearray(_BITMAP)
+            t = block * BLOCK_S
+            for i in range(BLOCK_S):
+                if rng.uniform() < self.rate((t + i) * 1000):
+                    got[i >> 3] |= 1 << (i & 7)
+            _keep(self._arrivals, block, got, self._lookback + 2)
         return got
 
     def arriving(self, block):
-        """The people who arrive during one block."""
-        return self._block(block)[0]
+        """The people who arrive during one block (drawn afresh: nothing is kept per person)."""
+        bits = self._block(block)
+        t = block * BLOCK_S
+        return [self.person(t + i) for i in range(BLOCK_S) if _bit(bits, i)]
 
     def index(self, block):
-        """(set of seconds with motion, [(start, end, person) heard]) within one block."""
+        """(motion bitmap of the block's seconds, [(start, end, person) heard]) within one block."""
         got = self._index.get(block)
         if got is not None:
             return got
         _collect()
         lo, hi = block * BLOCK_S, (block + 1) * BLOCK_S - 1
-        people = []
-        for b in range(block - self._lookback, block + 1):
-            people += self.arriving(b)
-        people += self.extra
-        motion = set()
+        motion = bytearray(_BITMAP)
         heard = []
-        for p in people:
-            for t in p.motions():
-                if lo <= t <= hi:
-                    motion.add(t)
-            for a, b in p.heard():
-                if a <= hi and b >= lo:
-                    heard.append((a, b, p))
-        if len(self._index) > 8:
-            self._index = {}
-        self._index[block] = (motion, heard)
+        for b in range(block - self._lookback, block + 1):
+            _mark(self.arriving(b), lo, hi, motion, heard)
+        _mark(self.extra, lo, hi, motion, heard)
+        _keep(self._index, block, (motion, heard), 2)
         return motion, heard
 
     def moving(self, s):
         """True if someone moves in front of the motion sensor at second s."""
-        return s in self.index(s // BLOCK_S)[0]
+        return _bit(self.index(s // BLOCK_S)[0], s % BLOCK_S)
 
     def phones(self, s):
         """People whose phone is in range at second s."""

@@ -236,6 +236,22 @@ class PrivacyLedger:
             return None
 
 
+class LedgerOpener:
+    """opener(valid_now_s, mono_s) -> the device's PrivacyLedger, opened once the wall clock is
+    valid, bounded by what its progress file trusts. An object rather than a closure, so the
+    start-up code that made it can be dropped from a board's heap (agent.runtime.board_main)."""
+
+    def __init__(self, path, key, progress, window_s):
+        self.path, self.key, self.progress, self.window_s = path, key, progress, window_s
+
+    def __call__(self, valid_now_s, mono_s):
+        p = self.progress
+        led = PrivacyLedger.open(self.path, valid_now_s, self.key, trusted_s=p.last_t1 if p.found else None,
+                                 min_gen=p.ledger_gen if p.found else None, mono_s=mono_s)
+        led.bound(self.window_s, mono_s)
+        return led
+
+
 def _refuse_all(requests, reason):
     out = {}
     for r in requests:

@@ -24,7 +24,7 @@ SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file
 # the agent is built nothing refers to them, so they are dropped for the collector (their
 # interned names stay). Frozen firmware needs none of it.
 MANIFEST_BUILDER = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file")
-BOOT_ONLY = MANIFEST_BUILDER + ("agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
+BOOT_ONLY = MANIFEST_BUILDER + ("agent.profile_check", "agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
                                 "agent.store.keyfile", "agent.net.tls_files", "agent.net.url")
 
 

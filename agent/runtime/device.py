@@ -11,7 +11,7 @@ so a full disk cannot fail a write (agent/store/slots.py).
 """
 from agent.board import open_sensors
 from agent.core.identity import device_id
-from agent.privacy.ledger import PrivacyLedger, ledger_key
+from agent.privacy.ledger import LedgerOpener, PrivacyLedger, ledger_key
 from agent.runtime.agent import DEFAULT_PREFIX, Agent
 from agent.runtime import manifest_file
 from agent.runtime.metrics import MetricSet
@@ -71,14 +71,8 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     seqs = SeqAllocator(device_dir + "/" + SEQ, floor=floor, known=progress.found)
     lkey = device_ledger_key(key)
 
-    def open_ledger(valid_now_s, mono_s):
-        led = PrivacyLedger.open(device_dir + "/" + LEDGER, valid_now_s, lkey,
-                                 trusted_s=progress.last_t1 if progress.found else None,
-                                 min_gen=progress.ledger_gen if progress.found else None, mono_s=mono_s)
-        led.bound(board.window_s, mono_s)
-        return led
-
-    return Agent(board, key, dev, district, metrics, sensors, open_ledger, outbox, seqs, manifest, mh,
+    return Agent(board, key, dev, district, metrics, sensors,
+                 LedgerOpener(device_dir + "/" + LEDGER, lkey, progress, board.window_s), outbox, seqs, manifest, mh,
                  transport=transport, prefix=prefix, sink=sink, progress=progress, log=log)
 
 
