@@ -93,6 +93,14 @@ def write_chunks_atomic(path, chunks, private=False):
         _fsync_dir(path)
 
 
+def zero_chunks(size, chunk=256):
+    """size zero bytes as pieces of at most chunk bytes (for write_chunks_atomic)."""
+    zeros = memoryview(bytes(chunk))
+    while size > 0:
+        yield zeros[:min(size, chunk)]
+        size -= chunk
+
+
 def _fsync_dir(path):
     import os
 

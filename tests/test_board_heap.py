@@ -1,9 +1,12 @@
 """How the board agent uses a capped heap on the native MicroPython port (64-bit unix port).
 
-- After start-up no allocation is larger than 8 KB: the agent runs 500 fast windows in a heap
-  whose every free block was cut below 8 KB (tests/board_heap_probe.py says how), and the live
-  heap after a collection does not grow over them (no leak, nothing kept per window), counted
-  from window 100, once every metric's window (the hourly ones too) has closed at least once.
+- After start-up no allocation is larger than 8 KB: the agent runs 600 fast 5-minute windows
+  (two days) in a heap whose every free block was cut below 8 KB (tests/board_heap_probe.py
+  says how), and the live heap after a collection does not grow over the second day (no leak,
+  nothing kept per window). Counted from window 300: by then every metric's window has closed
+  and the street's busiest hours have been seen once, so what is sized by the busiest minute
+  (the set of phones heard in a window, a dict's table) has its size; over the first day the
+  live heap rises by a few hundred bytes as the street gets busier, then stays flat.
 - Offline, then flushed: the board closes windows with the broker away (every record waits
   in the outbox on flash), then the broker comes back and everything queued is delivered over
   mutual TLS under the heap cap and verified by the collector. make test queues 150 records;
@@ -38,9 +41,9 @@ def _city(tmp, window_s):
 
 
 def test_no_allocation_above_8k_and_no_growth_over_500_windows(tmp_path):
-    city = _city(tmp_path, 60)
+    city = _city(tmp_path, 300)  # a board's 5-minute window: 288 a day
     try:
-        script = FRAGMENTED_RUN % dict(frag=FRAG, t0=T0, step_s=60, warmup=3, windows=500, early=100)
+        script = FRAGMENTED_RUN % dict(frag=FRAG, t0=T0, step_s=300, warmup=3, windows=600, early=300)
         # Above the board cap, so that half the free heap (every other hole) still holds the
         # agent's working set: what is checked here is the size of each allocation.
         proc = mpy_port.run([script], maps=city.maps(), cwd=None, port="native", heap=FRAG_HEAP, timeout=600)
@@ -51,9 +54,9 @@ def test_no_allocation_above_8k_and_no_growth_over_500_windows(tmp_path):
     assert m and int(m.group(1)) * GC_BLOCK <= FRAG + GC_BLOCK, "the heap was not fragmented below 8 KB"
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("FRAGMENTED ")][-1]
     frag, windows, grown, held = (int(x) for x in line.split()[1:])
-    assert windows == 500
+    assert windows == 600
     assert held >= 4, "too few 8 KB holes to prove anything"
-    assert grown <= 2 * GC_BLOCK, "live heap grew by %d bytes over windows 100..500" % grown
+    assert grown <= 2 * GC_BLOCK, "live heap grew by %d bytes over the second day" % grown
 
 
 def _offline_then_flush(tmp_path, offline):

@@ -54,7 +54,7 @@ def _mark(people, lo, hi, motion, heard):
                 motion[i >> 3] |= 1 << (i & 7)
         for a, z in p.heard():
             if a <= hi and z >= lo:
-                heard.append((a, z, p))
+                heard.append((a, z, p.pid, p.phone))  # not the Person: a tuple is a third of its heap
 
 
 class Person:
@@ -106,10 +106,26 @@ class Person:
 
     def address(self, t):
         """The phone's Bluetooth address at second t (6 bytes, a random private address)."""
-        key, rotation_s, phase = self.phone
-        h1 = mix32(key, 102, (t + phase) // rotation_s)
-        h2 = mix32(h1, 103)
-        return bytes((h1 & 0xFF, h1 >> 8 & 0xFF, h1 >> 16 & 0xFF, h1 >> 24, h2 & 0xFF, (h2 >> 8 & 0x3F) | 0x40))
+        return address(self.phone, t)
+
+
+class Phone:
+    """A phone in range (what Crowd.phones gives): its owner's pid and its address at t."""
+
+    def __init__(self, pid, phone):
+        self.pid = pid
+        self.phone = phone
+
+    def address(self, t):
+        return address(self.phone, t)
+
+
+def address(phone, t):
+    """The Bluetooth address at second t of phone = (key, rotation_s, phase): 6 bytes, random private."""
+    key, rotation_s, phase = phone
+    h1 = mix32(key, 102, (t + phase) // rotation_s)
+    h2 = mix32(h1, 103)
+    return bytes((h1 & 0xFF, h1 >> 8 & 0xFF, h1 >> 16 & 0xFF, h1 >> 24, h2 & 0xFF, (h2 >> 8 & 0x3F) | 0x40))
 
 
 class Crowd:
@@ -135,7 +151,7 @@ class Crowd:
         # arrives is one bit per second of a block; a Person is drawn again from their second
         # when a block's index is built. Both are pure functions of (seed, time).
         self._arrivals = {}  # block -> bytearray bitmap of the seconds someone arrives in
-        self._index = {}  # block -> (motion bitmap, [(start, end, Person) heard in it])
+        self._index = {}  # block -> (motion bitmap, [(start, end, pid, phone) heard in it])
 
     def arrives(self, s):
         """True if someone arrives at second s."""
@@ -192,12 +208,17 @@ class Crowd:
 
     def arriving(self, block):
         """The people who arrive during one block (drawn afresh: nothing is kept per person)."""
+        return list(self._each(block))
+
+    def _each(self, block):
         bits = self._block(block)
         t = block * BLOCK_S
-        return [self.person(t + i) for i in range(BLOCK_S) if _bit(bits, i)]
+        for i in range(BLOCK_S):
+            if _bit(bits, i):
+                yield self.person(t + i)
 
     def index(self, block):
-        """(motion bitmap of the block's seconds, [(start, end, person) heard]) within one block."""
+        """(motion bitmap of the block's seconds, [(start, end, pid, phone) heard]) within one block."""
         got = self._index.get(block)
         if got is not None:
             return got
@@ -205,8 +226,8 @@ class Crowd:
         lo, hi = block * BLOCK_S, (block + 1) * BLOCK_S - 1
         motion = bytearray(_BITMAP)
         heard = []
-        for b in range(block - self._lookback, block + 1):
-            _mark(self.arriving(b), lo, hi, motion, heard)
+        for b in range(block - self._lookback, block + 1):  # one person at a time: a rush hour is hundreds
+            _mark(self._each(b), lo, hi, motion, heard)
         _mark(self.extra, lo, hi, motion, heard)
         _keep(self._index, block, (motion, heard), 2)
         return motion, heard
@@ -216,8 +237,8 @@ class Crowd:
         return _bit(self.index(s // BLOCK_S)[0], s % BLOCK_S)
 
     def phones(self, s):
-        """People whose phone is in range at second s."""
-        return [p for a, b, p in self.index(s // BLOCK_S)[1] if a <= s <= b]
+        """The phones in range at second s (Phone: .pid, .address(t))."""
+        return [Phone(pid, phone) for a, b, pid, phone in self.index(s // BLOCK_S)[1] if a <= s <= b]
 
     def truth(self, t0, t1):
         """Ground truth of [t0, t1): (passes: walks past plus long stops, distinct phones heard)."""

@@ -443,15 +443,8 @@ class Outbox:
 
 
 def _create(path, size):
-    """A segment file of size zero bytes, written _CHUNK bytes at a time (no size-long buffer in
-    RAM) and renamed into place: a cut leaves the old file or none, never a short one."""
-    from agent.compat import write_chunks_atomic
+    """A segment file of size zero bytes, written a chunk at a time (no size-long buffer in RAM)
+    and renamed into place: a cut leaves the old file or none, never a short one."""
+    from agent.compat import write_chunks_atomic, zero_chunks
 
-    write_chunks_atomic(path, _zeros(size))
-
-
-def _zeros(size):
-    zeros = memoryview(bytes(_CHUNK))
-    while size > 0:
-        yield zeros[:min(size, _CHUNK)]
-        size -= _CHUNK
+    write_chunks_atomic(path, zero_chunks(size))

@@ -12,7 +12,7 @@ import binascii
 import os
 import struct
 
-from agent.compat import MICROPYTHON, file_exists, write_file_atomic
+from agent.compat import MICROPYTHON, file_exists, write_chunks_atomic, zero_chunks
 
 MAGIC = b"CMs1"
 HEAD = 18  # MAGIC(4) gen(8) length(2) crc(4)
@@ -42,11 +42,9 @@ class SlotFile:
             return None
         try:
             for i in (0, 1):
-                f.seek(i * self.size)
-                buf = f.read(self.size)
-                got = _parse(buf)
+                got = _read_slot(f, i * self.size, self.size)
                 if got is None:
-                    if buf and buf.count(b"\x00") != len(buf):
+                    if not _blank(f, i * self.size, self.size):
                         self.torn += 1
                     continue
                 self.found += 1
@@ -69,7 +67,7 @@ class SlotFile:
             self.read()  # never write a generation below the one on file
         if not file_exists(self.path):
             try:
-                write_file_atomic(self.path, bytes(2 * self.size))
+                write_chunks_atomic(self.path, zero_chunks(2 * self.size))
             except OSError:
                 try:
                     os.remove(self.path + ".tmp")  # leave nothing half-made behind
@@ -85,17 +83,37 @@ class SlotFile:
         self.gen, self.newest = gen, slot
 
 
-def _parse(buf):
-    if len(buf) < HEAD or buf[:4] != MAGIC:
+def _read_slot(f, offset, size):
+    """(gen, payload) of the slot at offset if it is intact, else None. Reads the header, then
+    exactly the payload it announces: a board allocates what the value needs, not the slot."""
+    f.seek(offset)
+    head = f.read(HEAD)
+    if len(head) < HEAD or head[:4] != MAGIC:
         return None
-    gen, n = struct.unpack(">QH", buf[4:14])
-    if HEAD + n > len(buf):
+    gen, n = struct.unpack(">QH", head[4:14])
+    if HEAD + n > size:
         return None
-    payload = bytes(buf[HEAD:HEAD + n])
-    body = bytes(buf[4:14]) + payload
-    if binascii.crc32(body) & 0xFFFFFFFF != struct.unpack(">I", buf[14:18])[0]:
+    payload = f.read(n)
+    if len(payload) != n:
+        return None
+    crc = binascii.crc32(payload, binascii.crc32(head[4:14])) & 0xFFFFFFFF
+    if crc != struct.unpack(">I", head[14:18])[0]:
         return None
     return gen, payload
+
+
+def _blank(f, offset, size):
+    """True if the slot at offset reads as zeros only (never written) or is missing."""
+    f.seek(offset)
+    left = size
+    while left:
+        b = f.read(min(left, 256))
+        if not b:
+            return True
+        if b.count(b"\x00") != len(b):
+            return False
+        left -= len(b)
+    return True
 
 
 def write_at(path, offset, data, sync=True):
