@@ -87,7 +87,7 @@ def cli(*argv, env=None, check=True):
 
 
 class BoardCity:
-    def __init__(self, folder, board=None):
+    def __init__(self, folder, board=None, chips=False):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.board = board or sim_board()
@@ -96,6 +96,8 @@ class BoardCity:
         self.device = self.folder / "device"
         self.broker_dir = self.folder / "broker"
         self.mosquitto = None
+        self.chips = chips  # True: the sim board's chips run outside it (provisioning/field/chip_server.py)
+        self.chip_server = None
         self.agent_mpy = None
         self.romfs = None
 
@@ -111,8 +113,20 @@ class BoardCity:
             "--port", self.port, "--bind", "127.0.0.1", "--user", "root", "--json", env=self.env)
         (f / "export.json").write_text(cli("registry", "export", "--registry", f / "registry.db", "--json").stdout)
         self.agent_mpy = mpy_port.compile_agent(f / "mpy")
+        if self.chips:
+            self.start_chips()
         self.start_broker()
         return self
+
+    def start_chips(self):
+        """Serve the board's emulated chips from this process and tell the board where (config.json)."""
+        from agent.board import load_profile
+        from provisioning.field.chip_server import ChipServer
+
+        self.chip_server = ChipServer(load_profile(str(self.device / "board.json"))).start()
+        cfg = json.loads((self.device / "config.json").read_text())
+        cfg["chips"] = self.chip_server.url
+        (self.device / "config.json").write_text(json.dumps(cfg))
 
     def start_broker(self):
         self.mosquitto = Mosquitto(self.broker_dir / "mosquitto.conf", self.port)
@@ -170,6 +184,9 @@ class BoardCity:
 
     def stop(self):
         self.stop_broker()
+        if self.chip_server is not None:
+            self.chip_server.stop()
+            self.chip_server = None
 
 
 class BoardFailed(RuntimeError):

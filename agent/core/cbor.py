@@ -57,22 +57,24 @@ class Tag:
 
 def dumps(obj):
     """Encode obj deterministically (see the module docstring); raise EncodeError if impossible."""
-    out = []
+    out = bytearray()  # one growing buffer, not a list of small pieces: a board's heap is small
     _encode(obj, out, 0)
-    return b"".join(out)
+    return bytes(out)
 
 
-def _head(major, n):
+def _head(out, major, n):
     mt = major << 5
     if n < 24:
-        return bytes((mt | n,))
-    if n < 0x100:
-        return bytes((mt | 24, n))
-    if n < 0x10000:
-        return struct.pack(">BH", mt | 25, n)
-    if n < 0x100000000:
-        return struct.pack(">BI", mt | 26, n)
-    return struct.pack(">BQ", mt | 27, n)
+        out.append(mt | n)
+    elif n < 0x100:
+        out.append(mt | 24)
+        out.append(n)
+    elif n < 0x10000:
+        out += struct.pack(">BH", mt | 25, n)
+    elif n < 0x100000000:
+        out += struct.pack(">BI", mt | 26, n)
+    else:
+        out += struct.pack(">BQ", mt | 27, n)
 
 
 def _text(s):
@@ -87,34 +89,33 @@ def _text(s):
 
 def _encode(obj, out, depth):
     if obj is None:
-        out.append(b"\xf6")
+        out.append(0xF6)
     elif obj is True:
-        out.append(b"\xf5")
+        out.append(0xF5)
     elif obj is False:
-        out.append(b"\xf4")
+        out.append(0xF4)
     elif isinstance(obj, int):
         if obj >= 0:
             if obj > _UINT64_MAX:
                 raise EncodeError("int %d is above 2**64-1 (bignums are not supported)" % obj)
-            out.append(_head(0, obj))
+            _head(out, 0, obj)
         else:
             if obj < -_UINT64_MAX - 1:
                 raise EncodeError("int %d is below -2**64 (bignums are not supported)" % obj)
-            out.append(_head(1, -1 - obj))
+            _head(out, 1, -1 - obj)
     elif isinstance(obj, float):
-        out.append(shortest_float(obj))
+        out += shortest_float(obj)
     elif isinstance(obj, str):
         b = _text(obj)
-        out.append(_head(3, len(b)))
-        out.append(b)
+        _head(out, 3, len(b))
+        out += b
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        b = bytes(obj)
-        out.append(_head(2, len(b)))
-        out.append(b)
+        _head(out, 2, len(obj))
+        out += obj
     elif depth >= _MAX_ENCODE_DEPTH:
         raise EncodeError("nesting deeper than %d (a cycle?)" % _MAX_ENCODE_DEPTH)
     elif isinstance(obj, (list, tuple)):
-        out.append(_head(4, len(obj)))
+        _head(out, 4, len(obj))
         for item in obj:
             _encode(item, out, depth + 1)
     elif isinstance(obj, dict):
@@ -123,22 +124,22 @@ def _encode(obj, out, depth):
             if not isinstance(k, (bool, int, str, bytes)):
                 raise EncodeError("map key %r has type %s; keys must be int, bool, str or bytes"
                                   % (k, type(k).__name__))
-            kb = []
+            kb = bytearray()
             _encode(k, kb, depth + 1)
-            vb = []
+            vb = bytearray()
             _encode(v, vb, depth + 1)
-            pairs.append((b"".join(kb), vb))
+            pairs.append((bytes(kb), vb))
         pairs.sort(key=lambda p: p[0])
-        out.append(_head(5, len(pairs)))
+        _head(out, 5, len(pairs))
         prev = None
         for kb, vb in pairs:
             if kb == prev:
                 raise EncodeError("duplicate map key after encoding: %r" % (loads(kb),))
             prev = kb
-            out.append(kb)
-            out.extend(vb)
+            out += kb
+            out += vb
     elif isinstance(obj, Tag):
-        out.append(_head(6, obj.tag))
+        _head(out, 6, obj.tag)
         _encode(obj.value, out, depth + 1)
     else:
         raise EncodeError("cannot encode a value of type %s" % type(obj).__name__)

@@ -133,23 +133,23 @@ def _recode(k):
     kb = k.to_bytes(33, "big")
     mask = (1 << (_W + 1)) - 1
     half = 1 << (_W - 1)
-    digits = []
+    digits = [0] * _WINDOWS  # sized once: a growing list leaves its old arrays as holes
     acc = 0
     nbits = 0
     pos = 32
-    for _ in range(_WINDOWS - 1):
+    for i in range(_WINDOWS - 1):
         while nbits <= _W:
             acc |= kb[pos] << nbits
             nbits += 8
             pos -= 1
-        digits.append(((acc & mask) >> 1) - half)
+        digits[i] = ((acc & mask) >> 1) - half
         acc >>= _W
         nbits -= _W
     while pos >= 0:
         acc |= kb[pos] << nbits
         nbits += 8
         pos -= 1
-    digits.append(acc >> 1)
+    digits[_WINDOWS - 1] = acc >> 1
     return digits
 
 

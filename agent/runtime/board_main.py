@@ -24,7 +24,8 @@ SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file
 # the agent is built nothing refers to them, so they are dropped for the collector (their
 # interned names stay). Frozen firmware needs none of it.
 MANIFEST_BUILDER = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file")
-BOOT_ONLY = MANIFEST_BUILDER + ("agent.profile_check", "agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
+BOOT_ONLY = MANIFEST_BUILDER + ("agent.profile_check", "agent.sensors.assembly", "agent.sensors.catalog",
+                                "agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
                                 "agent.store.keyfile", "agent.net.tls_files", "agent.net.url")
 
 
@@ -53,15 +54,13 @@ def real_clock():
     return int(time.time()), compat.monotonic_ms()
 
 
-def mqtt_transport(device_dir, config, dev):
-    """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker."""
+def network_plan(device_dir, config):
+    """(host, port, DER credentials or None) of the broker in config.json, or None if there is
+    none: read at start-up, so the URL parser and the credential reader can be dropped after."""
     url = config.get("broker")
     if not url:
         return None
-    from agent.net import socket_mpy
-    from agent.net.mqtt_client import MQTTClient
     from agent.net.url import parse_broker
-    from agent.runtime.agent import topics
 
     host, port, tls = parse_broker(url)
     creds = None
@@ -69,13 +68,30 @@ def mqtt_transport(device_dir, config, dev):
         from agent.net import tls_files
 
         creds = tls_files.load(device_dir, config.get("tls"))  # DER: what every MicroPython ssl parses
+    return host, port, creds
+
+
+def mqtt_transport(plan, config, dev):
+    """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker."""
+    if plan is None:
+        return None
+    from agent.net import socket_mpy
+    from agent.net.mqtt_client import MQTTClient
+    from agent.runtime.agent import topics
+
+    host, port, creds = plan
     status = topics(config.get("topic_prefix", DEFAULT_PREFIX), config["district"], dev)[2]
     # 5 s per network wait: below the watchdog's 8 s (the longest an RP2040 allows).
     return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
 
 
 def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
-    """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object."""
+    """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object.
+
+    In two phases, for a small heap: first everything only start-up needs (the profile's
+    checks, the signing table, the key, the manifest, the broker's URL and credentials), whose
+    modules are then dropped, so that the agent is built in a heap they no longer cut up; then
+    the agent, offline, and its network client."""
     from agent.board import load_profile
 
     config = read_json(device_dir + "/" + CONFIG)
@@ -83,35 +99,46 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     now_s, now_ms = clock()
     if compat.MICROPYTHON:
         sign_from_flash(device_dir + "/" + SIGN_TABLE)
-    # The manifest before anything else is imported: read from flash (`device init` wrote it),
-    # or, for a new profile, built while the heap is still empty and its builder dropped after.
-    manifest = first_manifest(device_dir, board)
+    key, manifest = first_manifest(device_dir, board)
+    plan = network_plan(device_dir, config) if transport == "auto" else None
+    forget(BOOT_ONLY)
     from agent.runtime.device import open_agent
 
-    # The agent is built offline first and the start-up-only modules are dropped before the
-    # network code loads, so the two never sit in the heap together (the start-up peak).
     # The privacy ledger is opened by the agent only once the wall clock is valid (after NTP).
     agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
                        transport=None if transport == "auto" else transport,
                        prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text),
-                       manifest=manifest)
+                       manifest=manifest, street=chip_bridge(config), key=key)
     forget(BOOT_ONLY)
     if transport == "auto":
-        agent.transport = mqtt_transport(device_dir, config, config["device_id"])
-        forget(BOOT_ONLY)
+        agent.transport = mqtt_transport(plan, config, config["device_id"])
     return agent
 
 
+def chip_bridge(config):
+    """The chip server's Bridge if config.json names one ("chips": "tcp://host:port"), else None
+    (a sim board then emulates its chips in its own heap)."""
+    url = config.get("chips")
+    if not url:
+        return None
+    from agent.errors import ConfigError
+    from agent.hal.bridge import Bridge
+
+    host, _, port = url[len("tcp://"):].rpartition(":")
+    if not url.startswith("tcp://") or not host or not port.isdigit():
+        raise ConfigError("config.json: chips: %r is not tcp://HOST:PORT" % (url,))
+    return Bridge(host, int(port))
+
+
 def first_manifest(device_dir, board):
-    """(signed manifest, mh) of this board (agent.runtime.manifest_file), its builder forgotten."""
+    """(signing key, (signed manifest, mh)) of this board (agent.runtime.manifest_file)."""
     from agent.core.identity import device_id
     from agent.runtime import manifest_file
     from agent.store import identity
 
     key = identity.load_key(device_dir)
     made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD)
-    forget(MANIFEST_BUILDER)
-    return made
+    return key, made
 
 
 def sign_from_flash(path):

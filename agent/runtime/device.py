@@ -52,19 +52,21 @@ def _exists(path):
 
 def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, sink=None,
                prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None,
-               manifest=None):
+               manifest=None, street=None, key=None):
     """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes.
 
     Nothing here reads the clock's value: the privacy ledger is opened by the agent once the
     wall clock is valid (now_s is kept for callers; now_ms starts the sensors). manifest:
-    (message, mh) already made, else agent.runtime.manifest_file gives it."""
-    key = identity.load_key(device_dir)
+    (message, mh) already made, else agent.runtime.manifest_file gives it. street: see
+    agent.sensors.assembly.build (a chip server's Bridge on a sim board whose chips are outside).
+    key: the signing key if already loaded (else read from device_dir)."""
+    key = key or identity.load_key(device_dir)
     dev = device_id(key.public_key().to_sec1())
     # First, while the heap is emptiest: the manifest (read from flash, or built and kept there);
     # a board passes the (message, mh) it made before importing the rest (board_main.build).
     manifest, mh = manifest or manifest_file.ensure(device_dir, board, key, dev, BOARD)
     metrics = MetricSet(board, rng)
-    sensors = open_sensors(board, now_ms, identifier_sink=metrics.identifier, seed=seed)
+    sensors = open_sensors(board, now_ms, identifier_sink=metrics.identifier, seed=seed, street=street)
     progress = Progress(device_dir + "/" + PROGRESS)
     outbox = Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count)
     floor = max(outbox.last_seq, progress.last_seq) + 1

@@ -1,80 +1,18 @@
 """Turn a validated Board into running sensors: buses by backing, drivers, supervision.
 
-The runtime loop calls SensorSet.poll(now_ms) (or iterates .sensors and calls each
-read(now_ms)); identifiers (BLE addresses) go to identifier_sink(metric, addr) and are
-never returned. On a board with emulated buses, every read first moves the scripted
-street to now_ms, so the emulators answer for that time.
+Start-up only (a board drops this module and the driver table once its sensors are built);
+what runs is agent.sensors.sensor_set. The runtime loop calls SensorSet.poll(now_ms) (or
+iterates .sensors and calls each read(now_ms)); identifiers (BLE addresses) go to
+identifier_sink(metric, addr) and are never returned. On a board with emulated buses,
+every read first moves the scripted street to now_ms, so the emulators answer for that time.
 """
 from agent.sensors.catalog import DRIVERS, driver_class
+from agent.sensors.sensor_set import LazyBus, SensorSet, identifier_sink_of
 from agent.sensors.supervisor import Supervised
 
 
-class SensorSet:
-    def __init__(self, board, sensors, buses, street, identifier_routes):
-        self.board = board
-        self.sensors = sensors  # list of Supervised, in name order
-        self.buses = buses  # bus name -> bus object (emulated ones take faults)
-        self.street = street  # the scripted street when any bus is emulated, else None
-        self._routes = identifier_routes
-
-    def sensor(self, name):
-        for s in self.sensors:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-    def poll(self, now_ms):
-        """Read every due sensor; -> {sensor name: readings} for those that gave data."""
-        out = {}
-        for s in self.sensors:
-            r = s.read(now_ms)
-            if r is not None:
-                out[s.name] = r
-        return out
-
-    def metric_values(self, readings):
-        """{sensor: readings} -> [(metric, value)] for the board's value metrics."""
-        out = []
-        for sensor, values in readings.items():
-            for metric, reading in self.board.metrics_of(sensor):
-                if reading in values:
-                    out.append((metric, values[reading]))
-        return out
-
-    def health(self):
-        return {s.name: s.status() for s in self.sensors}
-
-    def close(self):
-        for b in self.buses.values():
-            c = getattr(b, "close", None)
-            if c is not None:
-                try:
-                    c()
-                except Exception:  # noqa: BLE001 - closing must not stop a shutdown
-                    pass
-
-
-class LazyBus:
-    """Opens a real bus on first use and again after it failed to open, so a device
-    that is missing at boot (unplugged adapter, absent /dev node) is a counted fault of
-    its sensor, retried with backoff, instead of an error that stops the agent."""
-
-    def __init__(self, factory, spec):
-        self._factory = factory
-        self._spec = spec
-        self._bus = None
-
-    def __getattr__(self, name):
-        if self._bus is None:
-            self._bus = self._factory(self._spec)
-        return getattr(self._bus, name)
-
-    def close(self):
-        if self._bus is not None and hasattr(self._bus, "close"):
-            self._bus.close()
-
-
-def _emulated_bus(spec, sensors_on_bus, street):
+def emulated_bus(spec, sensors_on_bus, street):
+    """The in-process emulated bus of spec, its chips driven by street (also the chip server's)."""
     from agent.hal import emulated as e
 
     t = spec["type"]
@@ -154,7 +92,9 @@ def _driver(name, spec, bus, sink):
 
 def build(board, now_ms, identifier_sink=None, seed=1, street=None):
     """-> SensorSet. Bus construction errors (a missing device) surface as the first
-    read's fault, not here, except a missing optional package (ConfigError)."""
+    read's fault, not here, except a missing optional package (ConfigError). street: the
+    scripted street of emulated buses (made here if None), or an agent.hal.bridge.Bridge whose
+    chip server emulates them outside this interpreter."""
     specs = board.sensors
     if street is None and any(b["backing"] == "emulated" for b in board.buses.values()):
         from agent.emulators.street import Street
@@ -165,9 +105,11 @@ def build(board, now_ms, identifier_sink=None, seed=1, street=None):
     buses = {}
     for bname in sorted(board.buses):
         spec = board.buses[bname]
-        if spec["backing"] == "emulated":
+        if spec["backing"] == "emulated" and hasattr(street, "bus"):  # chips outside: agent/hal/bridge.py
+            buses[bname] = street.bus(bname)
+        elif spec["backing"] == "emulated":
             on_bus = [specs[s] for s in sorted(specs) if specs[s]["bus"] == bname]
-            buses[bname] = _emulated_bus(spec, on_bus, street)
+            buses[bname] = emulated_bus(spec, on_bus, street)
         elif spec["backing"] == "machine":
             buses[bname] = LazyBus(_machine_bus, spec)
         else:
@@ -178,19 +120,10 @@ def build(board, now_ms, identifier_sink=None, seed=1, street=None):
         spec = specs[name]
         for metric, reading in board.metrics_of(name):
             routes[(name, reading)] = metric
-        sink = _sink(name, routes, identifier_sink)
+        sink = identifier_sink_of(name, routes, identifier_sink)
         drv = _driver(name, spec, buses[spec["bus"]], sink)
         emulated = board.buses[spec["bus"]]["backing"] == "emulated"
         sensors.append(
             Supervised(name, drv, int(spec.get("period_s", 10) * 1000), before_read=street.set_now if emulated else None)
         )
     return SensorSet(board, sensors, buses, street, routes)
-
-
-def _sink(sensor, routes, identifier_sink):
-    def sink(reading, addr):
-        metric = routes.get((sensor, reading))
-        if metric is not None and identifier_sink is not None:
-            identifier_sink(metric, addr)
-
-    return sink
