@@ -11,6 +11,7 @@ board's time on every call. It prints one line, `chip server: listening on HOST:
 serves until stopped. Wire format: agent/hal/bridge.py.
 """
 import argparse
+import socket
 import socketserver
 import struct
 import sys
@@ -79,6 +80,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self):
         chips = self.server.chips
         sock = self.request
+        self.server.conns.add(sock)
         while True:
             head = _read(sock, 2)
             if head is None:
@@ -111,6 +113,7 @@ class ChipServer(socketserver.ThreadingTCPServer):
     def __init__(self, board, host="127.0.0.1", port=0, seed=1):
         super().__init__((host, port), _Handler)
         self.chips = Chips(board, seed)
+        self.conns = set()  # open connections, closed by stop() (a board then sees its chips gone)
 
     @property
     def url(self):
@@ -124,6 +127,13 @@ class ChipServer(socketserver.ThreadingTCPServer):
     def stop(self):
         self.shutdown()
         self.server_close()
+        for sock in list(self.conns):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+        self.conns.clear()
 
 
 def main(argv=None):

@@ -1,0 +1,133 @@
+"""Chips outside the board: agent/hal/bridge.py on the native port, provisioning/field/chip_server.py here.
+
+- A board whose chips are served from outside delivers verified summaries over mutual TLS,
+  and its readings are the street's: the environmental values the collector stores lie in the
+  emulated street's ranges, and its heap holds no emulator module.
+- At 192 KB of heap with its code in flash (issue 12's target), it delivers.
+- The chip server going away is a bus fault of each sensor (counted, retried), never a stop:
+  windows keep closing, and readings come back when it does.
+- The server answers only the bus methods it knows (a board cannot call anything else on it).
+"""
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+import mpy_port
+from board_city import BoardCity, collected, parse_board, sim_board
+from test_board_native import TARGET_HEAP
+
+from agent.board import load_profile
+from provisioning.field.chip_server import EINVAL, Chips
+
+pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None and not os.path.exists("/usr/sbin/mosquitto"),
+                                reason="mosquitto not installed")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def city(tmp_path):
+    c = BoardCity(tmp_path, chips=True).start()
+    yield c
+    c.stop()
+
+
+def test_board_with_chips_outside_delivers_the_streets_readings(city):
+    windows = 3
+    col = city.collect(windows, 90)
+    time.sleep(0.5)
+    script = city.board_script(windows, drain_s=20) + (
+        "import sys\nprint('EMULATORS', [m for m in sys.modules if 'emulat' in m])\n")
+    run = mpy_port.run([script], maps=city.maps(), cwd=None, port="native", timeout=180)
+    closed, delivered, depth, net_errors, alloc, free = parse_board(run.stdout, run.stderr)
+    assert closed >= windows and delivered == closed and depth == 0
+    assert "EMULATORS []" in run.stdout, run.stdout[-500:]  # nothing of the emulators in the board's heap
+    assert city.chip_server.chips.calls > 0
+    records, err = collected(col)
+    summaries = [r for r in records if r.get("event") == "summary"]
+    assert len(summaries) >= windows, (records, err)
+    assert not [r for r in records if r.get("event") == "rejected"]
+    text = json.dumps(summaries)
+    assert "temperature" in text and "pm2_5" in text, text[:500]
+
+
+def test_board_with_chips_outside_and_code_in_flash_delivers_at_192k(city):
+    image = city.romfs_image().stat().st_size
+    closed, delivered, depth, net_errors, alloc, free = city.run_board(2, heap=TARGET_HEAP + image + 64, romfs=True)
+    assert closed >= 2 and delivered == closed and depth == 0
+
+
+def test_a_lost_chip_server_is_a_counted_fault_and_the_board_goes_on(tmp_path):
+    city = BoardCity(tmp_path, board=sim_board(2), chips=True).start()
+    proc = None
+    try:
+        city.stop_broker()
+        script = """
+import gc
+from agent.runtime import board_main
+clock = board_main.SimClock(1767225600, 1)
+a = board_main.build('/civicmote', transport=None, clock=clock)
+def run(n):
+    goal = a.closed + n
+    while a.closed < goal:
+        s, ms = clock(); a.step(s, ms)
+run(3)
+print('UP', a.closed)
+import os, time
+while True:
+    try:
+        os.stat('/civicmote/down'); break
+    except OSError:
+        time.sleep_ms(50)
+run(30)
+h = a.sensors.health()
+print('DOWN', a.closed, ' '.join(sorted(k for k in h if h[k]['state'] != 'ok')))
+open('/civicmote/downdone', 'w').close()
+while True:
+    try:
+        os.stat('/civicmote/back'); break
+    except OSError:
+        time.sleep_ms(50)
+before = {k: v['recoveries'] for k, v in a.sensors.health().items()}
+run(200)  # longer than the sensors' retry backoff has grown to
+h = a.sensors.health()
+print('BACK', a.closed, ' '.join(sorted(k for k in h if h[k]['recoveries'] > before[k] and h[k]['state'] == 'ok')))
+"""
+        (tmp_path / "run").mkdir()
+        proc = mpy_port.start_native([script], str(tmp_path / "run"), maps=city.maps(), cwd=None)
+        first = proc.stdout.readline()
+        assert first.startswith("UP "), first + proc.stderr.read()[-2000:]
+        url = city.chip_server.url
+        city.chip_server.stop()
+        (city.device / "down").write_text("")
+        deadline = time.time() + 120
+        while not (city.device / "downdone").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        from provisioning.field.chip_server import ChipServer
+
+        port = int(url.rsplit(":", 1)[1])
+        city.chip_server = ChipServer(load_profile(str(city.device / "board.json")), port=port).start()
+        (city.device / "back").write_text("")
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        city.stop()
+    lines = {ln.split()[0]: ln for ln in (first + out).splitlines() if ln.split()[:1] in (["DOWN"], ["BACK"])}
+    assert "DOWN" in lines and "BACK" in lines, out[-2000:] + err[-2000:]
+    down = lines["DOWN"]
+    assert int(down.split()[1]) >= 33  # windows kept closing with every chip gone
+    assert {"bme", "dust", "noise"} <= set(down.split()[2:]), down  # the chips' sensors are degraded, counted
+    back = lines["BACK"]
+    assert {"bme", "dust", "noise"} <= set(back.split()[2:]), back  # and recovered with the server
+
+
+def test_the_server_answers_only_bus_methods():
+    chips = Chips(load_profile(os.path.join(ROOT, "boards", "sim.json")))
+    bus = sorted(chips.buses)[0]
+    assert chips.handle([bus, "__class__", 0])[0] == [EINVAL]
+    assert chips.handle([bus, "_chip", 0, 0x76])[0] == [EINVAL]
+    assert chips.handle(["no-such-bus", "scan", 0])[0] == [EINVAL]
+    assert chips.calls == 3
