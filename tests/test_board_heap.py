@@ -10,7 +10,8 @@
 - Offline, then flushed: the board closes windows with the broker away (every record waits
   in the outbox on flash), then the broker comes back and everything queued is delivered over
   mutual TLS under the heap cap and verified by the collector. make test queues 150 records;
-  CIVICMOTE_SOAK=1 fills the outbox (1024 records) first.
+  CIVICMOTE_SOAK=1 closes 1100 windows offline, which fills the outbox (256 KiB: about 790 of
+  the sim board's summaries) and drops the oldest first.
 """
 import os
 import re
@@ -87,7 +88,10 @@ def _offline_then_flush(tmp_path, offline):
 @pytest.mark.parametrize("offline", [1100] if SOAK else [150])
 def test_offline_then_flush_all_over_tls_under_the_cap(tmp_path, offline):
     depth, closed, delivered, left, records = _offline_then_flush(tmp_path, offline)
-    assert depth >= min(offline, 1000), depth  # queued on flash while the broker was away
+    if offline <= 150:
+        assert depth >= offline, depth  # every window queued on flash while the broker was away
+    else:  # the outbox filled (256 KiB or 1024 records, whichever first) and dropped the oldest, counted
+        assert 700 <= depth < closed, (depth, closed)
     assert left == 0 and delivered >= depth, (delivered, left)
     got = sorted(r["seq"] for r in records if r.get("event") == "summary")
     assert len(got) >= depth, (len(got), depth)

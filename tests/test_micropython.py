@@ -108,4 +108,5 @@ def test_mpy_cross_output_loads_on_the_port(port, compiled_agent):
         version, port, port_version, port_sub)
     assert "IMPORTED %d" % len(names) in proc.stdout
     needs = [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("NEEDS-HARDWARE")]
-    assert set(needs) <= ({"agent.hal.machine_bus", "agent.net.socket_mpy"} if port == "wasm" else set()), needs
+    assert set(needs) <= ({"agent.hal.machine_bus", "agent.net.socket_mpy", "agent.hal.bridge"} if port == "wasm"
+                          else set()), needs

@@ -20,13 +20,14 @@ CONFIG = "config.json"
 WIFI = "wifi.json"
 BOARD = "board.json"
 SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
-# Modules only start-up needs (key file, identity, manifest, credentials, URL parsing). Once
+# Modules only start-up needs (profile checks, sensor assembly, key file, identity, manifest,
+# credentials, URL parsing). Once
 # the agent is built nothing refers to them, so they are dropped for the collector (their
 # interned names stay). Frozen firmware needs none of it.
-MANIFEST_BUILDER = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file")
-BOOT_ONLY = MANIFEST_BUILDER + ("agent.profile_check", "agent.sensors.assembly", "agent.sensors.catalog",
-                                "agent.crypto.table_file", "agent.runtime.device", "agent.store.identity",
-                                "agent.store.keyfile", "agent.net.tls_files", "agent.net.url")
+BOOT_ONLY = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file",
+             "agent.profile_check", "agent.sensors.assembly", "agent.sensors.catalog", "agent.crypto.table_file",
+             "agent.runtime.device", "agent.store.identity", "agent.store.keyfile", "agent.net.tls_files",
+             "agent.net.url")
 
 
 def read_json(path):

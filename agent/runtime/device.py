@@ -6,6 +6,7 @@
     <device dir>/seq              reserved sequence-number block (created at `device init`)
     <device dir>/progress         last seq queued, last window end, ledger generation
     <device dir>/outbox/          signed summaries waiting for the broker's PUBACK (a ring of segments)
+    <device dir>/manifest.cose    the signed manifest, made at `device init` (agent.runtime.manifest_file)
 Every file the agent rewrites while it runs is rewritten in place, on blocks it already owns,
 so a full disk cannot fail a write (agent/store/slots.py).
 """
