@@ -34,12 +34,16 @@ def rabbit_nodes(n):
 
 
 class RabbitCluster:
-    def __init__(self, broker_dir, nodes):
+    def __init__(self, broker_dir, nodes, home=None):
+        """home: where the nodes' data and logs go (kept for reading after a failure); default a
+        temporary folder removed by stop()."""
         self.dir = Path(broker_dir).absolute()
         self.nodes = nodes
-        self.home = Path(tempfile.mkdtemp(prefix="civicmote-rmq-"))
+        self.keep = home is not None
+        self.home = Path(home).absolute() if home is not None else Path(tempfile.mkdtemp(prefix="civicmote-rmq-"))
         self.epmd = free_port()
         self.procs = {}
+        self.restarted_vhosts = []  # nodes whose vhost had to be restarted after the boot race
 
     @staticmethod
     def available():
@@ -66,8 +70,8 @@ class RabbitCluster:
                                          stdout=open(self.home / node["name"] / "stdout", "ab"),
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
-    def ctl(self, i, *args, timeout=60):
-        return subprocess.run([os.path.join(BIN, "rabbitmqctl"), "-n", self.nodes[i]["name"]] + list(args),
+    def ctl(self, i, *args, timeout=60, tool="rabbitmqctl"):
+        return subprocess.run([os.path.join(BIN, tool), "-n", self.nodes[i]["name"]] + list(args),
                               env=self.env(self.nodes[i]), capture_output=True, text=True, timeout=timeout)
 
     def wait_node(self, i, timeout=120):
@@ -99,7 +103,30 @@ class RabbitCluster:
             if time.monotonic() > end:
                 raise RuntimeError("the cluster did not form: %s" % self.ctl(0, "cluster_status").stdout)
             time.sleep(0.5)
+        for i in range(len(self.nodes)):
+            self.ensure_vhost(i)
         return self
+
+    def ensure_vhost(self, i, timeout=60):
+        """Until the vhost runs on node i, restarting it there if it is down.
+
+        Nodes booted together race: the vhost is created (from definitions.json) by whichever
+        node imports first, and started only on the nodes that already run; a node whose boot
+        passed its recovery step just before never starts it, and refuses every login with
+        "vhost '/' is down" (MQTT: the connection is closed before CONNACK; seen on a loaded
+        2-core machine, the whole third of the fleet on that node failed). An operator's
+        check after a cluster start: `rabbitmq-diagnostics check_virtual_hosts` on each node,
+        `rabbitmqctl restart_vhost` where it fails. -> True if it had to be restarted."""
+        end = time.monotonic() + timeout
+        restarted = False
+        while self.ctl(i, "check_virtual_hosts", tool="rabbitmq-diagnostics", timeout=60).returncode != 0:
+            if time.monotonic() > end:
+                raise RuntimeError("vhost / does not run on %s: %s" % (self.nodes[i]["name"], self.log(i)))
+            self.ctl(i, "restart_vhost", "--vhost", "/")
+            restarted = True
+            self.restarted_vhosts.append(self.nodes[i]["name"])
+            time.sleep(0.5)
+        return restarted
 
     def log(self, i):
         p = self.home / self.nodes[i]["name"] / "log" / "rabbit.log"
@@ -124,7 +151,8 @@ class RabbitCluster:
                 p.wait(5)
         subprocess.run(["epmd", "-port", str(self.epmd), "-kill"], capture_output=True,
                        env=dict(os.environ, ERL_EPMD_PORT=str(self.epmd)))
-        shutil.rmtree(self.home, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self):
         try:
