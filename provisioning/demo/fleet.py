@@ -9,7 +9,9 @@ signed summaries published at QoS 1 over its own mutual-TLS MQTT connection unde
 civicmote/v1/<district>/<id>/. Device keys live in this process; for TLS they are also written,
 owner-only, into FOLDER/devices/ (the ssl module loads keys from files). The CA's passphrase is
 random and never written. One asyncio loop drives every connection (the agent's MQTT codec and
-parser, not a client library), so one process can hold thousands of them.
+parser, not a client library), so one process can hold thousands of them. Given several
+broker nodes, a device that loses its connection moves to the next node and resends what was
+not acknowledged, as a real device's outbox does; the report counts reconnects and resends.
 """
 import asyncio
 import json
