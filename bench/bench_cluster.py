@@ -43,7 +43,7 @@ def _collectors(city, broker_dir, rc, store, n, folder):
              "--tls-ca", str(broker_dir / "ca.crt"), "--tls-cert", str(broker_dir / "collector.crt"), "--tls-key",
              str(broker_dir / "collector.key"), "--store", store, "--json"],
             stdout=subprocess.DEVNULL, stderr=open(err, "wb")), err))
-    end = time.monotonic() + 60
+    end = time.monotonic() + 120
     for p, err in procs:
         while "connected to" not in err.read_text(errors="replace"):
             if p.poll() is not None or time.monotonic() > end:
