@@ -41,9 +41,10 @@ system-deps:
 test: setup
 	$(BIN)/python -m pytest
 
-# The 3-node RabbitMQ cluster's node-kill run and bench (opt-in: see tests/test_cluster_rabbitmq.py).
+# Only the 3-node RabbitMQ cluster's tests (also part of `make test`) and its bench's own quick run.
 test-cluster: setup
-	CIVICMOTE_CLUSTER=1 $(BIN)/python -m pytest tests/test_cluster_rabbitmq.py tests/test_bench_quick.py -k 'cluster'
+	$(BIN)/python -m pytest tests/test_cluster_rabbitmq.py
+	$(BIN)/python bench/bench_cluster.py --quick
 
 test-micropython: setup
 	$(BIN)/python tests/mpy_port.py

@@ -7,8 +7,10 @@ and any acknowledged summary not stored. Ratios against the anchor measured in t
 collector.
 
     python bench/bench_cluster.py            # 300 devices x 5 summaries
-    python bench/bench_cluster.py --quick    # 30 devices x 3 (tests/test_cluster_rabbitmq.py runs
-                                             # measure() on its own cluster, which is already up)
+    python bench/bench_cluster.py --quick    # 30 devices x 3
+
+`make test` runs measure() and report() on tests/test_cluster_rabbitmq.py's cluster, which is
+already up (one 3-node boot, not two); tests/test_bench_quick.py leaves this script's own out.
 """
 import argparse
 import asyncio
@@ -41,7 +43,7 @@ def _collectors(city, broker_dir, rc, store, n, folder):
              "--tls-ca", str(broker_dir / "ca.crt"), "--tls-cert", str(broker_dir / "collector.crt"), "--tls-key",
              str(broker_dir / "collector.key"), "--store", store, "--json"],
             stdout=subprocess.DEVNULL, stderr=open(err, "wb")), err))
-    end = time.monotonic() + 60
+    end = time.monotonic() + 120
     for p, err in procs:
         while "connected to" not in err.read_text(errors="replace"):
             if p.poll() is not None or time.monotonic() > end:
@@ -56,7 +58,7 @@ def measure(city, broker_dir, rc, store, collectors, per_device, rate=20000.0, f
     procs = _collectors(city, Path(broker_dir), rc, store, collectors, folder)
     try:
         res = asyncio.run(publish(city, "127.0.0.1", [n["mqtts"] for n in rc.nodes], rate, per_device))
-        stored, _, _ = _stored(store, res["sent"])
+        stored, _, _ = _stored(store, res["published"])
     finally:
         cpu = sum(_reap(p) for p, _ in procs)
     sent = res["sent"]
@@ -64,8 +66,9 @@ def measure(city, broker_dir, rc, store, collectors, per_device, rate=20000.0, f
     first = min((v[0] for v in sent.values()), default=0)
     last = max(stored.values(), default=first)
     n = len(lat)
-    return {"collectors": collectors, "devices": len(city.devices), "published_acked": len(sent), "stored": n,
-            "acked_not_stored": len(set(sent) - set(stored)), "errors": len(res["errors"]),
+    return {"collectors": collectors, "devices": len(city.devices), "published": len(res["published"]),
+            "published_acked": len(sent), "stored": n, "acked_not_stored": len(set(sent) - set(stored)),
+            "errors": len(res["errors"]), "reconnects": res["reconnects"], "resends": res["resends"],
             "stored_per_s": round(n / (last - first), 1) if n and last > first else None,
             "stored_per_collector_cpu_s": round(n / cpu, 1) if cpu else None,
             "latency_p50_ms": _ms(percentile(lat, 50)), "latency_p99_ms": _ms(percentile(lat, 99))}
@@ -97,22 +100,30 @@ def main(argv=None):
     finally:
         if pg:
             pg.stop()
+    store_kind = "postgresql" if pg else "sqlite"
+    if a.json:
+        print(report(rows, store_kind, devices, per_device)[-1])
+    else:
+        print("\n".join(report(rows, store_kind, devices, per_device)))
+    return 1 if any(r["acked_not_stored"] or r["stored"] != r["published"] for r in rows) else 0
+
+
+def report(rows, store_kind, devices, per_device):
+    """The printed lines (ratios against the first row); the last is one JSON object, as every
+    bench ends (bench/README.md)."""
     anchor = rows[0]["stored_per_s"] or 1.0
     for r in rows:
         r["ratio_vs_anchor"] = round((r["stored_per_s"] or 0) / anchor, 2)
-    if a.json:
-        print(json.dumps({"store": "postgresql" if pg else "sqlite", "cpus": os.cpu_count(), "rows": rows}))
-    else:
-        print("3-node RabbitMQ on loopback, %d devices x %d summaries, store %s, %d CPUs shared by everything"
-              % (devices, per_device, "postgresql" if pg else "sqlite", os.cpu_count()))
-        for r in rows:
-            print("%d collector(s): %s stored/s (x%.2f), %s per collector cpu-s, p50 %s ms, p99 %s ms, lost %d"
-                  % (r["collectors"], r["stored_per_s"], r["ratio_vs_anchor"], r["stored_per_collector_cpu_s"],
-                     r["latency_p50_ms"], r["latency_p99_ms"], r["acked_not_stored"]))
-        # the last line is one JSON object, as every bench ends (bench/README.md)
-        print(json.dumps({"store": "postgresql" if pg else "sqlite", "cpus": os.cpu_count(), "rows": rows}))
-    return 1 if any(r["acked_not_stored"] or r["stored"] != r["published_acked"] for r in rows) else 0
-
+    lines = ["3-node RabbitMQ on loopback, %d devices x %d summaries, store %s, %d CPUs shared by everything"
+             % (devices, per_device, store_kind, os.cpu_count())]
+    for r in rows:
+        lines.append("%d collector(s): %s stored/s (x%.2f), %s per collector cpu-s, p50 %s ms, p99 %s ms, lost %d, "
+                     "device reconnects %d, resends %d"
+                     % (r["collectors"], r["stored_per_s"], r["ratio_vs_anchor"], r["stored_per_collector_cpu_s"],
+                        r["latency_p50_ms"], r["latency_p99_ms"], r["acked_not_stored"], r["reconnects"],
+                        r["resends"]))
+    lines.append(json.dumps({"store": store_kind, "cpus": os.cpu_count(), "rows": rows}))
+    return lines
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,8 @@
 """A real RabbitMQ cluster for tests and benches, from a `broker-config --kind rabbitmq` folder.
 
     nodes = rabbit_nodes(3)                          # names and free ports for broker-config
-    with RabbitCluster(broker_dir, nodes) as rc:     # every node started, the cluster formed
+    with RabbitCluster(broker_dir, nodes) as rc:     # every node started, the cluster formed, every
+                                                     # node ready for logins (ensure_ready)
         rc.kill(2)                                   # SIGKILL one node
 
 Each node runs from /usr/lib/rabbitmq/bin with its own data and log folders, all under one HOME
@@ -34,12 +35,16 @@ def rabbit_nodes(n):
 
 
 class RabbitCluster:
-    def __init__(self, broker_dir, nodes):
+    def __init__(self, broker_dir, nodes, home=None):
+        """home: where the nodes' data and logs go (kept for reading after a failure); default a
+        temporary folder removed by stop()."""
         self.dir = Path(broker_dir).absolute()
         self.nodes = nodes
-        self.home = Path(tempfile.mkdtemp(prefix="civicmote-rmq-"))
+        self.keep = home is not None
+        self.home = Path(home).absolute() if home is not None else Path(tempfile.mkdtemp(prefix="civicmote-rmq-"))
         self.epmd = free_port()
         self.procs = {}
+        self.repairs = []  # "node: what" repaired after the boot (see ensure_ready)
 
     @staticmethod
     def available():
@@ -66,8 +71,8 @@ class RabbitCluster:
                                          stdout=open(self.home / node["name"] / "stdout", "ab"),
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
-    def ctl(self, i, *args, timeout=60):
-        return subprocess.run([os.path.join(BIN, "rabbitmqctl"), "-n", self.nodes[i]["name"]] + list(args),
+    def ctl(self, i, *args, timeout=60, tool="rabbitmqctl"):
+        return subprocess.run([os.path.join(BIN, tool), "-n", self.nodes[i]["name"]] + list(args),
                               env=self.env(self.nodes[i]), capture_output=True, text=True, timeout=timeout)
 
     def wait_node(self, i, timeout=120):
@@ -99,7 +104,47 @@ class RabbitCluster:
             if time.monotonic() > end:
                 raise RuntimeError("the cluster did not form: %s" % self.ctl(0, "cluster_status").stdout)
             time.sleep(0.5)
+        for i in range(len(self.nodes)):
+            self.ensure_ready(i)
         return self
+
+    # One CLI call (each costs seconds on a loaded machine): the vhost runs on this node, and this
+    # node's member of the MQTT plugin's client-id Raft cluster (mqtt_node) knows a leader; each
+    # repaired if not. -> "ready", or what was repaired.
+    READY = ('V = case rabbit_vhost_sup_sup:is_vhost_alive(<<"/">>) of true -> ok; '
+             'false -> {vhost, rabbit_vhost_sup_sup:start_vhost(<<"/">>)} end, '
+             'M = case ra_leaderboard:lookup_leader(mqtt_node) of undefined -> '
+             '{mqtt_node, ra:add_member([{mqtt_node, N} || N <- nodes()], mqtt_node:node_id())}; _ -> ok end, '
+             'case {V, M} of {ok, ok} -> ready; _ -> {V, M} end.')
+
+    def ensure_ready(self, i, timeout=90):
+        """Until node i can take MQTT and AMQP logins, repairing what nodes booted together can
+        miss (RabbitMQ 3.10, both seen here on a loaded 2-core machine; either leaves a node that
+        refuses every device, so a third of the fleet fails):
+        - vhost: it is created (from definitions.json) by whichever node imports first and started
+          only on the nodes already running; a node whose boot passed its recovery step just
+          before never starts it and refuses logins with "vhost '/' is down". Repair: start it
+          (`rabbitmqctl restart_vhost`).
+        - mqtt_node: a node asks to join the plugin's client-id tracking cluster once; a leader
+          elected milliseconds before refuses (Ra's cluster_change_not_permitted, logged as
+          "$ra_join ... NOT appended") and the plugin does not ask again, so the node never learns
+          a leader and refuses every MQTT CONNECT ("client ID registration timed out"). Repair:
+          ask again (ra:add_member, what the plugin's join does).
+        -> the repairs made, e.g. ["vhost"]; also appended to self.repairs as "node: what"."""
+        end = time.monotonic() + timeout
+        done = []
+        while True:
+            r = self.ctl(i, "eval", self.READY)
+            out = r.stdout.strip()
+            if r.returncode == 0 and out == "ready":
+                return done
+            if time.monotonic() > end:
+                raise RuntimeError("%s is not ready: %s %s" % (self.nodes[i]["name"], out, self.log(i)))
+            for what in ("vhost", "mqtt_node"):
+                if "{%s," % what in out and what not in done:
+                    done.append(what)
+                    self.repairs.append("%s: %s" % (self.nodes[i]["name"], what))
+            time.sleep(0.5)
 
     def log(self, i):
         p = self.home / self.nodes[i]["name"] / "log" / "rabbit.log"
@@ -124,7 +169,8 @@ class RabbitCluster:
                 p.wait(5)
         subprocess.run(["epmd", "-port", str(self.epmd), "-kill"], capture_output=True,
                        env=dict(os.environ, ERL_EPMD_PORT=str(self.epmd)))
-        shutil.rmtree(self.home, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self):
         try:

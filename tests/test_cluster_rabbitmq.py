@@ -2,19 +2,21 @@
 `broker-config --kind rabbitmq` (provisioning/city/cluster_config.py), with two collectors
 (`civicmote collect --broker amqps://...`) sharing its quorum queue and one store.
 
-One cluster, started once for the module (RabbitMQ takes tens of seconds to boot), then:
+One cluster, started once for the module (RabbitMQ takes 25-90 s to boot here), then:
 - the rules: a device logs in only with its certificate, publishes only under its own id, and a
   refused (revoked) device cannot log in;
-- a node killed (SIGKILL) mid-run: every summary the broker acknowledged is stored exactly once.
+- bench/bench_cluster.py's measurement: every summary published is stored;
+- a node killed (SIGKILL) mid-run: its devices reconnect elsewhere and resend, and every summary
+  published is stored exactly once, by two collectors sharing the queue.
+The nodes' logs stay in the test's folder (cluster0/nodes/NAME/log/rabbit.log).
 """
 import asyncio
+import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-
-import os
 
 import pytest
 from cli_helpers import json_lines
@@ -38,7 +40,9 @@ def cluster(tmp_path_factory):
     city.records[-1]["status"] = "revoked"  # the last device: provisioned, then revoked
     nodes = rabbit_nodes(3)
     cluster_config.write(city.ca, city.records, folder / "broker", nodes)
-    with RabbitCluster(folder / "broker", nodes) as rc:
+    t = time.monotonic()
+    with RabbitCluster(folder / "broker", nodes, home=folder / "nodes") as rc:  # logs: nodes/NAME/log/
+        print("cluster up in %.1f s; repaired after the boot: %s" % (time.monotonic() - t, rc.repairs or "nothing"))
         yield city, rc, folder
 
 
@@ -53,7 +57,7 @@ def _collectors(city, rc, store, n, folder):
              "--tls-ca", str(b / "ca.crt"), "--tls-cert", str(b / "collector.crt"), "--tls-key",
              str(b / "collector.key"), "--store", store, "--json"],
             stdout=open(folder / ("c%d.out" % i), "wb"), stderr=open(folder / ("c%d.err" % i), "wb")))
-    end = time.monotonic() + 60
+    end = time.monotonic() + 120  # a loaded machine: Python, pika and TLS start slowly
     for i, p in enumerate(procs):
         while "connected to" not in (folder / ("c%d.err" % i)).read_text():
             assert p.poll() is None and time.monotonic() < end, (folder / ("c%d.err" % i)).read_text()
@@ -81,21 +85,33 @@ def test_devices_log_in_by_certificate_and_write_only_their_own_topics(cluster):
     assert revoked.dev not in r.stdout and good.dev in r.stdout
 
 
-# The node-kill run and the cluster bench failed in the full `make test` on this 2-core machine
-# (fleet devices on surviving nodes saw "the broker closed the connection"; 24 of 36 stored in
-# the bench) while passing alone: until that is understood they run with CIVICMOTE_CLUSTER=1
-# (`make test-cluster`), not in every `make test`. The identity/ACL test above always runs.
-needs_cluster_opt_in = pytest.mark.skipif(os.environ.get("CIVICMOTE_CLUSTER") != "1",
-                                          reason="set CIVICMOTE_CLUSTER=1 (make test-cluster): flaky in the full "
-                                                 "suite on 2 cores, see the comment above")
+def test_a_node_whose_vhost_is_down_is_found_and_repaired(cluster):
+    """One of the boot races tests/rabbit.py repairs (RabbitCluster.ensure_ready): a node that runs
+    but whose vhost does not refuses every device (the connection closed before CONNACK, what a
+    third of the fleet saw on a loaded machine); the check finds it and starts the vhost again."""
+    city, rc, _ = cluster
+    d = city.devices[3]
+
+    async def attempt():
+        from provisioning.demo.fleet import _connect
+
+        conn = await _connect(city, d, "127.0.0.1", rc.nodes[1]["mqtts"], asyncio.Semaphore(1), 20)
+        await conn.publish(d.topic("summary"), d.summary(1), 20)
+        conn.writer.close()
+
+    r = rc.ctl(1, "eval", 'rabbit_vhost_sup_sup:stop_and_delete_vhost(<<"/">>).')  # no queue exists yet
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(ConnectionError, match="closed the connection"):
+        asyncio.run(attempt())
+    assert rc.ensure_ready(1) == ["vhost"]
+    asyncio.run(attempt())  # (each CLI call costs seconds on a loaded machine: no more of them here)
 
 
-@needs_cluster_opt_in
 def test_bench_cluster_quick(cluster, tmp_path):
     """bench/bench_cluster.py's measurement on this cluster (all three nodes up): the figures come
-    out and nothing acknowledged is missing."""
+    out and every summary published is stored, none lost."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from bench_cluster import measure
+    from bench_cluster import measure, report
 
     city, rc, folder = cluster
     pg = None if PgServer.available() else PgServer().start()
@@ -106,35 +122,39 @@ def test_bench_cluster_quick(cluster, tmp_path):
     finally:
         if pg:
             pg.stop()
-    assert r["stored"] == r["published_acked"] == 36 and r["acked_not_stored"] == 0 and r["errors"] == 0
+    assert r["stored"] == r["published"] == r["published_acked"] == 36, r
+    assert r["acked_not_stored"] == 0 and r["errors"] == 0, r
     assert r["stored_per_s"] > 0 and r["latency_p50_ms"] <= r["latency_p99_ms"]
+    lines = report([r], "postgresql" if pg else "sqlite", 12, 3)
+    print("\n".join(lines))
+    assert json.loads(lines[-1])["rows"][0]["ratio_vs_anchor"] == 1.0
 
 
-@needs_cluster_opt_in
-def test_node_killed_mid_run_loses_no_acknowledged_summary(cluster, tmp_path):
+def test_node_killed_mid_run_every_summary_stored_exactly_once(cluster, tmp_path):
+    """24 devices spread over the three nodes publish 10 summaries each while two collectors share
+    the quorum queue; node 2 is SIGKILLed 2 s in. Its devices reconnect to another node and resend
+    what was not acknowledged (as a real device's outbox does); the city stores every summary
+    published exactly once (de-duplicated by (device, seq)), and both collectors took part."""
     city, rc, _ = cluster
     pg = None if PgServer.available() else PgServer().start()
     store = pg.new_database() if pg else str(tmp_path / "city.db")
     procs = []
+    fleet = FleetCity(city.folder, city.devices[:DEVICES], city.ca)
+    expected = {(d.dev, seq) for d in fleet.devices for seq in range(1, 11)}
     try:
         procs = _collectors(city, rc, store, 2, tmp_path)
-        fleet = FleetCity(city.folder, city.devices[:DEVICES], city.ca)
         r = rc.ctl(0, "list_queues", "name", "type", "members", "--quiet")
         assert cluster_config.QUEUE in r.stdout and "quorum" in r.stdout, r.stdout
         assert all(n["name"] in r.stdout for n in rc.nodes), r.stdout  # replicated on all three nodes
         killer = threading.Timer(2.0, rc.kill, args=(2,))
         killer.start()
         ports = [n["mqtts"] for n in rc.nodes]
-        res = asyncio.run(publish(fleet, "127.0.0.1", ports, rate=60.0, per_device=10, timeout=20))
+        # generous on a loaded machine: 20 s for an answer, 90 s before a device gives a summary up
+        res = asyncio.run(publish(fleet, "127.0.0.1", ports, rate=60.0, per_device=10, timeout=20, retry_for=90))
         killer.join()
-        sent = res["sent"]
-        # devices on the killed node lost their connection (a real device would reconnect and resend)
-        assert res["errors"] and all(fleet.devices[i].dev not in " ".join(res["errors"])
-                                     for i in range(DEVICES) if i % 3 != 2)
-        assert len(sent) >= DEVICES * 10 * 2 // 3
         s = open_store(store)
-        end = time.monotonic() + 60
-        while s.db.execute("SELECT count(*) FROM summaries").fetchone()[0] < len(sent) and time.monotonic() < end:
+        end = time.monotonic() + 90
+        while s.db.execute("SELECT count(*) FROM summaries").fetchone()[0] < len(expected) and time.monotonic() < end:
             time.sleep(0.2)
         rows = s.db.execute("SELECT device_id, seq FROM summaries").fetchall()
         s.close()
@@ -144,11 +164,19 @@ def test_node_killed_mid_run_loses_no_acknowledged_summary(cluster, tmp_path):
             p.wait(20)
         if pg:
             pg.stop()
+    print("reconnects %d, resends %d, lost connections: %s" % (res["reconnects"], res["resends"], res["lost"]))
+    assert not res["errors"], res["errors"]  # no device gave a summary up
+    assert res["published"] == expected and set(res["sent"]) == expected  # all published, all acknowledged
+    killed = rc.nodes[2]["mqtts"]
+    on_killed = [d.dev for i, d in enumerate(fleet.devices) if i % 3 == 2]
+    for dev in on_killed:  # each lost node 2 and went on through another node
+        assert res["nodes"][dev] and res["nodes"][dev][-1] != killed, (dev, res["nodes"][dev])
+    assert res["reconnects"] >= len(on_killed)
     stored = [(r[0], r[1]) for r in rows]
     assert len(stored) == len(set(stored))  # exactly once
-    assert set(sent) <= set(stored), "acknowledged but not stored: %s" % sorted(set(sent) - set(stored))[:5]
+    assert set(stored) == expected, "published but not stored: %s" % sorted(expected - set(stored))[:5]
     accepted = []
     for i, p in enumerate(procs):
         assert p.returncode == 0, (tmp_path / ("c%d.err" % i)).read_text()[-1500:]
         accepted.append(json_lines((tmp_path / ("c%d.out" % i)).read_text())[-1]["accepted"])
-    assert sum(accepted) == len(stored) and min(accepted) > 0  # the queue's messages were shared
+    assert sum(accepted) == len(stored) and min(accepted) > 0, accepted  # the queue's messages were shared

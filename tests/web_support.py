@@ -76,7 +76,22 @@ class City:
     pass
 
 
-def make_city(tmp_path, now):
+class _Collectors:
+    """The same messages into several stores (the first one's events are returned)."""
+
+    def __init__(self, ring, stores):
+        self.all = [Collector(ring, s) for s in stores]
+
+    def handle(self, topic, payload, received_at):
+        return [c.handle(topic, payload, received_at=received_at) for c in self.all][0]
+
+    def close(self):
+        for c in self.all:
+            c.close()
+
+
+def make_city(tmp_path, now, also=()):
+    """also: more stores (e.g. a postgresql:// URL) that receive every message city.store does."""
     city = City()
     city.now = now
     city.store = str(tmp_path / "city.db")
@@ -89,7 +104,7 @@ def make_city(tmp_path, now):
     ring = KeyRing()
     for d in (city.active, city.revoked, city.empty):
         ring.add_public_key(d.pub)
-    c = Collector(ring, city.store)
+    c = _Collectors(ring, [city.store] + list(also))
     end = now - now % WINDOW
     a = city.active
     c.handle(a.topic("manifest"), a.signed_manifest(), received_at=end - 86400)

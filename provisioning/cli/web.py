@@ -25,8 +25,9 @@ def register(sub, common):
                     "  /fleet, /fleet.json, /metrics   for operators: loopback clients only, unless they bring the "
                     "access token (--token-file or $%s) as 'Authorization: Bearer TOKEN' or ?token=\n"
                     "Runs until SIGTERM or Ctrl-C." % TOKEN_ENV)
-    p.add_argument("--store", required=True, metavar="FILE", help="the collector's SQLite store (civicmote collect "
-                                                                  "--store)")
+    p.add_argument("--store", required=True, metavar="FILE|URL",
+                   help="the collector's store, as given to civicmote collect --store: a SQLite file or a "
+                        "postgresql://user@host/db URL")
     p.add_argument("--registry", metavar="FILE", help="registry database (default $CIVICMOTE_REGISTRY or "
                                                       "./registry.db; contacts, keys and status come from it)")
     p.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="address to listen on (default 127.0.0.1)")
@@ -63,6 +64,7 @@ def _loopback(addr):
 
 def do_web(out, args):
     from provisioning.web.app import Settings, create_app
+    from provisioning.city.store_pg import is_url, redact
     from provisioning.web.query import check_store
 
     if not 0 <= args.port <= 65535:
@@ -88,7 +90,8 @@ def do_web(out, args):
     shown = "[%s]" % host if ":" in str(host) else host
     url = "http://%s:%d" % (shown, int(port))
     fleet = "token" if settings.token else "loopback only"
-    out.record({"event": "serving", "url": url, "store": args.store, "registry": registry, "fleet": fleet,
+    store = redact(args.store) if is_url(args.store) else args.store
+    out.record({"event": "serving", "url": url, "store": store, "registry": registry, "fleet": fleet,
                 "lang": settings.default.code},
                lambda r: "serving %s (pages /d/ID, fleet %s/fleet: %s)%s" % (
                    r["url"], r["url"], r["fleet"], "" if registry else "; no registry: pages lack contact and key"))

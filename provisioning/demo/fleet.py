@@ -9,11 +9,14 @@ signed summaries published at QoS 1 over its own mutual-TLS MQTT connection unde
 civicmote/v1/<district>/<id>/. Device keys live in this process; for TLS they are also written,
 owner-only, into FOLDER/devices/ (the ssl module loads keys from files). The CA's passphrase is
 random and never written. One asyncio loop drives every connection (the agent's MQTT codec and
-parser, not a client library), so one process can hold thousands of them.
+parser, not a client library), so one process can hold thousands of them. Given several
+broker nodes, a device that loses its connection moves to the next node and resends what was
+not acknowledged, as a real device's outbox does; the report counts reconnects and resends.
 """
 import asyncio
 import json
 import os
+import random
 import secrets
 import ssl
 import time
@@ -24,6 +27,7 @@ from agent.core import cbor, cose, summary
 from agent.net import mqtt_codec
 from agent.net.mqtt_packets import Connack, Puback
 from agent.net.mqtt_parser import Parser
+from agent.net.transport import Backoff
 from agent.store import identity
 from provisioning.city import broker_config
 from provisioning.pki import ca as pki_ca
@@ -143,6 +147,7 @@ async def _connect(city, d, host, port, gate, timeout):
     async with gate:  # at most so many TLS handshakes at once
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=_context(city.cafile, d), server_hostname="localhost"), timeout)
+    try:
         writer.write(mqtt_codec.connect(d.dev, keepalive=600, clean_session=True))
         conn = _Conn(reader, writer)
         ack = await _expect(reader, conn.parser, Connack, timeout)
@@ -150,46 +155,121 @@ async def _connect(city, d, host, port, gate, timeout):
             raise ConnectionError("%s: CONNACK %d" % (d.dev, ack.return_code))
         await conn.publish(d.topic("manifest"), d.manifest(), timeout)
         return conn
+    except BaseException:
+        writer.close()
+        raise
 
 
-async def publish(city, host, port, rate, per_device, timeout=30.0, handshakes=64):
-    """Connect every device (mutual TLS; `port` may be a list: device i uses port[i % len]), send
-    its manifest, then `per_device` summaries each at a total of `rate` per second, spread evenly. -> {"sent": {(dev, seq): (published_at, acked_at)},
-    "errors": [str], "connect_s": s, "publish_s": s}."""
+class _Device:
+    """One simulated device's session: its list of broker nodes, its connection and its outbox.
+
+    Like a real device: its one unacknowledged summary stays in the outbox until a PUBACK; a
+    lost connection (closed, reset, no answer within `timeout`) is dropped and the device
+    connects again, to the next node of its list, after a backoff with jitter, then resends it
+    (the city de-duplicates by (device, seq)). It gives up a summary only after `retry_for` s."""
+
+    def __init__(self, city, d, host, ports, first, gate, timeout, retry_for, rng):
+        self.city, self.d, self.host, self.ports, self.node = city, d, host, ports, first
+        self.gate, self.timeout, self.retry_for = gate, timeout, retry_for
+        self.backoff = Backoff(base=0.5, cap=5.0, rng=rng)
+        self.conn = None
+        self.nodes_used = []  # the ports it was connected to, in order
+        self.tried = False
+        self.reconnects = self.resends = 0
+        self.failures = []  # what each lost connection said
+
+    async def connect(self):
+        port = self.ports[self.node % len(self.ports)]
+        again, self.tried = self.tried, True
+        self.conn = await _connect(self.city, self.d, self.host, port, self.gate, self.timeout)
+        self.reconnects += again
+        self.nodes_used.append(port)
+
+    def drop(self, e):
+        self.failures.append("%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__)
+        if self.conn is not None:
+            self.conn.writer.close()
+        self.conn = None
+        self.node += 1  # that node may be gone: the next one of the list
+
+    async def send(self, payload):
+        """Publish until acknowledged (reconnecting as needed); raises once retry_for has passed."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.retry_for
+        tries = 0
+        while True:
+            try:
+                if self.conn is None:
+                    await self.connect()
+                if tries:
+                    self.resends += 1
+                tries += 1
+                await self.conn.publish(self.d.topic("summary"), payload, self.timeout)
+                self.backoff.succeeded()
+                return
+            except (OSError, EOFError, ConnectionError, asyncio.TimeoutError, ssl.SSLError) as e:
+                self.drop(e)
+                delay = self.backoff.failed(loop.time())
+                if loop.time() + delay > give_up:
+                    raise ConnectionError("gave up after %d tries: %s" % (tries, self.failures[-1]))
+                await asyncio.sleep(delay)
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.writer.write(mqtt_codec.disconnect())
+                self.conn.writer.close()
+            except Exception:
+                pass
+
+
+async def publish(city, host, port, rate, per_device, timeout=30.0, handshakes=64, retry_for=120.0, rng=None):
+    """Connect every device (mutual TLS; `port` may be a list, a cluster's nodes: device i starts
+    on port[i % len] and moves to the next on a lost connection), send its manifest, then
+    `per_device` summaries each at a total of `rate` per second, spread evenly; a summary not
+    acknowledged is resent after reconnecting (see _Device). -> {"sent": {(dev, seq): (first
+    published_at, acked_at)}, "published": {(dev, seq)} (sent at least once), "errors": [str]
+    (devices that gave up), "reconnects", "resends": counts, "lost": [str] (every lost
+    connection, "dev: why"), "nodes": {dev: [the ports it connected to, in order]}, "connect_s",
+    "publish_s": s}."""
     gate = asyncio.Semaphore(handshakes)
+    rng = rng or random.Random().random
     t = time.monotonic()
-    ports = port if isinstance(port, (list, tuple)) else [port]  # a cluster: devices spread over its nodes
-    conns = await asyncio.gather(*[_connect(city, d, host, ports[i % len(ports)], gate, timeout)
-                                   for i, d in enumerate(city.devices)],
-                                 return_exceptions=True)
+    ports = list(port) if isinstance(port, (list, tuple)) else [port]
+    devs = [_Device(city, d, host, ports, i, gate, timeout, retry_for, rng) for i, d in enumerate(city.devices)]
+
+    async def first_connect(dv):  # a device that cannot connect now tries again from its publish loop
+        try:
+            await dv.connect()
+        except (OSError, EOFError, ConnectionError, asyncio.TimeoutError, ssl.SSLError) as e:
+            dv.drop(e)
+
+    await asyncio.gather(*[first_connect(dv) for dv in devs])
     connect_s = time.monotonic() - t
-    errors = ["%s: %s" % (d.dev, c) for d, c in zip(city.devices, conns) if isinstance(c, BaseException)]
-    sent = {}
+    sent, published = {}, set()
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.2
-    n = len(city.devices)
+    n = len(devs)
 
-    async def run(i, d, conn):
+    async def run(i, dv):
         for k in range(per_device):
-            at = start + (k * n + i) / rate
-            delay = at - loop.time()
+            delay = start + (k * n + i) / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             seq = k + 1
-            payload = d.summary(seq)
-            published = time.time()
-            await conn.publish(d.topic("summary"), payload, timeout)
-            sent[(d.dev, seq)] = (published, time.time())
+            published.add((dv.d.dev, seq))
+            at = time.time()
+            await dv.send(dv.d.summary(seq))
+            sent[(dv.d.dev, seq)] = (at, time.time())
 
-    live = [(i, d, c) for i, (d, c) in enumerate(zip(city.devices, conns)) if not isinstance(c, BaseException)]
     t = time.monotonic()
-    done = await asyncio.gather(*[run(i, d, c) for i, d, c in live], return_exceptions=True)
+    done = await asyncio.gather(*[run(i, dv) for i, dv in enumerate(devs)], return_exceptions=True)
     publish_s = time.monotonic() - t
-    errors += ["%s: %s" % (d.dev, r) for (_, d, _), r in zip(live, done) if isinstance(r, BaseException)]
-    for _, _, c in live:
-        try:
-            c.writer.write(mqtt_codec.disconnect())
-            c.writer.close()
-        except Exception:
-            pass
-    return {"sent": sent, "errors": errors, "connect_s": connect_s, "publish_s": publish_s}
+    errors = ["%s: %s" % (dv.d.dev, r) for dv, r in zip(devs, done) if isinstance(r, BaseException)]
+    for dv in devs:
+        dv.close()
+    return {"sent": sent, "published": published, "errors": errors,
+            "reconnects": sum(dv.reconnects for dv in devs), "resends": sum(dv.resends for dv in devs),
+            "lost": ["%s: %s" % (dv.d.dev, f) for dv in devs for f in dv.failures],
+            "nodes": {dv.d.dev: dv.nodes_used for dv in devs},
+            "connect_s": connect_s, "publish_s": publish_s}

@@ -136,7 +136,7 @@ def run(folder, devices, rate, per_device, collectors=1, store=None, handshakes=
         procs = [_collector(city, port, store, i, folder) for i in range(collectors)]
         _wait_connected(procs)
         res = asyncio.run(publish(city, "127.0.0.1", port, rate, per_device, handshakes=handshakes))
-        stored, other, seen = _stored(store, res["sent"])
+        stored, other, seen = _stored(store, res["published"])
     finally:
         cpu = [_reap(p) for p, _ in procs]
         broker_cpu = _reap(broker)
@@ -147,7 +147,8 @@ def run(folder, devices, rate, per_device, collectors=1, store=None, handshakes=
     n = len(lat)
     report = {"devices": devices, "collectors": collectors, "store": redact(store) if is_url(store) else "sqlite",
               "rate_asked": rate, "setup_s": round(setup_s, 2), "connect_s": round(res["connect_s"], 2),
-              "connect_errors": len(res["errors"]), "published_acked": len(sent), "stored": n,
+              "gave_up": len(res["errors"]), "lost_connections": len(res["lost"]), "reconnects": res["reconnects"],
+              "resends": res["resends"], "published": len(res["published"]), "published_acked": len(sent), "stored": n,
               "acked_not_stored": len(set(sent) - set(stored)), "devices_in_store": seen,
               "manifests_stored": other["manifests"], "rejected": other["rejected"],
               "stored_per_s": round(n / (last - first), 1) if n and last > first else None,
@@ -156,7 +157,7 @@ def run(folder, devices, rate, per_device, collectors=1, store=None, handshakes=
               "stored_per_collector_cpu_s": round(n / sum(cpu), 1) if sum(cpu) else None,
               "broker_cpu_s": round(broker_cpu, 2),
               "broker_peak_rss_mb": round(getattr(broker, "peak_rss_kb", 0) / 1024.0, 1),
-              "errors": res["errors"][:5]}
+              "errors": (res["errors"] + res["lost"])[:5]}
     return report
 
 

@@ -2,13 +2,17 @@
 
 The store's schema is the collector's (provisioning/city/store.py); this module only reads it,
 through connections opened with `PRAGMA query_only`, so the page can never change what the city
-recorded. One CityData per request thread: SQLite connections are cheap and not shared.
+recorded. One CityData per request thread: SQLite connections are cheap and not shared. The
+store may also be a PostgreSQL URL (postgresql://..., as for `civicmote collect --store`): the
+same queries then run through pg_read.py's read-only session.
 """
 import json
 import os
 import sqlite3
 
+from provisioning.city.store_pg import is_url, redact
 from provisioning.errors import UsageError
+from provisioning.web import pg_read
 
 SUMMARY_COLUMNS = ("device_id", "seq", "t0", "t1", "metrics", "mh", "mh_ok", "health", "gap", "received_at")
 REGISTRY_COLUMNS = ("device_id", "public_key", "status", "district", "board", "location", "contact", "measures",
@@ -36,10 +40,15 @@ class CityData:
     """CityData(store_path, registry_path or None): the store's and the registry's rows as dicts."""
 
     def __init__(self, store_path, registry_path=None):
-        self.db = _connect(str(store_path), "collector store",
-                           "run 'civicmote collect --store %s' first, or point --store at the city's store"
-                           % store_path)
-        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if is_url(store_path):
+            self.db = pg_read.connect(store_path)
+            tables = self.db.tables()
+            store_path = redact(store_path)
+        else:
+            self.db = _connect(str(store_path), "collector store",
+                               "run 'civicmote collect --store %s' first, or point --store at the city's store"
+                               % store_path)
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"devices", "summaries", "manifests"} <= tables:
             self.db.close()
             raise UsageError("%s: not a collector store (no devices/summaries/manifests tables)" % store_path)
@@ -143,7 +152,7 @@ class CityData:
     # -- gaps and rejections ---------------------------------------------------------------
     def gaps_by_cause(self, dev=None):
         """{device_id: {cause: summaries}} (or one device's {cause: summaries})."""
-        q = "SELECT device_id, cause, sum(count) FROM gaps"
+        q = "SELECT device_id, cause, CAST(sum(count) AS BIGINT) FROM gaps"  # PostgreSQL's sum is NUMERIC
         args = ()
         if dev is not None:
             q, args = q + " WHERE device_id=?", (dev,)
