@@ -15,6 +15,8 @@ from agent.net import mqtt_codec as mc
 from agent.net.mqtt_packets import CONNACK_REASONS
 from agent.net.transport import Backoff, TransportError
 
+SMALL_PAYLOAD = 512  # bytes: sent with its head in one write (no small-packet delay on TCP)
+
 IDLE = 0
 AWAIT_CONNACK = 1
 CONNECTED = 2
@@ -88,7 +90,7 @@ class MQTTClient:
             self._deadline = now + self.timeout
             self._send(mc.connect(self.client_id, self.keepalive, self.clean_session, username=self.username,
                                   password=self.password, **will), now)
-        except (AgentError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - whatever failed (a MemoryError too), back off before the next try
             self._lose(now, "connect to %s:%d failed: %s" % (self.host, self.port, e))
             return False
         return False
@@ -105,7 +107,7 @@ class MQTTClient:
         for pid in self._order:  # resend what the broker may not have, flagged DUP
             m = self._inflight[pid]
             m[3] = now
-            self._send(mc.publish(m[0], m[1], 1, m[2], True, pid), now)
+            self._send_publish(m[0], m[1], 1, m[2], True, pid, now)
 
     # -- publishing --------------------------------------------------------------------
     def publish(self, topic, payload, qos=1, retain=False, now=None):
@@ -116,16 +118,28 @@ class MQTTClient:
         if self.state != CONNECTED:
             raise TransportError("not connected to %s:%d" % (self.host, self.port))
         if qos == 0:
-            self._send(mc.publish(topic, payload, 0, retain), now)
+            self._send_publish(topic, payload, 0, retain, False, 0, now)
             return 0
         if len(self._inflight) >= self.max_inflight:
             raise TransportError("%d publishes already in flight (max_inflight)" % len(self._inflight))
         pid = self._take_pid()
-        packet = mc.publish(topic, payload, 1, retain, False, pid)
+        head = mc.publish_head(topic, len(payload), 1, retain, False, pid)  # checks before anything is kept
         self._inflight[pid] = [topic, payload, retain, now]
         self._order.append(pid)
-        self._send(packet, now)
+        self._send_packet(head, payload, now)
         return pid
+
+    def _send_publish(self, topic, payload, qos, retain, dup, pid, now):
+        self._send_packet(mc.publish_head(topic, len(payload), qos, retain, dup, pid), payload, now)
+
+    def _send_packet(self, head, payload, now):
+        # A summary goes out in one write; a large payload (the manifest) after its head, from
+        # where it lies: no copy of it needs a block of its size in the heap.
+        if len(payload) <= SMALL_PAYLOAD:
+            self._send(head + bytes(payload), now)
+        else:
+            self._send(head, now)
+            self._send(payload, now)
 
     def _take_pid(self):
         while True:
@@ -144,8 +158,8 @@ class MQTTClient:
         if self.state != IDLE:
             try:
                 self._poll(now, wait)
-            except (AgentError, OSError) as e:
-                self._lose(now, str(e))
+            except (AgentError, OSError, MemoryError) as e:  # a full heap drops the link, not the agent
+                self._lose(now, "%s: %s" % (type(e).__name__, e) if isinstance(e, MemoryError) else str(e))
         out = self._events
         self._events = []
         return out

@@ -78,14 +78,20 @@ def connack(return_code=0, session_present=False):
 
 def publish(topic, payload, qos=0, retain=False, dup=False, packet_id=0):
     """PUBLISH (§3.3). qos 0 or 1; packet_id 1..65535 is required for qos 1."""
+    return publish_head(topic, len(payload), qos, retain, dup, packet_id) + bytes(payload)
+
+
+def publish_head(topic, payload_len, qos=0, retain=False, dup=False, packet_id=0):
+    """The PUBLISH packet up to its payload: sending it, then the payload as it is, costs no
+    copy of the payload (a board's heap may not have a manifest's size in one piece twice)."""
     if qos not in (0, 1):
         raise ValueError("qos %r: only 0 and 1 are supported" % (qos,))
     _check_topic(topic, "topic")
     if qos == 0 and dup:
         raise ValueError("dup must be False for qos 0 (§3.3.1.1)")
     first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (0x01 if retain else 0)
-    body = _str(topic, "topic") + (_pid(packet_id) if qos else b"") + bytes(payload)
-    return _packet(first, body)
+    var = _str(topic, "topic") + (_pid(packet_id) if qos else b"")
+    return bytes([first]) + encode_length(len(var) + payload_len) + var
 
 
 def puback(packet_id):

@@ -42,7 +42,7 @@ class Parser:
     def feed(self, data):
         if self._error:
             raise self._error
-        self._buf += bytes(data)
+        self._buf += data  # a copy: data may be the stream's reused buffer
 
     def next_event(self):
         """The next whole packet, or None when more bytes are needed."""

@@ -18,7 +18,7 @@ from agent.net.transport import TransportError
 _EAGAIN = (11, 110, 115, 116)  # EAGAIN, ETIMEDOUT, EINPROGRESS, and lwIP's variants
 
 
-def _tls_wrap(sock, host, tls):
+def _tls_context(tls):
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -26,12 +26,13 @@ def _tls_wrap(sock, host, tls):
     if tls.get("cadata"):
         ctx.load_verify_locations(cadata=tls["cadata"])
         ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx.wrap_socket(sock, server_hostname=host)
+    return ctx
 
 
 class MpyStream:
-    def __init__(self, sock):
+    def __init__(self, sock, rbuf=None):
         self.sock = sock
+        self._rbuf = rbuf if rbuf is not None else bytearray(1024)  # reads land here: no new bytes per read
         self.poller = select.poll()
         self.poller.register(sock, select.POLLIN)
         sock.setblocking(False)
@@ -62,16 +63,16 @@ class MpyStream:
         if timeout and not self._wait(select.POLLIN, timeout):
             return b""
         try:
-            data = self.sock.read(n)
+            k = self.sock.readinto(memoryview(self._rbuf)[:n])
         except OSError as e:
             if e.args and e.args[0] in _EAGAIN:
                 return b""
             raise TransportError("receive failed: %s" % e)
-        if data is None:
+        if k is None:
             return b""  # non-blocking read with nothing there
-        if not data:
+        if not k:
             raise TransportError("the broker closed the connection")
-        return data
+        return memoryview(self._rbuf)[:k]  # valid until the next recv: the caller copies it
 
     def close(self):
         try:
@@ -81,16 +82,31 @@ class MpyStream:
 
 
 def opener(tls=None):
+    # The TLS context (credentials parsed, the random generator seeded) is made once, here at
+    # start-up while the heap is in one piece, and serves every connection: it is the largest
+    # TLS object in the heap (3 KB on the unix port), and after a day of windows a board's
+    # heap may no longer have 3 KB in one piece for a new one at each reconnection.
+    ctx = _tls_context(tls) if tls else None
+    rbuf = bytearray(1024)  # one receive buffer for every connection (one at a time), made now
+
     def open_stream(host, port, timeout):
+        sock = None
         try:
             addr = socket.getaddrinfo(host, port)[0][-1]
             sock = socket.socket()
             sock.settimeout(timeout)
             sock.connect(addr)
-            if tls:
-                sock = _tls_wrap(sock, host, tls)  # handshake bounded by the socket timeout
-        except OSError as e:
+            if ctx is not None:
+                sock = ctx.wrap_socket(sock, server_hostname=host)  # handshake bounded by the socket timeout
+        except Exception as e:  # noqa: BLE001 - OSError, or MemoryError in a handshake
+            # A failed attempt gives its socket back: a board has a handful (lwIP), and an
+            # outage of a day is a thousand attempts.
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
             raise TransportError("cannot connect to %s:%d: %s" % (host, port, e))
-        return MpyStream(sock)
+        return MpyStream(sock, rbuf)
 
     return open_stream
