@@ -11,19 +11,12 @@ hour has more people around than a night): growth over the run is a leak.
 Prints one line: FRAG closed grown_bytes max_free_bytes (or raises).
 """
 
-FRAGMENTED_RUN = """
-import gc, micropython, time
-from agent.runtime import board_main
-FRAG = %(frag)d
-clock = board_main.SimClock(%(t0)d, %(step_s)d)
-a = board_main.build('/civicmote', transport=None, clock=clock)
-while a.closed < %(warmup)d:
-    s, ms = clock(); a.step(s, ms)
+FRAGMENT = """
 gc.collect()
 hold = []
 try:
     while True:
-        hold.append(bytearray(FRAG))
+        hold.append(bytearray(%(frag)d))
 except MemoryError:
     pass
 crumbs = []  # what is left between and after the big blocks, so no hole but theirs remains
@@ -35,13 +28,24 @@ except MemoryError:
 for i in range(0, len(hold), 2):
     hold[i] = None
 gc.collect()
-plugs = []  # a hole that merged with its neighbours is filled again until none above FRAG is left
+plugs = []  # a hole that merged with its neighbours is filled again until none above %(frag)d is left
 try:
     while True:
-        plugs.append(bytearray(FRAG + 1))
+        plugs.append(bytearray(%(frag)d + 1))
 except MemoryError:
     pass
 
+"""
+
+FRAGMENTED_RUN = """
+import gc, micropython, time
+from agent.runtime import board_main
+FRAG = %(frag)d
+clock = board_main.SimClock(%(t0)d, %(step_s)d)
+a = board_main.build('/civicmote', transport=None, clock=clock)
+while a.closed < %(warmup)d:
+    s, ms = clock(); a.step(s, ms)
+%(fragment)s
 micropython.mem_info()  # the host reads 'max free sz' (GC blocks) from it
 early = None
 while a.closed < %(warmup)d + %(windows)d:
@@ -55,8 +59,8 @@ print('FRAGMENTED', FRAG, a.closed - %(warmup)d, gc.mem_alloc() - early, len(hol
 """
 
 # Offline until `offline` windows are queued (the broker is not there: every connect is
-# refused), then the host starts the broker and creates /civicmote/go, and the board flushes
-# everything over mutual TLS. The clock is simulated while offline (one window a step) and
+# refused), then (with FRAGMENT filled in) the heap is cut into small holes, then the host
+# starts the broker and creates /civicmote/go, and the board flushes everything over mutual TLS. The clock is simulated while offline (one window a step) and
 # follows real time from `go` on, so the MQTT client's timeouts are real ones.
 # Prints OFFLINE depth, then BOARD closed delivered depth net_errors alloc free.
 OFFLINE_THEN_FLUSH = """
@@ -80,6 +84,7 @@ while a.closed < %(offline)d:
     s, ms = clock(); a.step(s, ms)
 gc.collect()
 print('OFFLINE', a.outbox.depth, a.closed, gc.mem_alloc())
+%(fragment)s
 end = time.time() + 60
 while time.time() < end:
     try:

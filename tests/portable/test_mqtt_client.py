@@ -190,3 +190,52 @@ def test_backoff_grows_to_its_cap_with_bounded_jitter():
         assert cap / 2 <= d < cap
     lo.succeeded()
     assert lo.ready(0) and lo.failed(0) == 0.5
+
+
+def test_a_full_heap_while_connecting_or_reading_backs_off_and_never_raises():
+    """A board whose heap has no block for a connection (MemoryError) loses the link with
+    backoff, like any network failure: no tight retry loop, no exception into the agent."""
+    b = StandInBroker()
+    c = _client(b)
+    real_open = b.open
+
+    def no_memory(host, port, timeout):
+        raise MemoryError("memory allocation failed, allocating 3048 bytes")
+
+    c.open_stream = no_memory
+    assert c.connect(0) is False
+    assert c.backoff.failures == 1 and c.backoff.next_at == 0.75
+    assert c.connect(0.5) is False and c.backoff.failures == 1  # waits its backoff
+    c.open_stream = real_open
+    c.connect(0.75)
+    assert c.poll(0.75)[-1] == ("connected", False)  # after the first failure's ("lost", ...)
+
+    def recv_no_memory(n, timeout):
+        raise MemoryError("memory allocation failed, allocating 1025 bytes")
+
+    b.recv = recv_no_memory
+    ev = c.poll(1)
+    assert ev[0][0] == "lost" and "MemoryError" in ev[0][1], ev
+    assert not c.connected and c.backoff.next_at > 1
+
+
+def test_a_large_payload_is_sent_after_its_head_not_copied_into_one_packet():
+    b = StandInBroker()
+    c = _client(b)
+    c.connect(0)
+    c.poll(0)
+    writes = []
+    send = b.send
+
+    def record(data, timeout):
+        writes.append(len(data))
+        send(data, timeout)
+
+    b.send = record
+    manifest = bytes(2300)
+    c.publish("civicmote/v1/d/cmdev/manifest", manifest, retain=True, now=1)
+    c.poll(1)  # its PUBACK (one message in flight at a time here)
+    c.publish("civicmote/v1/d/cmdev/summary", bytes(250), now=1)
+    assert writes[1] == 2300 and writes[0] < 64  # head, then the manifest as it lies
+    assert len(writes) == 3 and writes[2] > 250  # a summary: one write
+    assert [len(p.payload) for p in b.publishes()] == [2300, 250]
