@@ -54,9 +54,16 @@ def test_board_with_chips_outside_delivers_the_streets_readings(city):
 
 
 def test_board_with_chips_outside_and_code_in_flash_delivers_at_192k(city):
+    """Issue 12's target: 192 KB of heap (the ROMFS image, flash on a board, not counted), mutual
+    TLS, and the collector verifies every summary that arrives."""
     image = city.romfs_image().stat().st_size
+    col = city.collect(2, 90)
+    time.sleep(0.5)  # the collector subscribes before the board speaks
     closed, delivered, depth, net_errors, alloc, free = city.run_board(2, heap=TARGET_HEAP + image + 64, romfs=True)
     assert closed >= 2 and delivered == closed and depth == 0
+    records, err = collected(col)
+    assert len([r for r in records if r.get("event") == "summary"]) >= 2, (records, err)
+    assert not [r for r in records if r.get("event") == "rejected"], records
 
 
 def test_a_lost_chip_server_is_a_counted_fault_and_the_board_goes_on(tmp_path):
