@@ -16,6 +16,7 @@ import socket
 import struct
 
 from agent.core import cbor
+from agent.errors import AgentError
 
 EIO = 5
 
@@ -47,7 +48,7 @@ class Bridge:
             got = cbor.loads(bytes(body))
             if got[0] == 0 and into is not None:
                 self._read(memoryview(into)[:got[1]])
-        except (OSError, ValueError, IndexError) as e:
+        except (OSError, ValueError, IndexError, AgentError) as e:  # a garbled answer is a broken bus too
             self.close()
             raise OSError(EIO) from e
         if got[0]:
