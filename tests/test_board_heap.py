@@ -115,5 +115,8 @@ def test_offline_then_flush_all_over_tls_under_the_cap(tmp_path, offline):
         assert 700 <= depth < closed, (depth, closed)
     assert left == 0 and delivered >= depth, (delivered, left)
     got = sorted(r["seq"] for r in records if r.get("event") == "summary")
+    # Known failure with CIVICMOTE_SOAK=1 (not in make test): the board delivers all ~790, but the
+    # collector (no --store: clean session) misses its keepalive under the burst, Mosquitto drops it,
+    # and it does not reconnect in time (184 stored). A city-side defect, open.
     assert len(got) >= depth, (len(got), depth)
     assert not [r for r in records if r.get("event") == "rejected"]
