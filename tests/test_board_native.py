@@ -114,7 +114,7 @@ def test_board_survives_a_broker_outage(city):
 
 
 @needs_bounded_ledger
-@pytest.mark.xfail(strict=True, reason="192 KB is not met with the code loaded into the heap as .mpy files (about 280 KB "
+@pytest.mark.xfail(strict=True, reason="192 KB is not met with the code loaded into the heap as .mpy files (264 KB "
                    "even with the chips outside): a board needs the agent frozen or in ROMFS; see bench/bench_board_heap.py")
 def test_board_delivers_at_a_192k_heap(city):
     closed, delivered, depth, net_errors, alloc, free = city.run_board(2, heap=TARGET_HEAP)
@@ -134,7 +134,7 @@ def test_board_with_code_in_flash_delivers_under_its_cap(city):
     assert closed >= 2 and delivered == closed and depth == 0
 
 
-@pytest.mark.xfail(strict=True, reason="192 KB is not met with the emulated chips in the board's own heap (about 215 KB); "
+@pytest.mark.xfail(strict=True, reason="192 KB is not met with the emulated chips in the board's own heap (221 KB); "
                    "with them outside, as a real board's chips are, it is (tests/test_chip_bridge.py)")
 def test_board_with_code_in_flash_delivers_at_192k(city):
     closed, delivered, depth, net_errors, alloc, free = _romfs_run(city, TARGET_HEAP)
