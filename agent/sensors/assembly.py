@@ -11,6 +11,11 @@ from agent.sensors.sensor_set import LazyBus, SensorSet, identifier_sink_of
 from agent.sensors.supervisor import Supervised
 
 
+def sensors_on(board, bus):
+    """The specs of the sensors wired to one bus, in name order."""
+    return [board.sensors[s] for s in sorted(board.sensors) if board.sensors[s]["bus"] == bus]
+
+
 def emulated_bus(spec, sensors_on_bus, street):
     """The in-process emulated bus of spec, its chips driven by street (also the chip server's)."""
     from agent.hal import emulated as e
@@ -108,8 +113,7 @@ def build(board, now_ms, identifier_sink=None, seed=1, street=None):
         if spec["backing"] == "emulated" and hasattr(street, "bus"):  # chips outside: agent/hal/bridge.py
             buses[bname] = street.bus(bname)
         elif spec["backing"] == "emulated":
-            on_bus = [specs[s] for s in sorted(specs) if specs[s]["bus"] == bname]
-            buses[bname] = emulated_bus(spec, on_bus, street)
+            buses[bname] = emulated_bus(spec, sensors_on(board, bname), street)
         elif spec["backing"] == "machine":
             buses[bname] = LazyBus(_machine_bus, spec)
         else:

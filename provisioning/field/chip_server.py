@@ -16,11 +16,12 @@ import socketserver
 import struct
 import sys
 import threading
+from array import array
 
 from agent.board import load_profile
 from agent.core import cbor
 from agent.emulators.street import Street
-from agent.sensors.assembly import emulated_bus
+from agent.sensors.assembly import emulated_bus, sensors_on
 
 # What a board may call, per bus kind (anything else is refused, never looked up by name).
 METHODS = {"readfrom_mem", "writeto_mem", "readfrom", "writeto", "scan", "delay_ms", "any", "read", "write",
@@ -37,8 +38,7 @@ class Chips:
         for name in sorted(board.buses):
             spec = board.buses[name]
             if spec["backing"] == "emulated":
-                on_bus = [board.sensors[s] for s in sorted(board.sensors) if board.sensors[s]["bus"] == name]
-                self.buses[name] = emulated_bus(spec, on_bus, self.street)
+                self.buses[name] = emulated_bus(spec, sensors_on(board, name), self.street)
         self.lock = threading.Lock()
         self.calls = 0
 
@@ -55,14 +55,11 @@ class Chips:
                 if method == "rate_hz":
                     return [0, bus.rate_hz], b""
                 if method == "readinto":
-                    from array import array
-
                     buf = array("h", bytes(2 * int(args[0])))
                     n = bus.readinto(buf)
-                    raw = buf.tobytes()[:2 * n]
                     if sys.byteorder != "little":
-                        buf.byteswap()
-                        raw = buf.tobytes()[:2 * n]
+                        buf.byteswap()  # the wire carries little-endian samples, as I2S DMA does
+                    raw = buf.tobytes()[:2 * n]
                     return [0, len(raw)], raw
                 if method == "drain":
                     seen = []
