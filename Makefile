@@ -38,8 +38,12 @@ system-deps:
 	@tools/install-system-deps postgresql
 	@tools/install-system-deps rabbitmq
 
+# Test modules run in parallel (pytest-xdist): each module, or one parametrisation of the longest,
+# is one unit on one worker, with its own servers on free ports and its own temp dirs.
+# TEST_JOBS=1 runs them one after another as before.
+TEST_JOBS ?= 3
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadgroup)
 
 # Only the 3-node RabbitMQ cluster's tests (also part of `make test`) and its bench's own quick run.
 test-cluster: setup

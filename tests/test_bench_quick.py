@@ -14,12 +14,27 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = sorted((ROOT / "bench").glob("bench_*.py"))
 # Benches whose quick measurement runs elsewhere in `make test`, on a server a test module already has up.
-ELSEWHERE = {"bench_cluster.py": "tests/test_cluster_rabbitmq.py::test_bench_cluster_quick (its 3-node cluster)"}
+# Each of these has its own test that runs `--quick` and checks its figures, so running it here too
+# would only double the time.
+ELSEWHERE = {"bench_cluster.py": "tests/test_cluster_rabbitmq.py::test_bench_cluster_quick (its 3-node cluster)",
+             "bench_privacy_usefulness.py": "tests/test_bench_privacy.py::test_usefulness_bench_quick",
+             "bench_board_heap.py": "tests/test_board_native.py::test_heap_bench_quick_mode",
+             "bench_scale.py": "tests/test_bench_scale.py::test_bench_scale_quick",
+             "bench_outbox.py": "tests/test_bench_outbox.py::test_bench_outbox_quick",
+             "bench_verify.py": "tests/test_bench_verify.py::test_bench_verify_quick_prints_its_ratios"}
 QUICK = [b for b in BENCHES if b.name not in ELSEWHERE]
 
 
 def test_there_are_benches():
     assert len(BENCHES) >= 8
+
+
+@pytest.mark.parametrize("bench", sorted(ELSEWHERE))
+def test_a_bench_not_run_here_is_run_by_the_test_named(bench):
+    assert (ROOT / "bench" / bench).exists(), "ELSEWHERE names a bench that is gone: %s" % bench
+    path, name = ELSEWHERE[bench].split(" ")[0].split("::")
+    source = (ROOT / path).read_text()
+    assert "def %s(" % name in source and bench in source, "%s must run %s --quick" % (ELSEWHERE[bench], bench)
 
 
 @pytest.mark.parametrize("bench", QUICK, ids=[b.name for b in QUICK])
