@@ -121,7 +121,10 @@ class Source:
         for s0 in (reversed(starts) if desc else starts):
             rows = self.data.summaries(devs, s0, min(s0 + SLICE_S, b))
             batch = []
+            metrics = None if wanted is None else {w.split(".")[1] for w in wanted}
             for s in rows:
+                if metrics is not None:  # scale only the metrics asked for
+                    s["metrics"] = {k: v for k, v in s["metrics"].items() if k in metrics}
                 m = self.manifests(s["device_id"]).get(s["mh"])
                 batch.extend(model.observations(s, m, wanted, self.message_url(s["device_id"], s["seq"])))
             batch.sort(key=lambda o: (o["_t"][1], o["@iot.id"]), reverse=desc)
