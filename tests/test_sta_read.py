@@ -110,7 +110,7 @@ def test_service_root_links_and_paging(city):
     thing = c.get(ds_doc["Thing@iot.navigationLink"].replace("http://localhost", "")).get_json()
     assert thing["@iot.id"] == dev
     foi = c.get("/sta/v1.1/Observations('%s')/FeatureOfInterest" % seen[0]).get_json()
-    assert foi["feature"] == "Market Square, pole 7"
+    assert foi["feature"]["properties"]["name"] == "Market Square, pole 7"
     t0, t1 = o["phenomenonTime"].split("/")
     assert t0.endswith("Z") and t1.endswith("Z") and o["resultTime"] == t1
     # the signed message the value came from verifies as the one stored
@@ -134,7 +134,7 @@ def test_query_options(city):
                  % (quote(flt), dev)).get_json()["value"]
     assert [o["phenomenonTime"][:20] for o in hour] == ["2025-11-30T00:%02d:00Z" % m for m in range(0, 60, 5)]
     ex = c.get("/sta/v1.1/Things('%s')?$expand=Datastreams,Locations" % dev).get_json()
-    assert len(ex["Datastreams"]) >= 10 and ex["Locations"][0]["location"] == "Market Square, pole 7"
+    assert len(ex["Datastreams"]) >= 10 and ex["Locations"][0]["name"] == "Market Square, pole 7"
     op = c.get("/sta/v1.1/ObservedProperties('footfall')/Datastreams").get_json()["value"]
     assert {d["@iot.id"] for d in op} == {"%s.footfall.n.3600" % city.active.dev, "%s.footfall.n.3600" %
                                           city.revoked.dev}

@@ -60,14 +60,20 @@ def place(dev, rec, row):
     return rec.get("location") or rec.get("district") or row.get("district") or dev
 
 
+def place_feature(dev, rec, row):
+    """GeoJSON for the place: a Feature without geometry (the registry knows the place by name, not by
+    coordinates; nothing is made up)."""
+    return {"type": "Feature", "geometry": None, "properties": {"name": place(dev, rec, row)}}
+
+
 def location(dev, rec, row):
     return {"@iot.id": dev, "name": place(dev, rec, row), "description": "where sensor %s is mounted" % dev,
-            "encodingType": "text/plain", "location": place(dev, rec, row), "_nav": {}}
+            "encodingType": "application/geo+json", "location": place_feature(dev, rec, row), "_nav": {}}
 
 
 def feature_of_interest(dev, rec, row):
     return {"@iot.id": dev, "name": place(dev, rec, row), "description": "what sensor %s observes" % dev,
-            "encodingType": "text/plain", "feature": place(dev, rec, row), "_nav": {}}
+            "encodingType": "application/geo+json", "feature": place_feature(dev, rec, row), "_nav": {}}
 
 
 def sensor(dev, manifest, rec, manifest_url=""):

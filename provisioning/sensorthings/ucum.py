@@ -2,9 +2,10 @@
 
 Manifests name units as people write them ("°C", "µg/m³", "dB(A)"); STA clients and FIWARE want
 UCUM (https://ucum.org). This table is the one place that translates them. A unit not in it is
-passed through with the manifest's spelling and no UCUM definition, so nothing is invented.
-A-weighted decibels have no UCUM code: "dB" with the weighting in the name.
+passed through with the manifest's spelling and a urn:civicmote:unit: definition instead of
+UCUM's, so nothing is invented. A-weighted decibels have no UCUM code: "dB", weighting in the name.
 """
+from urllib.parse import quote
 
 UCUM_URL = "http://unitsofmeasure.org/ucum.html"
 
@@ -31,7 +32,7 @@ def unit_of_measurement(unit, stat=None):
     if stat == "var":
         name = "kelvin squared" if code == "Cel" else "%s squared" % name
         code = _squared(code)
-    return {"name": name, "symbol": code, "definition": UCUM_URL if known else ""}
+    return {"name": name, "symbol": code, "definition": UCUM_URL if known else "urn:civicmote:unit:" + quote(code)}
 
 
 def _squared(code):

@@ -215,3 +215,16 @@ def window_ends(data, devices):
     row = data.db.execute("SELECT min(t1), max(t1) FROM summaries WHERE device_id IN (%s)" % marks,
                           list(devices)).fetchone()
     return (row[0], row[1]) if row else (None, None)
+
+
+def summaries_after(data, dev, seq, limit):
+    """Up to `limit` summaries of a device with a seq above `seq` (None: from the first), by seq."""
+    cur = data.db.execute("SELECT %s FROM summaries WHERE device_id=? AND seq > ? ORDER BY seq LIMIT ?"
+                          % ", ".join(SUMMARY_COLUMNS), (dev, -1 if seq is None else seq, limit))
+    return [_summary_row(r) for r in cur]
+
+
+def count_after(data, dev, seq):
+    """How many summaries of a device have a seq above `seq` (None: all)."""
+    return data.db.execute("SELECT count(*) FROM summaries WHERE device_id=? AND seq > ?",
+                           (dev, -1 if seq is None else seq)).fetchone()[0]

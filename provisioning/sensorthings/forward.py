@@ -1,0 +1,182 @@
+"""Push the store's verified summaries into a city's SensorThings API server (CPython only).
+
+    Forwarder(data, client, state, ...).run() -> totals
+
+Per device, in seq order from the last acknowledged one: the Thing (with its Location), Sensor,
+ObservedProperties and Datastreams are created once and their server ids remembered (state);
+then `batch` summaries at a time go as one CreateObservations request, one dataArray per
+Datastream, rows [phenomenonTime, resultTime, result, parameters] as model.py maps them. The
+batch is acknowledged in the state only after the server answered every row. A batch sent but
+not acknowledged (the server or we stopped mid-way) is checked against the server's own
+Observations before it is sent again, so none is created twice.
+
+While the server is down (no connection, 5xx, 429) it waits 1, 2, 4 ... 60 s and tries again,
+up to `max_wait` seconds in a row (None: forever). A refused batch (a 4xx, a row answered
+"error") stops it: sending the same data again would be refused again.
+"""
+import time
+
+from provisioning.sensorthings import model
+from provisioning.sensorthings.sta_client import Refused, ServerDown
+from provisioning.web import query as store_query
+
+BACKOFF_MAX_S = 60
+
+
+def body(entity):
+    """An entity for POST: its STA properties without our id and link bookkeeping."""
+    return {k: v for k, v in entity.items() if not k.startswith("_") and k != "@iot.id"}
+
+
+class Forwarder:
+    def __init__(self, data, client, state, batch=100, instant=False, page_url="", max_wait=None,
+                 sleep=time.sleep, clock=time.monotonic, progress=None):
+        """instant: send phenomenonTime as the window's end only (for servers that cannot store an
+        interval; the interval then goes in parameters.window). page_url: civicmote web's public
+        address, for links to each Observation's signed message. progress(event dict): called per
+        batch and while waiting for the server."""
+        self.data, self.client, self.state = data, client, state
+        self.batch, self.instant, self.page_url = batch, instant, page_url.rstrip("/")
+        self.max_wait, self.sleep, self.clock = max_wait, sleep, clock
+        self.progress = progress or (lambda event: None)
+        self.sent = self.summaries = 0
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, devices=None):
+        """Forward everything stored and not yet acknowledged; -> totals."""
+        started = self.clock()
+        for dev in devices or [r["device_id"] for r in self.data.devices()]:
+            self._device(dev)
+        took = self.clock() - started
+        return {"observations": self.sent, "summaries": self.summaries, "seconds": round(took, 3),
+                "per_second": round(self.sent / took) if took > 0 else None}
+
+    def backlog(self, devices=None):
+        """Summaries stored and not yet acknowledged (for progress)."""
+        total = 0
+        for dev in devices or [r["device_id"] for r in self.data.devices()]:
+            total += store_query.count_after(self.data, dev, self.state.acknowledged(dev))
+        return total
+
+    def _device(self, dev):
+        manifests = self.data.manifests(dev)
+        while True:
+            rows = store_query.summaries_after(self.data, dev, self.state.acknowledged(dev), self.batch)
+            if not rows:
+                return
+            groups = self._groups(dev, rows, manifests)
+            rows_sent = self._send(dev, rows, groups)
+            self.state.acknowledge(dev, rows[-1]["seq"])
+            self.sent += rows_sent
+            self.summaries += len(rows)
+            self.progress({"event": "batch", "device": dev, "seq": rows[-1]["seq"], "observations": rows_sent,
+                           "total": self.sent, "summaries": self.summaries})
+
+    def _groups(self, dev, rows, manifests):
+        """{server Datastream id: [dataArray rows with their window end]} of a batch."""
+        groups = {}
+        for s in rows:
+            manifest = manifests.get(s["mh"])
+            url = "%s/d/%s/messages/%d.cose" % (self.page_url, dev, s["seq"]) if self.page_url else ""
+            for o in model.observations(s, manifest, None, url):
+                remote = self._datastream(dev, o["_nav"]["Datastream"], manifest)
+                params = o["parameters"]
+                if self.instant:
+                    params = dict(params, window=o["phenomenonTime"])
+                phen = o["resultTime"] if self.instant else o["phenomenonTime"]
+                groups.setdefault(_key(remote), (remote, []))[1].append(
+                    (o["_t"][1], [phen, o["resultTime"], o["result"], params]))
+        return groups
+
+    def _send(self, dev, rows, groups):
+        first, last = rows[0]["t1"], rows[-1]["t1"]
+        resend = self.state.inflight is not None and self.state.inflight.get("device") == dev
+        self.state.begin(dev, first, last)
+        waited = 0.0
+        attempt = 0
+        while True:
+            try:
+                if resend:
+                    groups = self._drop_stored(groups, first, last)
+                payload = [{"Datastream": {"@iot.id": remote}, "components": ["phenomenonTime", "resultTime",
+                                                                              "result", "parameters"],
+                            "dataArray": [r for _, r in items]} for remote, items in groups.values() if items]
+                if not payload:
+                    return 0
+                results = self.client.create_observations(payload)
+                break
+            except ServerDown as e:
+                resend = True  # it may have stored the batch before the answer was lost
+                delay = min(BACKOFF_MAX_S, 2 ** attempt)
+                if self.max_wait is not None and waited + delay > self.max_wait:
+                    raise ServerDown("%s; gave up after waiting %d s (the next run resumes at %s seq %s)"
+                                     % (e, waited, dev, self.state.acknowledged(dev)))
+                self.progress({"event": "waiting", "reason": str(e), "retry_in": delay})
+                self.sleep(delay)
+                waited += delay
+                attempt += 1
+        bad = [i for i, r in enumerate(results) if r == "error" or not isinstance(r, str)]
+        if bad:
+            flat = [(p["Datastream"]["@iot.id"], row) for p in payload for row in p["dataArray"]]
+            remote, row = flat[bad[0]]
+            raise Refused("CreateObservations: the server refused %d of %d rows, first Datastream %s, row %s; "
+                          "nothing of %s from seq %s on is acknowledged" % (len(bad), len(results), remote,
+                                                                            str(row)[:160], dev, rows[0]["seq"]))
+        return len(results)
+
+    def _drop_stored(self, groups, first, last):
+        """The batch less the windows the server already holds (by Datastream and resultTime)."""
+        out = {}
+        for k, (remote, items) in groups.items():
+            held = self.client.observation_times(remote, model.iso(first), model.iso(last))
+            out[k] = (remote, [(t, r) for t, r in items if t not in held])
+        return out
+
+    # -- entities, created once ------------------------------------------------------------------
+    def _remote(self, key, entity_set, make):
+        ident = self.state.ids.get(key)
+        if ident is None:
+            ident = self._retry(lambda: self.client.create(entity_set, make()))
+            self.state.remember(key, ident)
+        return ident
+
+    def _thing(self, dev):
+        def make():
+            rec, row = self.data.registry_record(dev), self.data.device(dev)
+            thing = body(model.thing(dev, rec, row))
+            thing["Locations"] = [body(model.location(dev, rec, row))]
+            return thing
+        return self._remote("Thing:" + dev, "Things", make)
+
+    def _datastream(self, dev, ds_id, manifest):
+        key = "Datastream:" + ds_id
+        if key in self.state.ids:
+            return self.state.ids[key]
+        _, metric, _, _ = ds_id.split(".")
+        entry = next((e for e in manifest.get("metrics", []) if e.get("name") == metric), None)
+        thing = self._thing(dev)
+        sensor = self._remote("Sensor:" + dev, "Sensors", lambda: body(model.sensor(
+            dev, manifest, self.data.registry_record(dev),
+            "%s/d/%s/manifest.json" % (self.page_url, dev) if self.page_url else "urn:civicmote:device:" + dev)))
+        prop = self._remote("ObservedProperty:" + metric, "ObservedProperties",
+                            lambda: body(model.observed_property(metric, entry)))
+        ds = model.datastreams(dev, {b"": manifest})[ds_id]
+        doc = dict(body(ds), Thing={"@iot.id": thing}, Sensor={"@iot.id": sensor}, ObservedProperty={"@iot.id": prop})
+        return self._remote(key, "Datastreams", lambda: doc)
+
+    def _retry(self, call):
+        waited, attempt = 0.0, 0
+        while True:
+            try:
+                return call()
+            except ServerDown as e:
+                delay = min(BACKOFF_MAX_S, 2 ** attempt)
+                if self.max_wait is not None and waited + delay > self.max_wait:
+                    raise ServerDown("%s; gave up after waiting %d s" % (e, waited))
+                self.progress({"event": "waiting", "reason": str(e), "retry_in": delay})
+                self.sleep(delay)
+                waited, attempt = waited + delay, attempt + 1
+
+
+def _key(remote):
+    return repr(remote)
