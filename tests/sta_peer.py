@@ -23,6 +23,7 @@ URLS = types.ModuleType("sta_peer_urls")
 class StaPeer:
     def __init__(self, folder):
         self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.url = "http://127.0.0.1:%d/sta/v1.1" % self.port
         self.proc = None

@@ -43,8 +43,8 @@ def register(sub, common):
                                                       "(default $CIVICMOTE_REGISTRY or ./registry.db if present)")
     p.add_argument("--state", required=True, metavar="FILE", help="where the server's ids and each device's last "
                                                                    "acknowledged seq are kept (one per server)")
-    p.add_argument("--batch", type=int, default=100, metavar="N", help="summaries per CreateObservations request "
-                                                                       "(default 100)")
+    p.add_argument("--batch", type=int, default=200, metavar="N", help="summaries per CreateObservations request "
+                                                                       "(default 200)")
     p.add_argument("--follow", action="store_true", help="keep forwarding what the collector stores, every "
                                                          "--interval seconds, until SIGTERM")
     p.add_argument("--interval", type=float, default=30.0, metavar="S", help="with --follow: seconds between "

@@ -15,6 +15,7 @@ up to `max_wait` seconds in a row (None: forever). A refused batch (a 4xx, a row
 "error") stops it: sending the same data again would be refused again.
 """
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from provisioning.sensorthings import model
 from provisioning.sensorthings.sta_client import Refused, ServerDown
@@ -59,33 +60,45 @@ class Forwarder:
         return total
 
     def _device(self, dev):
+        """Batches of one device; the next batch is read and mapped while the server takes this one."""
         manifests = self.data.manifests(dev)
-        while True:
-            rows = store_query.summaries_after(self.data, dev, self.state.acknowledged(dev), self.batch)
-            if not rows:
-                return
-            groups = self._groups(dev, rows, manifests)
-            rows_sent = self._send(dev, rows, groups)
-            self.state.acknowledge(dev, rows[-1]["seq"])
-            self.sent += rows_sent
-            self.summaries += len(rows)
-            self.progress({"event": "batch", "device": dev, "seq": rows[-1]["seq"], "observations": rows_sent,
-                           "total": self.sent, "summaries": self.summaries})
+        seq = self.state.acknowledged(dev)
+        with ThreadPoolExecutor(1) as worker:
+            ahead = worker.submit(self._prepare, dev, seq, manifests)
+            while True:
+                rows, mapped = ahead.result()
+                if not rows:
+                    return
+                ahead = worker.submit(self._prepare, dev, rows[-1]["seq"], manifests)
+                groups = self._groups(dev, mapped, manifests)
+                rows_sent = self._send(dev, rows, groups)
+                self.state.acknowledge(dev, rows[-1]["seq"])
+                self.sent += rows_sent
+                self.summaries += len(rows)
+                self.progress({"event": "batch", "device": dev, "seq": rows[-1]["seq"], "observations": rows_sent,
+                               "total": self.sent, "summaries": self.summaries})
 
-    def _groups(self, dev, rows, manifests):
-        """{server Datastream id: [dataArray rows with their window end]} of a batch."""
-        groups = {}
+    def _prepare(self, dev, after_seq, manifests):
+        """(rows, [(manifest, Observation)]) of the next batch after `after_seq` (no server calls here)."""
+        rows = store_query.summaries_after(self.data, dev, after_seq, self.batch)
+        mapped = []
         for s in rows:
             manifest = manifests.get(s["mh"])
             url = "%s/d/%s/messages/%d.cose" % (self.page_url, dev, s["seq"]) if self.page_url else ""
-            for o in model.observations(s, manifest, None, url):
-                remote = self._datastream(dev, o["_nav"]["Datastream"], manifest)
-                params = o["parameters"]
-                if self.instant:
-                    params = dict(params, window=o["phenomenonTime"])
-                phen = o["resultTime"] if self.instant else o["phenomenonTime"]
-                groups.setdefault(_key(remote), (remote, []))[1].append(
-                    (o["_t"][1], [phen, o["resultTime"], o["result"], params]))
+            mapped.extend((manifest, o) for o in model.observations(s, manifest, None, url))
+        return rows, mapped
+
+    def _groups(self, dev, mapped, manifests):
+        """{key: (server Datastream id, [(window end, dataArray row)])} of a batch."""
+        groups = {}
+        for manifest, o in mapped:
+            remote = self._datastream(dev, o["_nav"]["Datastream"], manifest)
+            params = o["parameters"]
+            if self.instant:
+                params = dict(params, window=o["phenomenonTime"])
+            phen = o["resultTime"] if self.instant else o["phenomenonTime"]
+            groups.setdefault(_key(remote), (remote, []))[1].append(
+                (o["_t"][1], [phen, o["resultTime"], o["result"], params]))
         return groups
 
     def _send(self, dev, rows, groups):

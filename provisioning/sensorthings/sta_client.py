@@ -82,7 +82,7 @@ class StaClient:
     def observation_times(self, datastream_id, first, last):
         """resultTimes (Unix s) already stored on the server for a Datastream in [first, last] (RFC 3339)."""
         flt = "resultTime ge %s and resultTime le %s" % (first, last)
-        path = "%s/Observations?$filter=%s&$select=resultTime&$top=1000" % (entity_path("Datastreams",
+        path = "%s/Observations?$filter=%s&$select=resultTime&$top=100" % (entity_path("Datastreams",
                                                                                            datastream_id),
                                                                             quote(flt, safe=""))
         found = set()
