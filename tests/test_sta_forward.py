@@ -101,7 +101,8 @@ def test_a_week_caught_up_after_an_outage(week, tmp_path):
     assert json.loads(state.read_text())["devices"] == {week.device.dev: 2016}
 
 
-def test_server_restart_mid_batch_and_a_killed_forwarder_leave_no_duplicates(week, tmp_path):
+def test_server_restart_mid_batch_and_a_killed_forwarder_leave_no_duplicates(tmp_path):
+    week = days_store(tmp_path / "city", END, 2, only=ONLY)  # two days are enough here
     with StaPeer(tmp_path / "sta") as peer:
         state_file = tmp_path / "state.json"
         # 1. the forwarder is killed (SIGKILL) part-way through, then runs again to the end
@@ -110,13 +111,13 @@ def test_server_restart_mid_batch_and_a_killed_forwarder_leave_no_duplicates(wee
         batches = 0
         for line in proc.stdout:
             batches += json.loads(line)["event"] == "batch"
-            if batches == 5:
+            if batches == 3:
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL
         acked = json.loads(state_file.read_text())["devices"][week.device.dev]
-        assert 200 <= acked < 2016
+        assert 120 <= acked < 576
         # 2. in-process: after the server stored a batch it goes down before answering, and comes back
         data = CityData(week.store, week.registry)
         client = StaClient(peer.url)
@@ -142,7 +143,7 @@ def test_server_restart_mid_batch_and_a_killed_forwarder_leave_no_duplicates(wee
         state = ForwardState(state_file, peer.url)  # a batch may have been in flight when it was killed
         totals = Forwarder(data, client, state, batch=80, instant=True, sleep=sleep, max_wait=60).run()
         data.close()
-        assert waits == [1] and totals["summaries"] == 2016 - acked
+        assert waits == [1] and totals["summaries"] == 576 - acked
         got, repeats = on_server(peer, state_file)
         assert repeats == 0 and same(got, expected(week))
         # entities were created once, though the forwarder ran twice

@@ -6,9 +6,10 @@ Per device, in seq order from the last acknowledged one: the Thing (with its Loc
 ObservedProperties and Datastreams are created once and their server ids remembered (state);
 then `batch` summaries at a time go as one CreateObservations request, one dataArray per
 Datastream, rows [phenomenonTime, resultTime, result, parameters] as model.py maps them. The
-batch is acknowledged in the state only after the server answered every row. A batch sent but
-not acknowledged (the server or we stopped mid-way) is checked against the server's own
-Observations before it is sent again, so none is created twice.
+batch is acknowledged in the state only after the server answered every row. A batch that may
+have reached the server unacknowledged (the first of each device in a run: the last run may have
+stopped after sending it; any batch whose answer was lost) is first checked against the
+server's own Observations (by Datastream and resultTime), so none is created twice.
 
 While the server is down (no connection, 5xx, 429) it waits 1, 2, 4 ... 60 s and tries again,
 up to `max_wait` seconds in a row (None: forever). A refused batch (a 4xx, a row answered
@@ -63,6 +64,7 @@ class Forwarder:
         """Batches of one device; the next batch is read and mapped while the server takes this one."""
         manifests = self.data.manifests(dev)
         seq = self.state.acknowledged(dev)
+        first = True
         with ThreadPoolExecutor(1) as worker:
             ahead = worker.submit(self._prepare, dev, seq, manifests)
             while True:
@@ -71,7 +73,8 @@ class Forwarder:
                     return
                 ahead = worker.submit(self._prepare, dev, rows[-1]["seq"], manifests)
                 groups = self._groups(dev, mapped, manifests)
-                rows_sent = self._send(dev, rows, groups)
+                rows_sent = self._send(dev, rows, groups, check=first)
+                first = False
                 self.state.acknowledge(dev, rows[-1]["seq"])
                 self.sent += rows_sent
                 self.summaries += len(rows)
@@ -101,10 +104,10 @@ class Forwarder:
                 (o["_t"][1], [phen, o["resultTime"], o["result"], params]))
         return groups
 
-    def _send(self, dev, rows, groups):
+    def _send(self, dev, rows, groups, check):
+        """Send a batch (check: ask the server first which of it it holds); -> rows sent."""
         first, last = rows[0]["t1"], rows[-1]["t1"]
-        resend = self.state.inflight is not None and self.state.inflight.get("device") == dev
-        self.state.begin(dev, first, last)
+        resend = check
         waited = 0.0
         attempt = 0
         while True:

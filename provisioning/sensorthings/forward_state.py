@@ -1,15 +1,12 @@
 """What the forwarder remembers between runs: the server's ids and how far each device got (CPython only).
 
-One JSON file, replaced atomically (write, fsync, rename) after every acknowledged batch, so a
-crash leaves either the old or the new state, never half of one:
+One JSON file, replaced atomically (write, fsync, rename) after every acknowledged batch and
+every entity created, so a crash leaves either the old or the new state, never half of one:
 
-    {"server": URL, "ids": {"Thing:DEV": id, "Datastream:DS": id, ...},
-     "devices": {DEV: last acknowledged seq},
-     "inflight": {"device": DEV, "first": t1, "last": t1} or null}
+    {"server": URL, "ids": {"Thing:DEV": id, "Datastream:DS": id, ...}, "devices": {DEV: last acknowledged seq}}
 
-"inflight" is written before a batch is sent and cleared once the server acknowledged it. If a
-run stops in between, the next one asks the server which of that batch's windows it already
-holds before sending the rest, so no Observation is created twice.
+A batch sent but not acknowledged here is found again by the next run, which asks the server
+which of it it already holds (forward.py).
 """
 import json
 import os
@@ -20,7 +17,7 @@ from provisioning.errors import EnvironmentProblem, UsageError
 class ForwardState:
     def __init__(self, path, server):
         self.path, self.server = str(path), server
-        self.ids, self.devices, self.inflight = {}, {}, None
+        self.ids, self.devices = {}, {}
         try:
             with open(self.path, encoding="utf-8") as f:
                 doc = json.load(f)
@@ -31,7 +28,7 @@ class ForwardState:
         if doc.get("server") != server:
             raise UsageError("%s: holds the state of forwarding to %s, not %s; give each server its own --state"
                              % (self.path, doc.get("server"), server))
-        self.ids, self.devices, self.inflight = doc.get("ids", {}), doc.get("devices", {}), doc.get("inflight")
+        self.ids, self.devices = doc.get("ids", {}), doc.get("devices", {})
 
     def acknowledged(self, dev):
         """The seq of the device's last acknowledged summary, or None."""
@@ -39,11 +36,6 @@ class ForwardState:
 
     def acknowledge(self, dev, seq):
         self.devices[dev] = seq
-        self.inflight = None
-        self.save()
-
-    def begin(self, dev, first, last):
-        self.inflight = {"device": dev, "first": first, "last": last}
         self.save()
 
     def remember(self, key, ident):
@@ -51,7 +43,7 @@ class ForwardState:
         self.save()
 
     def save(self):
-        doc = {"server": self.server, "ids": self.ids, "devices": self.devices, "inflight": self.inflight}
+        doc = {"server": self.server, "ids": self.ids, "devices": self.devices}
         tmp = self.path + ".tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as f:
