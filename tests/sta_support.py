@@ -6,14 +6,15 @@ fsync per message would take minutes), and its registry.
 """
 from agent.privacy.manifest import payload as manifest_payload
 from agent.core import cose, summary
-from provisioning.city.store import Store
+from provisioning.city.store_pg import open_store
 from provisioning.pki.registry import Registry
 
 from web_support import WINDOW, City, SimDevice, metrics
 
 
-def days_store(folder, end, days, district="north", only=None):
-    """only: the metric names to keep (default all of the sim board's)."""
+def days_store(folder, end, days, district="north", only=None, also=()):
+    """only: the metric names to keep (default all of the sim board's); also: more stores (e.g. a
+    postgresql:// URL) that get the same rows."""
     city = City()
     folder.mkdir(parents=True, exist_ok=True)
     city.store, city.registry = str(folder / "city.db"), str(folder / "registry.db")
@@ -25,7 +26,12 @@ def days_store(folder, end, days, district="north", only=None):
     reg.register(dev.record())
     reg.close()
     end -= end % WINDOW
-    store = Store(city.store)
+    for target in [city.store] + list(also):
+        _fill(open_store(target), dev, end, days, only, district, city)
+    return city
+
+
+def _fill(store, dev, end, days, only, district, city):
     city.windows = []
     with store.transaction():
         store.count(dev.dev, district, end - days * 86400, 0, manifests=1)
@@ -41,4 +47,3 @@ def days_store(folder, end, days, district="north", only=None):
         store.count(dev.dev, district, end, 0, accepted=len(city.windows))
         store.set_last_seq(dev.dev, city.windows[-1][0])
     store.close()
-    return city

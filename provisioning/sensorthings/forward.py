@@ -9,7 +9,9 @@ Datastream, rows [phenomenonTime, resultTime, result, parameters] as model.py ma
 batch is acknowledged in the state only after the server answered every row. A batch that may
 have reached the server unacknowledged (the first of each device in a run: the last run may have
 stopped after sending it; any batch whose answer was lost) is first checked against the
-server's own Observations (by Datastream and resultTime), so none is created twice.
+server: the rows of each Datastream up to the latest resultTime it holds are dropped (a device's
+rows go in time order, one Datastream's rows of a request are stored together), so none is
+created twice.
 
 While the server is down (no connection, 5xx, 429) it waits 1, 2, 4 ... 60 s and tries again,
 up to `max_wait` seconds in a row (None: forever). A refused batch (a 4xx, a row answered
@@ -106,14 +108,13 @@ class Forwarder:
 
     def _send(self, dev, rows, groups, check):
         """Send a batch (check: ask the server first which of it it holds); -> rows sent."""
-        first, last = rows[0]["t1"], rows[-1]["t1"]
         resend = check
         waited = 0.0
         attempt = 0
         while True:
             try:
                 if resend:
-                    groups = self._drop_stored(groups, first, last)
+                    groups = self._drop_stored(groups)
                 payload = [{"Datastream": {"@iot.id": remote}, "components": ["phenomenonTime", "resultTime",
                                                                               "result", "parameters"],
                             "dataArray": [r for _, r in items]} for remote, items in groups.values() if items]
@@ -140,12 +141,12 @@ class Forwarder:
                                                                             str(row)[:160], dev, rows[0]["seq"]))
         return len(results)
 
-    def _drop_stored(self, groups, first, last):
-        """The batch less the windows the server already holds (by Datastream and resultTime)."""
+    def _drop_stored(self, groups):
+        """The batch less what the server already holds: each Datastream's rows up to its latest resultTime."""
         out = {}
         for k, (remote, items) in groups.items():
-            held = self.client.observation_times(remote, model.iso(first), model.iso(last))
-            out[k] = (remote, [(t, r) for t, r in items if t not in held])
+            latest = self.client.latest_result_time(remote)
+            out[k] = (remote, [(t, r) for t, r in items if latest is None or t > latest])
         return out
 
     # -- entities, created once ------------------------------------------------------------------

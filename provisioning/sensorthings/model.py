@@ -35,6 +35,21 @@ def interval(start, end):
     return "%s/%s" % (iso(start), iso(end))
 
 
+def result(value):
+    """A Fraction as JSON: an int when whole, else the float nearest it (for an exact decimal such as
+    11.6 that is the float of "11.6", as the exports write; json_number does the rest)."""
+    if value.denominator == 1:
+        return value.numerator
+    d = value.denominator
+    while d % 10 == 0:
+        d //= 10
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    return float(value) if d == 1 else json_number(value)
+
+
 def datastream_id(dev, metric, stat, window):
     return "%s.%s.%s.%d" % (dev, metric, stat, window)
 
@@ -144,6 +159,6 @@ def observations(summary, manifest, wanted, message_url=""):
         if message_url:
             params["message"] = message_url
         out.append({"@iot.id": "%s.%d" % (ds_id, seq), "phenomenonTime": interval(v.start, v.end),
-                    "resultTime": iso(v.end), "result": json_number(v.value), "parameters": params,
+                    "resultTime": iso(v.end), "result": result(v.value), "parameters": params,
                     "_t": (v.start, v.end), "_nav": {"Datastream": ds_id, "FeatureOfInterest": dev}})
     return out

@@ -12,7 +12,6 @@ import re
 from datetime import datetime
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 
 from provisioning.errors import EXIT_FAILED, EnvironmentProblem, ProvisioningError
 
@@ -79,20 +78,13 @@ class StaClient:
             raise Refused("POST CreateObservations: expected %d results, got %r" % (rows, str(doc)[:120]))
         return doc
 
-    def observation_times(self, datastream_id, first, last):
-        """resultTimes (Unix s) already stored on the server for a Datastream in [first, last] (RFC 3339)."""
-        flt = "resultTime ge %s and resultTime le %s" % (first, last)
-        path = "%s/Observations?$filter=%s&$select=resultTime&$top=100" % (entity_path("Datastreams",
-                                                                                           datastream_id),
-                                                                            quote(flt, safe=""))
-        found = set()
-        while path:
-            _, _, doc = self.request("GET", path)
-            for o in (doc or {}).get("value", []):
-                if o.get("resultTime"):
-                    found.add(_unix(o["resultTime"]))
-            path = (doc or {}).get("@iot.nextLink")
-        return found
+    def latest_result_time(self, datastream_id):
+        """The latest resultTime (Unix s) the server holds for a Datastream, or None."""
+        path = "%s/Observations?$orderby=resultTime%%20desc&$top=1&$select=resultTime" % entity_path(
+            "Datastreams", datastream_id)
+        _, _, doc = self.request("GET", path)
+        found = [_unix(o["resultTime"]) for o in (doc or {}).get("value", []) if o.get("resultTime")]
+        return found[0] if found else None
 
 
 def entity_path(entity_set, ident):

@@ -35,20 +35,18 @@ SETS = {
 PER_DEVICE = {"Things": model.thing, "Locations": model.location, "FeaturesOfInterest": model.feature_of_interest}
 
 
-def getter(entity):
-    """get(path) for odata.evaluate and sorting."""
-    def get(path):
-        if path in ("@iot.id", "id"):
-            return entity["@iot.id"]
-        if path == "phenomenonTime" and "_t" in entity:
-            return entity["_t"]
-        if path == "resultTime" and "_t" in entity:
-            return entity["_t"][1]
-        nav, _, rest = path.partition("/")
-        if rest:
-            return entity["_nav"].get(nav)
-        return entity.get(path)
-    return get
+def accessor(path):
+    """A function entity -> the value of `path`, for odata.predicate and sorting."""
+    if path in ("@iot.id", "id"):
+        return lambda e: e["@iot.id"]
+    if path == "phenomenonTime":
+        return lambda e: e["_t"] if "_t" in e else e.get(path)
+    if path == "resultTime":
+        return lambda e: e["_t"][1] if "_t" in e else e.get(path)
+    nav, _, rest = path.partition("/")
+    if rest:
+        return lambda e: e["_nav"].get(nav)
+    return lambda e: e.get(path)
 
 
 class Source:
@@ -198,13 +196,15 @@ class Source:
 def _filtered(items, tree):
     if tree is None:
         return iter(items)
-    return (e for e in items if odata.evaluate(tree, getter(e)))
+    test = odata.predicate(tree, accessor)
+    return (e for e in items if test(e))
 
 
 def _sorted(items, orderby):
     items = list(items)
     for path, desc in reversed(orderby or [("@iot.id", False)]):
-        items.sort(key=lambda e: _key(getter(e)(path)), reverse=desc)
+        get = accessor(path)
+        items.sort(key=lambda e: _key(get(e)), reverse=desc)
     return items
 
 

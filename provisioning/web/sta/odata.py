@@ -7,7 +7,7 @@ with not and parentheses. Properties: @iot.id (or id), name, result, phenomenonT
 resultTime, and NAV/@iot.id (e.g. Datastream/@iot.id). Literals: 'text', numbers, true, false,
 null, and times (2026-12-01T00:00:00Z, with a zone). An interval (phenomenonTime) is after a time
 (gt, ge) by its start and before it (lt, le) by its end, as FROST-Server does.
-Bad input raises QueryError naming the option; the endpoint answers 400 with it.
+predicate() turns a filter into a test of an entity. Bad input raises QueryError naming the option; the endpoint answers 400 with it.
 """
 import re
 from datetime import datetime
@@ -169,16 +169,21 @@ def _term(toks, i, props, navs):
     return (op, path, lit), i + 3
 
 
-def evaluate(tree, get):
-    """True if an entity passes; get(path) -> its value (a number, text, or (start, end) for an interval)."""
+def predicate(tree, accessor):
+    """A function entity -> bool for a filter tree; accessor(path) -> a function entity -> its value
+    (a number, text, or (start, end) for an interval). Built once per request, run per entity."""
     op = tree[0]
-    if op == "and":
-        return evaluate(tree[1], get) and evaluate(tree[2], get)
-    if op == "or":
-        return evaluate(tree[1], get) or evaluate(tree[2], get)
+    if op in ("and", "or"):
+        a, b = predicate(tree[1], accessor), predicate(tree[2], accessor)
+        return (lambda e: a(e) and b(e)) if op == "and" else (lambda e: a(e) or b(e))
     if op == "not":
-        return not evaluate(tree[1], get)
-    value, lit = get(tree[1]), tree[2]
+        inner = predicate(tree[1], accessor)
+        return lambda e: not inner(e)
+    get, lit = accessor(tree[1]), tree[2]
+    return lambda e: _compare(op, get(e), lit)
+
+
+def _compare(op, value, lit):
     if isinstance(value, tuple):  # an interval [start, end)
         start, end = value
         return {"eq": start == lit and end == lit, "ne": not (start <= lit < end), "gt": start > lit,
@@ -189,7 +194,11 @@ def evaluate(tree, get):
         return value != lit
     if value is None or lit is None or isinstance(value, str) != isinstance(lit, str):
         return False
-    return {"gt": value > lit, "ge": value >= lit, "lt": value < lit, "le": value <= lit}[op]
+    if op == "gt":
+        return value > lit
+    if op == "ge":
+        return value >= lit
+    return value < lit if op == "lt" else value <= lit
 
 
 def time_bounds(tree):
