@@ -38,7 +38,7 @@ def best(fn, rounds):
 
 
 def read_day(store, registry, dev, rounds):
-    from provisioning.sensorthings.model import iso
+    from provisioning.web.sta.model import iso
     from provisioning.web.app import Settings, create_app
 
     c = create_app(Settings(store, registry, clock=lambda: END)).test_client()
@@ -59,9 +59,9 @@ def forward_rate(folder, days):
     from sta_peer import StaPeer
     from sta_support import days_store
 
-    from provisioning.sensorthings.forward import Forwarder
-    from provisioning.sensorthings.forward_state import ForwardState
-    from provisioning.sensorthings.sta_client import StaClient
+    from provisioning.forward.sensorthings import Forwarder
+    from provisioning.forward.forward_state import ForwardState
+    from provisioning.forward.sta_client import StaClient
     from provisioning.web.query import CityData
 
     city = days_store(folder / "fwd", END, days)

@@ -26,9 +26,9 @@ import pytest
 from sta_peer import StaPeer
 from sta_support import days_store
 
-from provisioning.sensorthings.forward import Forwarder
-from provisioning.sensorthings.forward_state import ForwardState
-from provisioning.sensorthings.sta_client import ServerDown, StaClient
+from provisioning.forward.sensorthings import Forwarder
+from provisioning.forward.forward_state import ForwardState
+from provisioning.forward.sta_client import ServerDown, StaClient
 from provisioning.web.app import Settings, create_app
 from provisioning.web.query import CityData
 

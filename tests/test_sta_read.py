@@ -179,3 +179,24 @@ def test_people_released_only_and_no_fleet_data(city):
     for secret in ("sensors@city.example", "555-0100", "key compromised", "rejected", "signature", '"health"',
                    city.stranger.dev):
         assert secret not in everything
+
+
+def test_the_endpoint_answers_the_same_from_postgresql(tmp_path):
+    from pg import PgServer
+
+    reason = PgServer.available()
+    if reason:
+        pytest.skip(reason)
+    with PgServer() as pg:
+        url = pg.new_database()
+        city = make_city(tmp_path, NOW, also=[url])
+        lite = client(city)
+        other = create_app(Settings(url, city.registry, clock=lambda: NOW)).test_client()
+        dev = city.active.dev
+        for path in ("/sta/v1.1/Things?$expand=Datastreams", "/sta/v1.1/Sensors", "/sta/v1.1/ObservedProperties",
+                     "/sta/v1.1/Datastreams('%s.noise.leq.300')/Observations?$count=true&$top=300" % dev,
+                     "/sta/v1.1/Observations?$filter=resultTime gt 2025-11-30T06:00:00Z&$orderby=result desc",
+                     "/sta/v1.1/FeaturesOfInterest('%s')?$expand=Observations" % dev):
+            a, b = lite.get(path), other.get(path)
+            assert a.status_code == b.status_code == 200
+            assert a.get_json() == b.get_json() and a.get_json()["value" if "value" in a.get_json() else "@iot.id"]

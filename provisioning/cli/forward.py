@@ -64,9 +64,9 @@ def register(sub, common):
 
 def do_forward_sensorthings(out, args):
     from provisioning.city import units
-    from provisioning.sensorthings.forward import Forwarder
-    from provisioning.sensorthings.forward_state import ForwardState
-    from provisioning.sensorthings.sta_client import StaClient
+    from provisioning.forward.sensorthings import Forwarder
+    from provisioning.forward.forward_state import ForwardState
+    from provisioning.forward.sta_client import StaClient
     from provisioning.web.query import CityData, check_store
 
     if not args.url.startswith(("http://", "https://")):
@@ -141,7 +141,7 @@ def _reporter(out):
         elif time.monotonic() - last[0] >= 2.0:  # long catch-ups: a line every 2 s, not per batch
             last[0] = time.monotonic()
             out.note("forwarded %d observations (%d summaries; %s at seq %d)" % (
-                event["total"], event["summaries"], event["device"], event["seq"]))
+                event["total"], event["summaries"], event["device_id"], event["seq"]))
         if out.json:
             out.record(event)
     return report

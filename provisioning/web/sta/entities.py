@@ -4,12 +4,12 @@
     Source(data).entity(set_name, id) -> entity or None
     Source(data).related(set_name, entity, nav, query) -> entity, None, or an iterator
 
-Entities come from provisioning/sensorthings/model.py. Things, Sensors, Locations and the rest
+Entities come from provisioning/web/sta/model.py. Things, Sensors, Locations and the rest
 are few (one per device or metric) and are built whole; Observations are made from the summaries
 one day of window ends at a time, in resultTime order, so the first page of a large store costs
 one day's rows. A $filter that pins the Datastream or a time range narrows what is read.
 """
-from provisioning.sensorthings import model
+from provisioning.web.sta import model
 from provisioning.web import query as store_query
 from provisioning.web.sta import odata
 
@@ -144,11 +144,11 @@ class Source:
             devs = [d for d in (devs if devs is not None else [foi]) if d == foi]
         devs = self.device_ids() if devs is None else devs
         lo, hi = odata.time_bounds(q.filter)
-        stream_order = [o for o in q.orderby if o[0] != "@iot.id"][:1] in ([], [("resultTime", False)],
-                                                                             [("resultTime", True)])
-        desc = bool(q.orderby) and q.orderby[0] == ("resultTime", True)
+        desc = q.orderby == [("resultTime", True)]
         obs = self.observations(devs, wanted, lo, hi, desc)
-        return obs if stream_order and len(q.orderby) <= 1 else _sorted(obs, q.orderby)
+        if q.orderby in ([], [("resultTime", False)], [("resultTime", True)]):
+            return obs  # already in this order: stream it
+        return _sorted(obs, q.orderby)
 
     # -- the three ways in -----------------------------------------------------------------------
     def collection(self, name, q):

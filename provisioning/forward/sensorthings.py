@@ -20,8 +20,8 @@ up to `max_wait` seconds in a row (None: forever). A refused batch (a 4xx, a row
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from provisioning.sensorthings import model
-from provisioning.sensorthings.sta_client import Refused, ServerDown
+from provisioning.web.sta import model
+from provisioning.forward.sta_client import Refused, ServerDown
 from provisioning.web import query as store_query
 
 BACKOFF_MAX_S = 60
@@ -80,7 +80,7 @@ class Forwarder:
                 self.state.acknowledge(dev, rows[-1]["seq"])
                 self.sent += rows_sent
                 self.summaries += len(rows)
-                self.progress({"event": "batch", "device": dev, "seq": rows[-1]["seq"], "observations": rows_sent,
+                self.progress({"event": "batch", "device_id": dev, "seq": rows[-1]["seq"], "observations": rows_sent,
                                "total": self.sent, "summaries": self.summaries})
 
     def _prepare(self, dev, after_seq, manifests):

@@ -17,7 +17,7 @@ import hashlib
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from provisioning.sensorthings.ucum import unit_of_measurement
+from provisioning.web.sta.ucum import unit_of_measurement
 from provisioning.web.values import entries, json_number, summary_values
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
