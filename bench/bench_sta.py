@@ -4,8 +4,10 @@
     response ($filter on the FeatureOfInterest and resultTime, $top=10000), on SQLite and on
     PostgreSQL (when Debian's server is here). Anchor: the CSV export of the same day
     (/d/ID/data.csv?from=&to=), the same values in another format. Target <= 300 ms.
-(b) forward: `Forwarder` pushing days of a device's summaries (all sim-board metrics, --phenomenon-time
-    end) into django-ogc-sensorthings on SQLite (tests/sta_peer.py), observations per second.
+(b) forward: `Forwarder` catching up days of a device's summaries (all sim-board metrics,
+    --phenomenon-time end, batches of 200) into django-ogc-sensorthings on SQLite
+    (tests/sta_peer.py), observations per second, once its entities exist (the first run that
+    creates them is timed apart: first_run_seconds).
     Anchor: that server's own CreateObservations rate for ready-made payloads of the same size
     (what it can take at best). Target >= 1,000 observations/s.
 
@@ -69,8 +71,13 @@ def forward_rate(folder, days):
         client = StaClient(peer.url)
         data = CityData(city.store, city.registry)
         state = ForwardState(folder / "state.json", peer.url)
-        f = Forwarder(data, client, state, batch=200, instant=True)  # a fresh start: entities created too
-        totals = f.run()
+        last = city.windows[-1][0]
+        state.devices = {city.device.dev: last - 1}  # a fresh start with one summary: the entities are made
+        t = time.perf_counter()
+        Forwarder(data, client, state, batch=200, instant=True).run()
+        first = time.perf_counter() - t
+        state.devices = {city.device.dev: 0}  # then the catch-up (the last summary goes again: a bench only)
+        totals = Forwarder(data, client, state, batch=200, instant=True).run()
         data.close()
         # the anchor: the same server taking ready-made rows of one Datastream, batch for batch
         ds = next(v for k, v in state.ids.items() if k.startswith("Datastream:"))
@@ -85,6 +92,7 @@ def forward_rate(folder, days):
             sent += len(rows)
         raw = sent / (time.perf_counter() - t)
     return {"observations": totals["observations"], "per_second": totals["per_second"],
+            "first_run_seconds": round(first, 2),
             "server_raw_per_second": round(raw), "ratio": round(totals["per_second"] / raw, 2)}
 
 
@@ -118,8 +126,9 @@ def main(quick=False):
             print("%-16s one device's day, %d observations: %.1f ms (CSV export %.1f ms, ratio %.2f; target <= 300 ms)"
                   % (name, r["observations"], r["ms"], r["csv_ms"], r["ratio"]))
     f = result["forward"]
-    print("forward          %d observations at %d/s (the server alone takes %d/s; ratio %.2f; target >= 1000/s)"
-          % (f["observations"], f["per_second"], f["server_raw_per_second"], f["ratio"]))
+    print("forward          %d observations at %d/s (the server alone takes %d/s; ratio %.2f; target >= 1000/s); "
+          "creating the entities first took %.1f s" % (f["observations"], f["per_second"], f["server_raw_per_second"],
+                                                       f["ratio"], f["first_run_seconds"]))
     print(json.dumps(result, sort_keys=True))
     return 0
 

@@ -18,6 +18,7 @@ class ForwardState:
     def __init__(self, path, server):
         self.path, self.server = str(path), server
         self.ids, self.devices = {}, {}
+        self.checked = set()  # devices whose first batch this process checked against the server (not saved)
         try:
             with open(self.path, encoding="utf-8") as f:
                 doc = json.load(f)

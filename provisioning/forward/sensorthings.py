@@ -7,8 +7,8 @@ ObservedProperties and Datastreams are created once and their server ids remembe
 then `batch` summaries at a time go as one CreateObservations request, one dataArray per
 Datastream, rows [phenomenonTime, resultTime, result, parameters] as model.py maps them. The
 batch is acknowledged in the state only after the server answered every row. A batch that may
-have reached the server unacknowledged (the first of each device in a run: the last run may have
-stopped after sending it; any batch whose answer was lost) is first checked against the
+have reached the server unacknowledged (the first of each device in a process: the last one may
+have stopped after sending it; any batch whose answer was lost) is first checked against the
 server: the rows of each Datastream up to the latest resultTime it holds are dropped (a device's
 rows go in time order, one Datastream's rows of a request are stored together), so none is
 created twice.
@@ -66,7 +66,7 @@ class Forwarder:
         """Batches of one device; the next batch is read and mapped while the server takes this one."""
         manifests = self.data.manifests(dev)
         seq = self.state.acknowledged(dev)
-        first = True
+        first = dev not in self.state.checked  # once per process: after that the state is ours alone
         with ThreadPoolExecutor(1) as worker:
             ahead = worker.submit(self._prepare, dev, seq, manifests)
             while True:
@@ -77,6 +77,7 @@ class Forwarder:
                 groups = self._groups(dev, mapped, manifests)
                 rows_sent = self._send(dev, rows, groups, check=first)
                 first = False
+                self.state.checked.add(dev)
                 self.state.acknowledge(dev, rows[-1]["seq"])
                 self.sent += rows_sent
                 self.summaries += len(rows)
