@@ -95,7 +95,7 @@ class Forwarder:
         return rows, mapped
 
     def _groups(self, dev, mapped, manifests):
-        """{key: (server Datastream id, [(window end, dataArray row)])} of a batch."""
+        """{server Datastream id: [(window end, dataArray row)]} of a batch."""
         groups = {}
         for manifest, o in mapped:
             remote = self._datastream(dev, o["_nav"]["Datastream"], manifest)
@@ -103,36 +103,28 @@ class Forwarder:
             if self.instant:
                 params = dict(params, window=o["phenomenonTime"])
             phen = o["resultTime"] if self.instant else o["phenomenonTime"]
-            groups.setdefault(_key(remote), (remote, []))[1].append(
-                (o["_t"][1], [phen, o["resultTime"], o["result"], params]))
+            groups.setdefault(remote, []).append((o["_t"][1], [phen, o["resultTime"], o["result"], params]))
         return groups
 
     def _send(self, dev, rows, groups, check):
-        """Send a batch (check: ask the server first which of it it holds); -> rows sent."""
-        resend = check
-        waited = 0.0
-        attempt = 0
-        while True:
+        """Send a batch (check: first drop what the server already holds); -> rows sent."""
+        check = [check]
+
+        def attempt():
+            todo = self._drop_stored(groups) if check[0] else groups
+            payload = [{"Datastream": {"@iot.id": remote}, "components": ["phenomenonTime", "resultTime", "result",
+                                                                          "parameters"],
+                        "dataArray": [r for _, r in items]} for remote, items in todo.items() if items]
+            if not payload:
+                return payload, []
             try:
-                if resend:
-                    groups = self._drop_stored(groups)
-                payload = [{"Datastream": {"@iot.id": remote}, "components": ["phenomenonTime", "resultTime",
-                                                                              "result", "parameters"],
-                            "dataArray": [r for _, r in items]} for remote, items in groups.values() if items]
-                if not payload:
-                    return 0
-                results = self.client.create_observations(payload)
-                break
-            except ServerDown as e:
-                resend = True  # it may have stored the batch before the answer was lost
-                delay = min(BACKOFF_MAX_S, 2 ** attempt)
-                if self.max_wait is not None and waited + delay > self.max_wait:
-                    raise ServerDown("%s; gave up after waiting %d s (the next run resumes at %s seq %s)"
-                                     % (e, waited, dev, self.state.acknowledged(dev)))
-                self.progress({"event": "waiting", "reason": str(e), "retry_in": delay})
-                self.sleep(delay)
-                waited += delay
-                attempt += 1
+                return payload, self.client.create_observations(payload)
+            except ServerDown:
+                check[0] = True  # it may have stored the batch before the answer was lost
+                raise
+
+        payload, results = self._retry(attempt, "the next run resumes at %s seq %s" % (dev,
+                                                                                     self.state.acknowledged(dev)))
         bad = [i for i, r in enumerate(results) if r == "error" or not isinstance(r, str)]
         if bad:
             flat = [(p["Datastream"]["@iot.id"], row) for p in payload for row in p["dataArray"]]
@@ -145,9 +137,9 @@ class Forwarder:
     def _drop_stored(self, groups):
         """The batch less what the server already holds: each Datastream's rows up to its latest resultTime."""
         out = {}
-        for k, (remote, items) in groups.items():
+        for remote, items in groups.items():
             latest = self.client.latest_result_time(remote)
-            out[k] = (remote, [(t, r) for t, r in items if latest is None or t > latest])
+            out[remote] = [(t, r) for t, r in items if latest is None or t > latest]
         return out
 
     # -- entities, created once ------------------------------------------------------------------
@@ -182,7 +174,8 @@ class Forwarder:
         doc = dict(body(ds), Thing={"@iot.id": thing}, Sensor={"@iot.id": sensor}, ObservedProperty={"@iot.id": prop})
         return self._remote(key, "Datastreams", lambda: doc)
 
-    def _retry(self, call):
+    def _retry(self, call, resume=""):
+        """call() until the server answers, waiting 1, 2, 4 ... 60 s while it is down (max_wait in all)."""
         waited, attempt = 0.0, 0
         while True:
             try:
@@ -190,11 +183,8 @@ class Forwarder:
             except ServerDown as e:
                 delay = min(BACKOFF_MAX_S, 2 ** attempt)
                 if self.max_wait is not None and waited + delay > self.max_wait:
-                    raise ServerDown("%s; gave up after waiting %d s" % (e, waited))
+                    raise ServerDown("%s; gave up after waiting %d s%s" % (e, waited, " (%s)" % resume if resume
+                                                                            else ""))
                 self.progress({"event": "waiting", "reason": str(e), "retry_in": delay})
                 self.sleep(delay)
                 waited, attempt = waited + delay, attempt + 1
-
-
-def _key(remote):
-    return repr(remote)

@@ -14,10 +14,10 @@ Entities are dicts of STA properties; "_nav" holds the ids of the entities they 
 the read endpoint's links and filters (the forwarder drops it).
 """
 import hashlib
-from datetime import datetime, timezone
 from functools import lru_cache
 
 from provisioning.web.sta.ucum import unit_of_measurement
+from provisioning.web import exports
 from provisioning.web.values import entries, json_number, summary_values
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
@@ -26,9 +26,7 @@ NOT_RELEASED = ("Windows in which the device released no value (suppressed, with
                 "have no Observation; the device's page /d/%s says why.")
 
 
-@lru_cache(maxsize=4096)  # a day's page repeats each window's times once per value
-def iso(ts):
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = lru_cache(maxsize=4096)(exports.iso)  # the exports' times; a day's page repeats each one per value
 
 
 def interval(start, end):
