@@ -37,7 +37,13 @@ def entries(manifest):
 
 def resolution(entry):
     """The step of a metric's released integers as a Fraction (1 when the manifest gives none)."""
-    return _step(entry.get("resolution", 1))
+    return _step(_hashable(entry.get("resolution", 1)))
+
+
+def _hashable(res):
+    """A manifest's resolution as a cache key: a list or map (a device may sign anything) as its text,
+    which rational.parse refuses as it refuses every other bad resolution."""
+    return repr(res) if isinstance(res, (list, dict)) else res
 
 
 @lru_cache(maxsize=256)  # a fleet has a handful of resolutions; a day of summaries asks thousands of times
@@ -51,7 +57,7 @@ def _step(text):
 
 def decimals(entry):
     """How many decimals a value of this metric deserves: 1/10 -> 1, 1/100 -> 2, 1 or 10 -> 0."""
-    return _places(entry.get("resolution", 1))
+    return _places(_hashable(entry.get("resolution", 1)))
 
 
 @lru_cache(maxsize=256)

@@ -28,10 +28,10 @@ class QueryError(Exception):
 
 
 class Query:
-    __slots__ = ("top", "skip", "count", "orderby", "select", "expand", "filter", "top_given")
+    __slots__ = ("top", "skip", "count", "orderby", "select", "expand", "filter")
 
     def __init__(self):
-        self.top, self.skip, self.count, self.top_given = DEFAULT_TOP, 0, False, False
+        self.top, self.skip, self.count = DEFAULT_TOP, 0, False
         self.orderby, self.select, self.expand, self.filter = [], None, [], None
 
 
@@ -42,7 +42,7 @@ def parse(args, properties, navigation):
         if k.startswith("$") and k not in OPTIONS:
             raise QueryError(k, "not a query option this server knows (%s)" % ", ".join(OPTIONS[:-1]))
     if "$top" in args:
-        q.top, q.top_given = min(_count_number(args["$top"], "$top"), MAX_TOP), True
+        q.top = min(_count_number(args["$top"], "$top"), MAX_TOP)
     if "$skip" in args:
         q.skip = _count_number(args["$skip"], "$skip")
     if "$count" in args:
