@@ -200,3 +200,14 @@ def test_the_endpoint_answers_the_same_from_postgresql(tmp_path):
             a, b = lite.get(path), other.get(path)
             assert a.status_code == b.status_code == 200
             assert a.get_json() == b.get_json() and a.get_json()["value" if "value" in a.get_json() else "@iot.id"]
+
+
+def test_a_manifest_of_odd_shapes_maps_to_fewer_datastreams_not_an_error():
+    """A device signs its own manifest: fields of the wrong type map to nothing."""
+    from provisioning.web.sta import model
+
+    odd = {"metrics": [{"name": "a", "class": "environmental", "unit": "°C", "window": 300, "stats": "mean"},
+                       {"name": "b", "class": "environmental", "unit": [1], "window": 300, "stats": [1, "max", {}]},
+                       {"name": "c", "class": "personal", "unit": "people", "window": 3600, "mechanism": ["x"]}]}
+    ds = model.datastreams("cmaaaaaaaaaaaaaaaa", {b"\x01": odd})
+    assert sorted(ds) == ["cmaaaaaaaaaaaaaaaa.b.max.300", "cmaaaaaaaaaaaaaaaa.c.n.3600"]

@@ -102,11 +102,13 @@ def observed_property(metric, entry=None):
 
 
 def stats_of(entry):
-    """The statistics of a manifest entry that become Datastreams, in order."""
+    """The statistics of a manifest entry that become Datastreams, in order (names only: a device
+    signs its manifest, and what is not a name here maps to nothing)."""
     if entry.get("class") == "personal":
-        return {"mean": ["n", "sum", "mean"], "sum": ["sum"]}.get(entry.get("mechanism"),
-                                                                  [] if entry.get("mechanism") == "histogram" else ["n"])
-    return [s for s in entry.get("stats") or [] if s != "hist"]
+        mechanism = entry.get("mechanism") if isinstance(entry.get("mechanism"), str) else None
+        return {"mean": ["n", "sum", "mean"], "sum": ["sum"], "histogram": []}.get(mechanism, ["n"])
+    stats = entry.get("stats") if isinstance(entry.get("stats"), list) else []
+    return [s for s in stats if isinstance(s, str) and s != "hist"]
 
 
 def datastreams(dev, manifests):
