@@ -25,6 +25,7 @@ UNITS = {
 def unit_of_measurement(unit, stat=None):
     """{name, symbol, definition} for values of a statistic in `unit` (the manifest's spelling).
     `n` counts readings; `var` is in the unit squared."""
+    unit = unit if isinstance(unit, str) else ""  # the collector's schema checks it is text; be sure
     if stat == "n" or stat and stat.startswith("hist"):
         unit = "count"
     name, code = UNITS.get(unit, (unit or "dimensionless", unit or "1"))
