@@ -3,7 +3,9 @@
     cli/      the command line: one module per command group, the one error handler, output
     demo/     `make demo`'s live view and the raw-streaming cost it compares against
     web/      `civicmote web`: each device's public page (the label's QR code), the fleet view,
-              CSV/JSON exports and Prometheus /metrics, read from the store and the registry
+              CSV/JSON exports, Prometheus /metrics and the SensorThings API (web/sta/), read from
+              the store and the registry
+    forward/  `civicmote forward`: verified data pushed into a city's own platform (SensorThings)
     field/    the technician's tools: targets (folder, ssh, serial board), deploy, flash, the
               virtual board, pole labels
     city/     the city's data plane: broker configuration, collector, its store, the verifier,
@@ -14,6 +16,6 @@
     errors.py, files.py, broker_url.py   shared by every role
 
 Imports run one way, down: cli, demo -> field, city -> pki -> device -> shared -> agent/;
-web reads city and pki only. The city side never imports field code, no role imports the command line, and agent/ never
+web reads city and pki only; forward reads web (its queries and mapping), city and pki. The city side never imports field code, no role imports the command line, and agent/ never
 imports provisioning. tests/test_layout.py walks every import and holds these rules.
 """

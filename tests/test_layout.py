@@ -6,6 +6,7 @@ dependency) of agent/ and provisioning/, resolves it to a module of ours, and ch
 - each role imports only what is below it (provisioning/__init__.py draws the picture):
   cli, demo -> field, city -> pki -> device -> shared -> agent; city never imports field;
   web (the public page) reads city and pki only, never field, device or the command line;
+  forward (pushing into a city's platform) reads web, city and pki;
   agent/ never imports provisioning;
 - every package of provisioning/ says in its __init__ what lives there and who uses it.
 """
@@ -17,7 +18,8 @@ PACKAGES = ("agent", "provisioning")
 
 # role -> the roles it may import (besides itself).
 ALLOWED = {
-    "cli": {"demo", "web", "field", "city", "pki", "device", "shared", "agent"},
+    "cli": {"demo", "forward", "web", "field", "city", "pki", "device", "shared", "agent"},
+    "forward": {"web", "city", "pki", "shared", "agent"},
     "web": {"city", "pki", "shared", "agent"},
     "demo": {"city", "pki", "device", "shared", "agent"},
     "field": {"pki", "device", "shared", "agent"},
@@ -27,7 +29,7 @@ ALLOWED = {
     "shared": {"agent"},
     "agent": set(),
 }
-ROLE_PACKAGES = ("cli", "demo", "web", "field", "city", "pki", "device")
+ROLE_PACKAGES = ("cli", "demo", "forward", "web", "field", "city", "pki", "device")
 
 
 def _modules():

@@ -10,6 +10,8 @@ civicmote-broker-refresh.service    `civicmote broker-config ... --reload`: re-s
                                     the broker; the collector re-reads registry.json by itself
 civicmote-broker-refresh.timer      runs the refresh daily (and 5 minutes after boot), catching up missed runs
 civicmote-broker-refresh.path       runs the refresh when the registry database changes
+civicmote-forward-sensorthings.service  `civicmote forward sensorthings URL --follow` (forward_unit(); written
+                                    by that command's --systemd-unit DIR)
 
 The refresh signs with the CA, so it needs the CA passphrase: systemd hands it the file
 /etc/civicmote/ca-passphrase (mode 0600, root) as a credential, read through
@@ -81,3 +83,26 @@ def units(out_dir, ca_dir, registry, port, bind=None, hosts=(), user=None, colle
         "[Path]", "PathChanged=%s" % registry, "Unit=civicmote-broker-refresh.service", "",
         "[Install]", "WantedBy=paths.target", ""])
     return out
+
+
+def forward_unit(url, store, state, registry=None, page_url=None, instant=False, user=None, python=None):
+    """civicmote-forward-sensorthings.service: `civicmote forward sensorthings URL --follow` next to the
+    collector, reading its store and keeping its state under STATE_DIR; restarted whenever it stops
+    (it resumes from the last acknowledged seq of each device)."""
+    py = python or sys.executable
+    cmd = [py, "-m", "provisioning.cli", "forward", "sensorthings", url, "--store", store, "--state", state,
+           "--follow"]
+    if registry:
+        cmd += ["--registry", registry]
+    if page_url:
+        cmd += ["--page-url", page_url]
+    if instant:
+        cmd += ["--phenomenon-time", "end"]
+    return "\n".join([
+        "[Unit]", "Description=civicmote: forward verified summaries to the city's SensorThings server %s" % url,
+        "After=civicmote-collector.service network-online.target", "Wants=network-online.target", "",
+        "[Service]", "Type=simple", "ExecStart=%s" % _cmd(cmd),
+        "Restart=always", "RestartSec=10", "StateDirectory=civicmote", "StateDirectoryMode=0750", "UMask=0027"]
+        + (["User=%s" % user] if user else [])
+        + ["NoNewPrivileges=true", "ProtectSystem=full", "ProtectHome=read-only", "PrivateTmp=true",
+           "", "[Install]", "WantedBy=multi-user.target", ""])

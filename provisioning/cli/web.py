@@ -22,6 +22,8 @@ def register(sub, common):
                     "  /d/ID/data.csv   its values (also .json; ?day=YYYY-MM-DD or ?from=&to=), messages.zip, "
                     "manifest.cose, public-key.hex\n"
                     "  /district/NAME/data.csv   a district's values (also .json)\n"
+                    "  /sta/v1.1        the same values as an OGC SensorThings API v1.1 endpoint, read only "
+                    "(docs/interop.md)\n"
                     "  /fleet, /fleet.json, /metrics   for operators: loopback clients only, unless they bring the "
                     "access token (--token-file or $%s) as 'Authorization: Bearer TOKEN' or ?token=\n"
                     "Runs until SIGTERM or Ctrl-C." % TOKEN_ENV)

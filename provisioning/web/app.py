@@ -6,6 +6,7 @@ Public (what the QR code opens, and open data):
     /d/<id>/messages.zip          its signed messages for a range, its manifest, key and how to verify
     /d/<id>/manifest.cose|.json   its signed manifest;  /d/<id>/public-key.hex  its key
     /district/<name>/data.csv|.json   every device of a district for a range
+    /sta/v1.1/...                 the same data as OGC SensorThings API v1.1, read only (web/sta/)
 Operators (loopback clients only, unless the request carries the access token):
     /fleet, /fleet.json, /metrics (Prometheus)
 A request that came through a proxy (it carries Forwarded or X-Forwarded-For) is never taken for
@@ -24,6 +25,7 @@ from agent.core.identity import is_device_id
 from provisioning.errors import UsageError
 from provisioning.web import catalogue, exports, fleet, page
 from provisioning.web.query import CityData
+from provisioning.web.sta import routes as sta
 
 HERE = Path(__file__).resolve().parent
 SECURITY_HEADERS = {
@@ -196,6 +198,7 @@ def create_app(settings):
         operator()
         return Response(fleet.metrics_text(data()), 200, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
+    sta.register(app, data)  # /sta/v1.1: the same public data for SensorThings clients
     return app
 
 

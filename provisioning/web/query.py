@@ -191,3 +191,40 @@ def _summary_row(row):
     s["gap"] = json.loads(s["gap"]) if s["gap"] else None
     s["mh"] = bytes(s["mh"])
     return s
+
+
+# -- SensorThings (web/sta) ----------------------------------------------------------------------
+def summary(data, dev, seq):
+    """One accepted summary as a _summary_row dict, or None."""
+    row = data.db.execute("SELECT %s FROM summaries WHERE device_id=? AND seq=?" % ", ".join(SUMMARY_COLUMNS),
+                          (dev, seq)).fetchone()
+    return _summary_row(row) if row else None
+
+
+def message(data, dev, seq):
+    """The signed message (COSE_Sign1 bytes) of one accepted summary, or None."""
+    row = data.db.execute("SELECT message FROM summaries WHERE device_id=? AND seq=?", (dev, seq)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def window_ends(data, devices):
+    """(first, last) window end (t1) of the devices' summaries, or (None, None)."""
+    if not devices:
+        return None, None
+    marks = ", ".join("?" * len(devices))
+    row = data.db.execute("SELECT min(t1), max(t1) FROM summaries WHERE device_id IN (%s)" % marks,
+                          list(devices)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def summaries_after(data, dev, seq, limit):
+    """Up to `limit` summaries of a device with a seq above `seq` (None: from the first), by seq."""
+    cur = data.db.execute("SELECT %s FROM summaries WHERE device_id=? AND seq > ? ORDER BY seq LIMIT ?"
+                          % ", ".join(SUMMARY_COLUMNS), (dev, -1 if seq is None else seq, limit))
+    return [_summary_row(r) for r in cur]
+
+
+def count_after(data, dev, seq):
+    """How many summaries of a device have a seq above `seq` (None: all)."""
+    return data.db.execute("SELECT count(*) FROM summaries WHERE device_id=? AND seq > ?",
+                           (dev, -1 if seq is None else seq)).fetchone()[0]

@@ -10,6 +10,7 @@ Values are exact Fractions; `decimal_text` writes them without float rounding.
 """
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 from agent.core import rational
 
@@ -36,8 +37,19 @@ def entries(manifest):
 
 def resolution(entry):
     """The step of a metric's released integers as a Fraction (1 when the manifest gives none)."""
+    return _step(_hashable(entry.get("resolution", 1)))
+
+
+def _hashable(res):
+    """A manifest's resolution as a cache key: a list or map (a device may sign anything) as its text,
+    which rational.parse refuses as it refuses every other bad resolution."""
+    return repr(res) if isinstance(res, (list, dict)) else res
+
+
+@lru_cache(maxsize=256)  # a fleet has a handful of resolutions; a day of summaries asks thousands of times
+def _step(text):
     try:
-        num, den = rational.parse(entry.get("resolution", 1))
+        num, den = rational.parse(text)
     except ValueError:
         return Fraction(1)
     return Fraction(num, den)
@@ -45,7 +57,12 @@ def resolution(entry):
 
 def decimals(entry):
     """How many decimals a value of this metric deserves: 1/10 -> 1, 1/100 -> 2, 1 or 10 -> 0."""
-    step = resolution(entry)
+    return _places(_hashable(entry.get("resolution", 1)))
+
+
+@lru_cache(maxsize=256)
+def _places(text):
+    step = _step(text)
     n = 0
     while step.denominator != 1 and n < 6:
         step *= 10
