@@ -12,12 +12,12 @@ bytes). It declares:
 - `fields` and `health`: every key of a summary and of its health counters, with what it can
   reveal.
 The runtime signs its deterministic CBOR as a COSE_Sign1 and carries `manifest_hash` in every
-summary. `describe` (agent.privacy.manifest_text) renders it for a resident.
+summary. It is rendered for residents on the host only, from the signed manifest, by the one
+renderer provisioning.web.manifest_words: the device never words its own promise.
 """
 from agent.errors import ConfigError
 from agent.core import rational
 from agent.privacy.policy import DPPolicy, parse_dp, spend_per_day
-from agent.privacy.manifest_text import describe, metric_words, window_text, _title  # noqa: F401
 
 VERSION = 2
 CLASSES = ("environmental", "personal")
@@ -53,6 +53,20 @@ RELEASED = {
     "distinct": ["n", "saturated", "suppressed", "withheld"],
 }
 _ASSUMPTIONS = ("per_person", "refractory_s", "max_events", "rotation_s", "devices")
+
+
+_ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm2.5", "pm4", "pm10", "ble")
+
+
+def metric_words(name):
+    """A metric name in plain words: "pm2_5" -> "PM2.5", "co2" -> "CO2", "wait_time" -> "wait time"."""
+    out = ""
+    for i, c in enumerate(name):
+        if c in "_-":  # an underscore between digits is a point
+            digits = 0 < i < len(name) - 1 and name[i - 1] in "0123456789" and name[i + 1] in "0123456789"
+            c = "." if digits else " "
+        out += c
+    return " ".join(w.upper() if w in _ACRONYMS else w for w in out.split(" "))
 
 
 def board_manifest(board, device_id=None):

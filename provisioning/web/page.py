@@ -13,7 +13,7 @@ page load against the key in the registry. The page's states:
 from datetime import datetime, timedelta, timezone
 
 from provisioning.city.verifier import KeyRing, verify_message
-from provisioning.web import charts
+from provisioning.web import charts, manifest_words
 from provisioning.web.values import entries, headline, summary_values
 
 DAY = 86400
@@ -71,9 +71,10 @@ def device_page(data, dev, cat, tz, now):
         (row or {}).get("district"), "contact": (rec or {}).get("contact"), "reason": (rec or {}).get("reason") or "",
         "online": status[0] if status else None, "since": cat.time(status[1], tz, True) if status else None,
         "last_seen": cat.ago(now - row["last_seen"]) if row and row.get("last_seen") else None,
-        "measures": [cat.describe(e).partition(": ") for e in sorted(
+        "measures": [manifest_words.metric(e, cat) for e in sorted(
             (manifest or {}).get("metrics", []), key=lambda e: (e.get("class") == "personal", cat.metric_title(
                 e.get("name", ""), e)))],
+        "people": manifest_words.people(manifest, cat) if manifest else "",
         "declared": [_declared(cat, x) for x in (rec or {}).get("measures") or []] if not manifest else [],
         "latest": _latest(cat, values, known, tz), "latest_at": cat.time(latest["t1"], tz, True) if latest else None,
         "charts": _charts(cat, [v for v in values if v.end > start], known, start, end, tz),
@@ -120,9 +121,9 @@ def _latest(cat, values, known, tz):
 
 def _note(cat, note, entry):
     if note == "suppressed":
-        return cat("page.suppressed", k=entry["k"]) if "k" in entry else cat("page.suppressed_nok")
+        return manifest_words.suppressed_note(entry, cat)
     if note.startswith("withheld"):
-        return cat("page.withheld")
+        return manifest_words.withheld_note(cat)
     return cat("page.no_reading")
 
 
