@@ -35,7 +35,8 @@ FIELDS = {
     "gap": "summaries dropped on the device before this one: [count, first seq, last seq]",
     "h": "health counters, listed under health",
 }
-# Health counters (agent.runtime.agent.Agent.health): none is computed from sensor readings.
+# Health counters (agent.runtime.agent.Agent.health): none but `clamp` is computed from sensor
+# readings, and `clamp` stays 0 unless a driver reports more than it declares it can.
 HEALTH = {
     "up": "seconds since the agent started: shows restarts and power cuts",
     "err": "sensor faults since the start (bus errors, timeouts, bad checksums): shows hardware trouble or tampering",
@@ -43,6 +44,9 @@ HEALTH = {
     "q": "summaries waiting on the device for the network: shows network outages",
     "net": "network errors since the start: shows network trouble",
     "boot": "sequence number of the first summary since the last start: shows when it restarted",
+    "clamp": ("readings of a personal metric that claimed more than one reading can contribute (per_reading) "
+              "and were cut down before counting, since the start, added when their window closes: shows a "
+              "faulty sensor or driver; a fault that fires when people pass can show in which window it did"),
 }
 # Keys the released statistics of each mechanism can carry (agent.privacy.release).
 RELEASED = {
@@ -169,6 +173,9 @@ def _entry(m, default_window):
         v = getattr(p, key)
         if v is not None:
             e[key] = v
+    per_reading = p.per_reading()
+    if per_reading is not None:
+        e["per_reading"] = per_reading
     worst = p.worst_case()
     if worst is not None:
         e["worst_case"] = worst

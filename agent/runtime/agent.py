@@ -227,6 +227,8 @@ class Agent:
              "boot": self.seqs.first, "net": self.net_errors}
         if self.clock_steps:
             h["cs"] = self.clock_steps
+        if self.metrics.clamped:
+            h["clamp"] = self.metrics.clamped
         if self.seqs.lost:
             h["sr"] = self.seqs.lost
         werr = self.outbox.write_errors + self.seqs.write_errors + (

@@ -48,14 +48,15 @@ def test_manifest_payload_is_exact():
     assert by["footfall"] == {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
                               "description": "people passing", "mechanism": "count", "epsilon": "1/2",
                               "sensitivity": 2, "scale": {"n": "4"}, "k": 5, "per_person": 2,
-                              "max_events": 150, "worst_case": 150, "released": ["n", "suppressed", "withheld"]}
+                              "max_events": 150, "worst_case": 150, "per_reading": 150,
+                              "released": ["n", "suppressed", "withheld"]}
     assert by["phones"]["per_person"] == 2 and by["phones"]["rotation_s"] == 900 and by["phones"]["devices"] == 1
     assert by["phones"]["scale"] == {"n": "8"}  # 2 addresses in 5 minutes, epsilon 1/4
     # one budget per person per day; every window of every personal metric would spend:
     # 288 x 1/2 + 288 x 1/4 + 24 x 1 + 96 x 1/2 = 288
     assert m["privacy"] == {"unit": "person", "daily_epsilon": "300", "every_window_per_day": "288"}
     assert sorted(m["fields"]) == ["dev", "gap", "h", "m", "mh", "seq", "t0", "t1", "v"]
-    assert sorted(m["health"]) == ["boot", "deg", "err", "net", "q", "up"]
+    assert sorted(m["health"]) == ["boot", "clamp", "deg", "err", "net", "q", "up"]
     assert by["temperature"] == {"name": "temperature", "unit": "°C", "window": 300,
                                  "class": "environmental", "description": "the air temperature",
                                  "resolution": "1", "stats": ["mean", "min", "max"]}
