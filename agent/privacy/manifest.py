@@ -59,7 +59,7 @@ RELEASED = {
 _ASSUMPTIONS = ("per_person", "refractory_s", "max_events", "rotation_s", "devices")
 
 
-_ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm2.5", "pm4", "pm10", "ble")
+_ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm1.0", "pm2.5", "pm4", "pm10", "ble")
 
 
 def metric_words(name):
