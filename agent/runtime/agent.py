@@ -224,11 +224,9 @@ class Agent:
             if st["state"] != "ok":
                 degraded += 1
         h = {"up": self._mono - self._mono0, "err": faults, "deg": degraded, "q": self.outbox.depth,
-             "boot": self.seqs.first, "net": self.net_errors}
+             "boot": self.seqs.first, "net": self.net_errors, "clamp": self.metrics.clamped}
         if self.clock_steps:
             h["cs"] = self.clock_steps
-        if self.metrics.clamped:
-            h["clamp"] = self.metrics.clamped
         if self.seqs.lost:
             h["sr"] = self.seqs.lost
         werr = self.outbox.write_errors + self.seqs.write_errors + (
