@@ -239,6 +239,18 @@ def test_a_city_catalogue_adds_a_language(tmp_path, capsys):
     assert "K-RULE 5 on the noisy count." in out and "2;64 per day" in out
 
 
+def test_an_older_manifest_is_not_filled_in():
+    # a version-1 entry: no per-person bound, its cap per metric; the page says it cannot say
+    old = {"kind": "manifest", "v": 1, "dev": "cmabcdefghijklmnop", "metrics": [
+        {"name": "footfall", "unit": "events", "window": 3600, "class": "personal", "mechanism": "count",
+         "epsilon": "1/10", "daily_epsilon": "1", "k": 5}]}
+    for lang in CATALOGUES:
+        cat = catalogue.load(lang)
+        title, body = manifest_words.metric(old["metrics"][0], cat)
+        assert body == cat("manifest.incomplete") and "None" not in body
+        assert manifest_words.people(old, cat) == ""
+
+
 def test_every_mechanism_reads_plainly():
     # the portable manifest test's metrics: count with max_events, distinct, mean, histogram
     metrics = [

@@ -55,14 +55,23 @@ def people(manifest, cat):
 
 
 def metric(e, cat):
-    """(title, sentence) of one metric entry: what it measures and, for people, how they are protected."""
+    """(title, sentence) of one metric entry: what it measures and, for people, how they are
+    protected. An entry without the fields a promise needs (an older manifest format) gets a
+    sentence saying so: nothing is filled in that the device did not sign."""
     title = cat.metric_title(e["name"], e)
+    try:
+        return title, _sentence(e, cat)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return title, cat("manifest.incomplete")
+
+
+def _sentence(e, cat):
     what = cat.what(e["name"], e)
     unit = (" " + e["unit"]) if e.get("unit") else ""
     if e["class"] == "environmental":
         stats = [cat("stat." + s) for s in e.get("stats") or ()] or [cat("stat.value")]
-        return title, cat("manifest.env", what=what, stats=_and(stats, cat), every=every(e["window"], cat),
-                          resolution=_resolution(e, cat, unit))
+        return cat("manifest.env", what=what, stats=_and(stats, cat), every=every(e["window"], cat),
+                   resolution=_resolution(e, cat, unit))
     mech = e["mechanism"]
     if mech in ("sum", "mean"):
         body = cat("manifest." + mech, what=what, lo=cat.number(e["lo"]), hi=cat.number(e["hi"]), unit=unit)
@@ -73,7 +82,7 @@ def metric(e, cat):
     text = cat("manifest.personal", body=body, epsilon=decimal(e["epsilon"], cat), window=cat.window(e["window"]))
     text += " " + _promise(e, cat)
     rule = suppression(e, cat)
-    return title, text + (" " + rule if rule else "")
+    return text + (" " + rule if rule else "")
 
 
 def suppression(e, cat):
