@@ -27,7 +27,7 @@ from agent.store import identity
 from provisioning.city.collector import Collector
 from provisioning.city.verifier import KeyRing
 from provisioning.pki.registry import Registry
-from provisioning.web import catalogue, manifest_words
+from provisioning.language import catalogue, manifest_words
 from provisioning.web.app import Settings, create_app
 
 ROOT = Path(__file__).resolve().parents[1]

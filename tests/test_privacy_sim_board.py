@@ -12,7 +12,7 @@ from agent.privacy.ledger import PrivacyLedger
 from agent.privacy.manifest import board_manifest
 from agent.privacy.policy import spend_per_day
 from agent.privacy.release import release_window
-from provisioning.web import catalogue, manifest_words
+from provisioning.language import catalogue, manifest_words
 
 BOARDS = Path(__file__).resolve().parent.parent / "boards"
 SIM = BOARDS / "sim.json"

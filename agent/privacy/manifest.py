@@ -13,7 +13,7 @@ bytes). It declares:
   reveal.
 The runtime signs its deterministic CBOR as a COSE_Sign1 and carries `manifest_hash` in every
 summary. It is rendered for residents on the host only, from the signed manifest, by the one
-renderer provisioning.web.manifest_words: the device never words its own promise.
+renderer provisioning.language.manifest_words: the device never words its own promise.
 """
 from agent.errors import ConfigError
 from agent.core import rational

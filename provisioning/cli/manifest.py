@@ -3,7 +3,7 @@ from pathlib import Path
 
 from agent.privacy.manifest import board_manifest
 from provisioning import files
-from provisioning.web import catalogue, manifest_words
+from provisioning.language import catalogue, manifest_words
 from provisioning.device import devicedir
 from provisioning.cli.common import add_command, add_group
 

@@ -16,7 +16,7 @@ from provisioning.demo.rawcost import raw_stream_bytes
 from provisioning.pki.registry_export import load_export
 from provisioning.city.subscription import Subscription
 from provisioning.city.verifier import KeyRing
-from provisioning.web import catalogue, manifest_words
+from provisioning.language import catalogue, manifest_words
 
 PREFIX = "civicmote/v1"
 SHOWN = ("temperature", "pm2_5", "noise", "footfall", "presence")

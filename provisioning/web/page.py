@@ -13,8 +13,9 @@ page load against the key in the registry. The page's states:
 from datetime import datetime, timedelta, timezone
 
 from provisioning.city.verifier import KeyRing, verify_message
-from provisioning.web import charts, manifest_words
-from provisioning.web.values import entries, headline, summary_values
+from provisioning.language import manifest_words
+from provisioning.web import charts
+from provisioning.web.values import decimals, entries, headline, summary_values
 
 DAY = 86400
 STATUS_CODES = {"unknown": 404, "revoked": 410, "disabled": 200, "no_data": 200, "active": 200}
@@ -109,14 +110,19 @@ def _latest(cat, values, known, tz):
         item = {"title": cat.metric_title(name, e), "unit": head.unit, "value": "", "range": "", "note": "",
                 "at": cat.time(head.end, tz)}
         if head.value is not None:
-            item["value"] = cat.value(head.value, e) if head.cls == "environmental" else cat.number(head.value)
+            item["value"] = _value(cat, head.value, e) if head.cls == "environmental" else cat.number(head.value)
             lo, hi = by_stat.get("min"), by_stat.get("max")
             if lo and hi and lo.value is not None and hi.value is not None:
-                item["range"] = cat("page.range", lo=cat.value(lo.value, e), hi=cat.value(hi.value, e))
+                item["range"] = cat("page.range", lo=_value(cat, lo.value, e), hi=_value(cat, hi.value, e))
         else:
             item["note"] = _note(cat, head.note, e)
         out.append(item)
     return out
+
+
+def _value(cat, value, entry):
+    """A metric's value with the decimals its resolution deserves."""
+    return cat.number(value, decimals(entry or {}))
 
 
 def _note(cat, note, entry):
@@ -146,7 +152,7 @@ def _charts(cat, values, known, start, end, tz):
             points.append(charts.Point(head.start, head.end, head.value, lo.value if lo else None,
                                        hi.value if hi else None, _note(cat, head.note, e) if head.value is None else ""))
         shown = [p.value for p in points if p.value is not None]
-        fmt = (lambda x: cat.number(x)) if personal else (lambda x, e=e: cat.value(x, e))
+        fmt = (lambda x: cat.number(x)) if personal else (lambda x, e=e: _value(cat, x, e))
         if shown:
             alt = cat("page.chart_alt", metric=title, lo=fmt(min(shown)), hi=fmt(max(shown)), last=fmt(shown[-1]),
                       unit=unit)

@@ -96,7 +96,7 @@ def test_manifest_rejects_bad_metrics():
 
 
 def test_metric_words():
-    # the words the host's renderer (provisioning/web/manifest_words.py) falls back on
+    # the words the host's renderer (provisioning/language/manifest_words.py) falls back on
     assert metric_words("pm2_5") == "PM2.5"
     assert metric_words("co2") == "CO2"
     assert metric_words("wait_time") == "wait time"

@@ -1,11 +1,11 @@
-"""The city's language: a catalogue of the page's words, numbers and times (CPython only).
+"""The city's language: a catalogue of the words, numbers and times residents read (CPython only).
 
 A catalogue is a JSON object of message id -> text with `{name}` placeholders, plus `_language`
 (its own name), `_decimal` and `_thousands` (number separators). English and German ship in
 catalogue/; a city adds its language by copying en.json, translating the texts and passing
 `civicmote web --lang FILE` (and `civicmote manifest show --lang FILE`). A missing id falls
 back to English, so a partial catalogue still gives a whole page. The `manifest.*` ids are the
-privacy sentences: provisioning.web.manifest_words, the one renderer of a signed manifest,
+privacy sentences: provisioning.language.manifest_words, the one renderer of a signed manifest,
 fills them with the manifest's own numbers.
 """
 import json
@@ -14,7 +14,6 @@ from pathlib import Path
 
 from agent.privacy.manifest import metric_words
 from provisioning.errors import UsageError
-from provisioning.web.values import decimals
 
 HERE = Path(__file__).resolve().parent / "catalogue"
 SHIPPED = ("en", "de")
@@ -71,10 +70,6 @@ class Catalogue:
         whole = self.texts["_thousands"].join([whole] + groups) if len(whole + "".join(groups)) > 4 else \
             whole + "".join(groups)
         return sign + whole + (self.texts["_decimal"] + frac if frac else "")
-
-    def value(self, value, entry):
-        """A metric's value with the decimals its resolution deserves."""
-        return self.number(value, decimals(entry or {}))
 
     @staticmethod
     def time(ts, tz, with_date=False):

@@ -2,7 +2,7 @@
 
 Every privacy sentence civicmote shows anyone comes from here: `civicmote manifest show`, the
 device's public page and `make demo` all call it with the signed manifest (format v2, see
-docs/privacy.md) and a language catalogue (provisioning/web/catalogue/*.json, keys
+docs/privacy.md) and a language catalogue (provisioning/language/catalogue/*.json, keys
 `manifest.*`). Every number is the manifest's own (epsilon per window, the one daily cap
 per person in the `privacy` block, k, the window, the per-person bound and its assumptions)
 or follows from them by the arithmetic the manifest states (a phone rotating three times as
