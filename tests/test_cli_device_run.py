@@ -96,7 +96,7 @@ def test_run_restarts_continue_the_sequence(tmp_path, capsys):
 def test_manifest_show_plain_and_json(capsys):
     code, out, err = cli(capsys, "manifest", "show", "--board", SIM)
     assert code == 0
-    assert "Footfall: counts people walking past, with noise added" in out
+    assert "People passing: counts people walking past, with noise added" in out
     assert "never stored or sent" in out
     code, out, err = cli(capsys, "manifest", "show", "--board", SIM, "--json")
     m = json.loads(out)

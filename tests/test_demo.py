@@ -6,6 +6,7 @@ client certificates, CN as identity, and broker-config's ACL.
 """
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -34,7 +35,21 @@ def run_demo(broker):
 def assert_story(out):
     assert "30 of 30 summaries received" in out and "0 rejected" in out
     assert out.count("verified") >= 30
-    assert "Footfall: counts people walking past, with noise added" in out  # the manifest, in plain words
+    assert "People passing: counts people walking past, with noise added" in out  # the manifest, in plain words
+    assert "no single person" not in out and "<k" not in out
+    # It crosses an hour, so the hourly people counts are in its table: each device's window
+    # ending 08:00 shows footfall and presence (a noisy count, or the manifest's "suppressed").
+    hourly = [ln for ln in out.splitlines() if re.search(r"07:55-08:00 ", ln)]
+    assert len(hourly) == 3, hourly
+    for ln in hourly:
+        m = re.search(r"people/h (\S+)\s+phones/h (\S+)\s+\d+ bytes", ln)
+        assert m, ln
+        for cell in m.groups():
+            assert cell == "suppressed" or cell.isdigit(), ln
+    # and one line, in the manifest's words, says what a noisy or suppressed count means
+    assert ("Counts of people have noise added on purpose, so a published count may be a little above or below "
+            "the true one. When the noisy count (after the noise is added) is under 5, only \"suppressed\" is "
+            "published; the true count may be a little above or below 5.") in out
     ratio = int(out.split("would have sent ")[1].split("x more")[0].split(", ")[1])
     assert ratio >= 50
     # It ends with the device page's address, which it fetched from civicmote web during the run.

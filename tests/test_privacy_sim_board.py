@@ -9,10 +9,10 @@ from agent.board import load_profile
 from agent.core import rational
 from agent.privacy.contributions import open_window
 from agent.privacy.ledger import PrivacyLedger
-from agent.privacy.manifest import _title, board_manifest, describe, window_text
-from agent.privacy.manifest_text import decimal_text
+from agent.privacy.manifest import board_manifest
 from agent.privacy.policy import spend_per_day
 from agent.privacy.release import release_window
+from provisioning.language import catalogue, manifest_words
 
 BOARDS = Path(__file__).resolve().parent.parent / "boards"
 SIM = BOARDS / "sim.json"
@@ -22,24 +22,25 @@ NOW = 1767225600
 def test_sim_manifest_in_plain_language():
     board = load_profile(str(SIM))
     m = board_manifest(board, "cmabcdefghijklmnop")
-    text = describe(m)
+    cat = catalogue.load("en")
+    text = manifest_words.describe(m, cat)
     assert "This device spends at most 2.64 per day on any one person" in text
     personal = [e for e in m["metrics"] if e["class"] == "personal"]
     assert sorted(e["name"] for e in personal) == board.personal_metrics()
     for e in personal:
         p = board.dp[e["name"]]
-        line = [ln for ln in text.split("\n") if ln.startswith(e["name"][:1].upper() + e["name"][1:] + ":")]
+        line = [ln for ln in text.split("\n") if ln.startswith(cat.metric_title(e["name"], e) + ":")]
         assert len(line) == 1, e["name"]
-        assert "with noise added (ε = %s per %s window for one person)" % (
-            decimal_text(e["epsilon"]), window_text(board.metric_window(e["name"]))) in line[0]
+        assert "with noise added (ε = %s per %s for one person)" % (
+            manifest_words.decimal(e["epsilon"], cat), cat.window(board.metric_window(e["name"]))) in line[0]
         assert "When the noisy count (after the noise is added) is under %d, only \"suppressed\"" % p.k in line[0]
     assert "changes its address no more often than every 15 minutes" in text
     assert "sets the sensor off at most 2 times in a window" in text
     for e in m["metrics"]:
         if e["class"] == "environmental":
-            line = [ln for ln in text.split("\n") if ln.startswith(_title(e["name"]) + ":")]
+            line = [ln for ln in text.split("\n") if ln.startswith(cat.metric_title(e["name"], e) + ":")]
             assert len(line) == 1 and line[0].endswith("No personal data."), e["name"]
-            assert "over each %s window" % window_text(e["window"]) in line[0]
+            assert "every %s" % cat.window(e["window"]) in line[0]
 
 
 def test_shipped_boards_spend_at_most_2_64_per_person_per_day():

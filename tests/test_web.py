@@ -16,7 +16,7 @@ from cli_helpers import cli
 from web_support import MISSING, make_city
 
 from agent.core import rational
-from provisioning.web import catalogue
+from provisioning.language import catalogue
 from provisioning.web.app import Settings, create_app
 
 NOW = 1764500000  # 2025-11-30 10:53:20 UTC

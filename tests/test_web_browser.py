@@ -95,6 +95,23 @@ def screenshot(drv, name):
     return path
 
 
+def section_shot(drv, name):
+    """A PNG of the page's privacy section (what it measures, in the signed manifest's words)."""
+    from selenium.webdriver.common.by import By
+
+    import base64
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    box = drv.find_element(By.ID, "measures").rect  # the whole section, also below the first screen
+    assert box["height"] > 400, box  # drawn, not empty: the people paragraph and nine metrics
+    shot = drv.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
+        "x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"], "scale": 1}})
+    path = ARTIFACTS / name
+    path.write_bytes(base64.b64decode(shot["data"]))
+    print("screenshot: %s (%d px tall)" % (path, box["height"]))
+    return path
+
+
 def only_local(requests, base):
     return [u for u in requests if not (u.startswith(base + "/") or u.startswith("data:"))]
 
@@ -113,7 +130,8 @@ def test_device_page_on_a_phone(served, browser):
     assert browser.find_element(By.TAG_NAME, "h1").text == dev
     body = browser.find_element(By.TAG_NAME, "body").text
     for words in ("District north", "Market Square, pole 7", "Online", "What it measures", "What it never collects",
-                  "images or video", "Temperature", "People passing", "Counts under 5 are never published",
+                  "images or video", "Temperature", "People passing", "at most 2.64 per day on any one person",
+                  "When the noisy count (after the noise is added) is under 5",
                   "Latest values", "Last 24 hours", "sensors@city.example", "civicmote verify --public-key"):
         assert words in body, words
     assert "✓" in browser.find_element(By.ID, "verify").text  # the latest message verified on this load
@@ -129,6 +147,7 @@ def test_device_page_on_a_phone(served, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "svg.bar-chart rect.missing")  # suppressed hours are shown
     assert fits_the_phone(browser)
     screenshot(browser, "device-en.png")
+    section_shot(browser, "privacy-en.png")
     print("page weight: %d bytes on the wire for %d requests (%s)" % (weight, len(requests), ", ".join(
         u[len(served.url):] for u in requests)))
     (ARTIFACTS / "page-weight.json").write_text(json.dumps({"bytes": weight, "requests": len(requests)}) + "\n")
@@ -143,10 +162,12 @@ def test_device_page_in_german(served, browser):
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
     body = browser.find_element(By.TAG_NAME, "body").text
     for words in ("Bezirk north", "Was er nie erfasst", "Temperatur", "Aktuelle Werte", "Letzte 24 Stunden",
-                  "Selbst nachprüfen", "auf 0,1 °C genau"):
+                  "Selbst nachprüfen", "auf 0,1 °C genau", "höchstens 2,64 pro Tag", "ε = 0,03 je Stunde",
+                  "so viel wie bei 2,6 Personen"):
         assert words in body, words
     assert fits_the_phone(browser)
     screenshot(browser, "device-de.png")
+    section_shot(browser, "privacy-de.png")
 
 
 def test_revoked_device_and_unknown_id(served, browser):

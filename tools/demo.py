@@ -191,9 +191,10 @@ def main():
         from provisioning.demo.view import CollectorFeed
 
         feed = CollectorFeed(export, "localhost", port, WORK / "broker", WORK / "city.db")
-        # The simulated morning rush of today, 07:35-08:25 UTC: the hourly people counts come out at 08:00.
+        # The simulated morning rush of today, 07:15-08:05 UTC: it crosses 08:00, where the hourly
+        # people counts come out, late enough that the live table's last rows still show them.
         start = int(time.time())
-        start = start - start % 86400 + 7 * 3600 + 35 * 60
+        start = start - start % 86400 + 7 * 3600 + 15 * 60
         for dev, district, d in devices:
             p = subprocess.Popen([CIVICMOTE, "run", "--device-dir", str(d), "--fast", "--windows", str(WINDOWS),
                                   "--start", str(start), "--drain", "20", "--json"],
@@ -230,11 +231,13 @@ def main():
                 p.kill()
         dev0, district0, d0 = devices[0]
         manifest_text = feed.manifest_text(dev0)
+        counts_line = feed.counts_explained(dev0)
         stats = feed.stop()
         ok = len(rows)
         console.print("\n   [bold]%d of %d[/bold] summaries received, signature and device checked against the "
                       "registry; %d duplicates removed, %d rejected." % (ok, expected, stats["duplicates"],
                                                                       stats["rejected"]))
+        console.print("   People and phones are counted per hour (the 08:00 rows). %s" % counts_line)
 
         console.rule("What device %s tells residents it collects (its signed manifest)" % dev0)
         console.print(manifest_text)

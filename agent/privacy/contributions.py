@@ -32,7 +32,9 @@ class Contributions:
     """Clamped aggregate of a count, sum, mean or histogram metric over one window.
 
     add(value): one reading. For a count, value is the number of events in the reading
-    (default 1, negative counts as 0) and the window's total stops at max_events when declared.
+    (default 1, negative counts as 0), cut to the policy's per_reading (the driver's most per
+    read: more is a driver fault, counted in `clamped`), and the window's total stops at the
+    policy's worst case (max_events, and one event per refractory time).
     For a sum or mean, clamped to [lo, hi]. For a histogram, the value falls in exactly one
     bucket: bucket i holds edges[i-1] <= v < edges[i]. How many readings or events one person
     can touch is the policy's per_person bound (agent.privacy.policy).
@@ -43,12 +45,20 @@ class Contributions:
         self.n = 0
         self.total = 0
         self.counts = [0] * (len(policy.buckets) + 1) if policy.buckets else None
+        self.clamped = 0  # readings cut to per_reading in this window (a driver fault)
+        if policy.mechanism == "count":
+            self._per_reading = policy.per_reading()
+            self._cap = policy.worst_case()
 
     def add(self, value=1):
         p = self.policy
         if p.mechanism == "count":
-            n = self.n + events(value)
-            cap = p.max_events
+            e = events(value)
+            if self._per_reading is not None and e > self._per_reading:
+                e = self._per_reading
+                self.clamped += 1
+            n = self.n + e
+            cap = self._cap
             self.n = cap if cap is not None and n > cap else n
         elif p.mechanism == "histogram":
             self.counts[bucket_of(p.buckets, value)] += 1
@@ -60,6 +70,7 @@ class Contributions:
     def wipe(self):
         self.n = 0
         self.total = 0
+        self.clamped = 0
         if self.counts is not None:
             for i in range(len(self.counts)):
                 self.counts[i] = 0

@@ -12,12 +12,12 @@ bytes). It declares:
 - `fields` and `health`: every key of a summary and of its health counters, with what it can
   reveal.
 The runtime signs its deterministic CBOR as a COSE_Sign1 and carries `manifest_hash` in every
-summary. `describe` (agent.privacy.manifest_text) renders it for a resident.
+summary. It is rendered for residents on the host only, from the signed manifest, by the one
+renderer provisioning.language.manifest_words: the device never words its own promise.
 """
 from agent.errors import ConfigError
 from agent.core import rational
 from agent.privacy.policy import DPPolicy, parse_dp, spend_per_day
-from agent.privacy.manifest_text import describe, metric_words, window_text, _title  # noqa: F401
 
 VERSION = 2
 CLASSES = ("environmental", "personal")
@@ -35,7 +35,8 @@ FIELDS = {
     "gap": "summaries dropped on the device before this one: [count, first seq, last seq]",
     "h": "health counters, listed under health",
 }
-# Health counters (agent.runtime.agent.Agent.health): none is computed from sensor readings.
+# Health counters (agent.runtime.agent.Agent.health): none but `clamp` is computed from sensor
+# readings, and `clamp` stays 0 unless a driver reports more than it declares it can.
 HEALTH = {
     "up": "seconds since the agent started: shows restarts and power cuts",
     "err": "sensor faults since the start (bus errors, timeouts, bad checksums): shows hardware trouble or tampering",
@@ -43,6 +44,9 @@ HEALTH = {
     "q": "summaries waiting on the device for the network: shows network outages",
     "net": "network errors since the start: shows network trouble",
     "boot": "sequence number of the first summary since the last start: shows when it restarted",
+    "clamp": ("readings of a personal metric that claimed more than one reading can contribute (per_reading) "
+              "and were cut down before counting, since the start, added when their window closes: shows a "
+              "faulty sensor or driver; a fault that fires when people pass can show in which window it did"),
 }
 # Keys the released statistics of each mechanism can carry (agent.privacy.release).
 RELEASED = {
@@ -53,6 +57,20 @@ RELEASED = {
     "distinct": ["n", "saturated", "suppressed", "withheld"],
 }
 _ASSUMPTIONS = ("per_person", "refractory_s", "max_events", "rotation_s", "devices")
+
+
+_ACRONYMS = ("co2", "no2", "o3", "voc", "pm1", "pm1.0", "pm2.5", "pm4", "pm10", "ble")
+
+
+def metric_words(name):
+    """A metric name in plain words: "pm2_5" -> "PM2.5", "co2" -> "CO2", "wait_time" -> "wait time"."""
+    out = ""
+    for i, c in enumerate(name):
+        if c in "_-":  # an underscore between digits is a point
+            digits = 0 < i < len(name) - 1 and name[i - 1] in "0123456789" and name[i + 1] in "0123456789"
+            c = "." if digits else " "
+        out += c
+    return " ".join(w.upper() if w in _ACRONYMS else w for w in out.split(" "))
 
 
 def board_manifest(board, device_id=None):
@@ -155,6 +173,9 @@ def _entry(m, default_window):
         v = getattr(p, key)
         if v is not None:
             e[key] = v
+    per_reading = p.per_reading()
+    if per_reading is not None:
+        e["per_reading"] = per_reading
     worst = p.worst_case()
     if worst is not None:
         e["worst_case"] = worst

@@ -101,6 +101,19 @@ class DPPolicy:
             bound = r if bound is None or r < bound else bound
         return bound
 
+    def per_reading(self):
+        """The most one reading can add to the window, in the metric's units, or None where
+        the mechanism bounds a reading by itself (a sum's or mean's reading is clamped to
+        [lo, hi]; a histogram's reading and a distinct count's identifier add one).
+
+        count: 1 when the sensor declares refractory_s (its driver counts at most one event per
+        read, agent.sensors.pir), else the window's cap max_events. MetricSet clamps every
+        reading to this before the window accumulates it, so a driver that reports more (a
+        bouncing contact read as 50 edges) cannot spend more than the manifest declares."""
+        if self.mechanism != "count":
+            return None
+        return 1 if self.refractory_s else self.max_events
+
     def scales(self):
         """Exact discrete Laplace scales as rationals: {"n": ...} and/or {"sum": ...}.
 

@@ -224,7 +224,7 @@ class Agent:
             if st["state"] != "ok":
                 degraded += 1
         h = {"up": self._mono - self._mono0, "err": faults, "deg": degraded, "q": self.outbox.depth,
-             "boot": self.seqs.first, "net": self.net_errors}
+             "boot": self.seqs.first, "net": self.net_errors, "clamp": self.metrics.clamped}
         if self.clock_steps:
             h["cs"] = self.clock_steps
         if self.seqs.lost:

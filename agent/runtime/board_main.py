@@ -24,7 +24,7 @@ SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file
 # credentials, URL parsing). Once
 # the agent is built nothing refers to them, so they are dropped for the collector (their
 # interned names stay). Frozen firmware needs none of it.
-BOOT_ONLY = ("agent.privacy.manifest", "agent.privacy.manifest_text", "agent.runtime.manifest_file",
+BOOT_ONLY = ("agent.privacy.manifest", "agent.runtime.manifest_file",
              "agent.profile_check", "agent.sensors.assembly", "agent.sensors.catalog", "agent.crypto.table_file",
              "agent.runtime.device", "agent.store.identity", "agent.store.keyfile", "agent.net.tls_files",
              "agent.net.url")

@@ -29,6 +29,9 @@ class MetricSet:
         for name in self.policies:
             self._open_personal(name)
         self.rejected = 0  # readings of a metric the board does not declare, or of a bad type
+        # Readings cut to what one reading may contribute (a driver fault), since the start:
+        # added when their window closes, so the health counter shows at most which window.
+        self.clamped = 0
 
     def _open_personal(self, name):
         # A fresh accumulator, and for distinct counts a fresh salt, for every window.
@@ -86,6 +89,7 @@ class MetricSet:
                 w.reset()
             elif name in self.personal:
                 closing[name] = self.personal[name]
+                self.clamped += getattr(self.personal[name][1], "clamped", 0)
         if closing:
             released = release_window(closing, ledger, now_s, self.rng, self.daily_epsilon)
             for name in released:

@@ -17,7 +17,7 @@ from provisioning.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, E
 from provisioning.cli.output import Output
 
 DESCRIPTION = """civicmote: a privacy-first agent for city sensors.
-Devices aggregate and anonymise at the edge and sign every summary; this tool makes their
+Devices aggregate at the edge, add noise to every count of people and sign every summary; this tool makes their
 identities, runs the agent on Linux and verifies what devices publish."""
 
 

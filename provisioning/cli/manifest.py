@@ -1,8 +1,9 @@
 """`civicmote manifest show`: what a device collects, in plain language (CPython only)."""
 from pathlib import Path
 
-from agent.privacy.manifest import board_manifest, describe
+from agent.privacy.manifest import board_manifest
 from provisioning import files
+from provisioning.language import catalogue, manifest_words
 from provisioning.device import devicedir
 from provisioning.cli.common import add_command, add_group
 
@@ -14,13 +15,16 @@ def register(sub, common):
                     "in plain language a resident can read; --json prints the manifest itself.")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json with --device-dir)")
     p.add_argument("--device-dir", metavar="DIR", help="name the device (its device_id) in the manifest")
+    p.add_argument("--lang", default="en", metavar="CODE|FILE",
+                   help="language of the text: en or de, or a city's catalogue JSON file (see docs/web.md)")
     p.add_argument("--port", metavar="PORT", help="the manifest of the MicroPython board on this serial port, from the "
                    "profile and identity it holds (default without --board/--device-dir: the one USB board attached)")
 
 
 def do_show(out, args):
+    cat = catalogue.load(args.lang)  # a bad --lang is refused before a board is touched
     if args.port or not (args.board or args.device_dir):
-        return _show_on_board(out, args)
+        return _show_on_board(out, args, cat)
     dev = None
     board_path = args.board
     if args.device_dir:
@@ -32,11 +36,11 @@ def do_show(out, args):
         raise UsageError("give --board FILE (or --device-dir DIR of an initialised device)")
     board = files.load_board(board_path)
     m = board_manifest(board, dev)
-    out.record(m, lambda _: describe(m))
+    out.record(m, lambda _: manifest_words.describe(m, cat))
     return 0
 
 
-def _show_on_board(out, args):
+def _show_on_board(out, args, cat):
     import json
 
     from agent.board import load_profile
@@ -55,5 +59,5 @@ def _show_on_board(out, args):
     except ValueError as e:
         raise UsageError("%s: %s" % (src, e))
     m = board_manifest(board, dev)
-    out.record(m, lambda _: describe(m))
+    out.record(m, lambda _: manifest_words.describe(m, cat))
     return 0

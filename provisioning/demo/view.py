@@ -11,15 +11,16 @@ from rich.table import Table
 
 from agent.board import load_profile
 from agent.core import rational
-from agent.privacy.manifest import describe
 from provisioning.city.collector import Collector
 from provisioning.demo.rawcost import raw_stream_bytes
 from provisioning.pki.registry_export import load_export
 from provisioning.city.subscription import Subscription
 from provisioning.city.verifier import KeyRing
+from provisioning.language import catalogue, manifest_words
 
 PREFIX = "civicmote/v1"
-SHOWN = ("temperature", "pm2_5", "noise", "footfall")
+SHOWN = ("temperature", "pm2_5", "noise", "footfall", "presence")
+SUPPRESSED = "suppressed"  # the manifest's own word for it (manifest_words.counts_explained says what it means)
 
 
 class CollectorFeed:
@@ -76,7 +77,7 @@ class CollectorFeed:
             if v is None:
                 cells.append("")
             elif isinstance(v, dict):
-                cells.append("%s" % v["n"] if "n" in v else ("<k" if v.get("suppressed") else v.get("withheld", "?")))
+                cells.append("%s" % v["n"] if "n" in v else (SUPPRESSED if v.get("suppressed") else v.get("withheld", "?")))
             elif v[0] is None:
                 cells.append("-")
             else:
@@ -87,7 +88,7 @@ class CollectorFeed:
     def table(self, rows, expected, received):
         t = Table(title="verified summaries: %d of %d" % (received, expected), title_justify="left")
         for col in ("device", "seq", "window (UTC)", "temp °C", "PM2.5 µg/m³", "noise dB(A)", "people/h (DP)",
-                    "bytes", "signature"):
+                    "phones/h (DP)", "bytes", "signature"):
             t.add_column(col, justify="right" if col not in ("device", "window (UTC)") else "left")
         for ev in rows:
             t.add_row(ev["device_id"], str(ev["seq"]), _window(ev), *self.values(ev), str(ev["bytes"]),
@@ -95,12 +96,21 @@ class CollectorFeed:
         return t
 
     def line(self, ev):
-        return "   %s seq %-3d %s  temp %s  PM2.5 %s  noise %s  people/h %s  %d bytes  verified" % (
+        return "   %s seq %-3d %s  temp %s  PM2.5 %s  noise %s  people/h %s  phones/h %s  %d bytes  verified" % (
             ev["device_id"], ev["seq"], _window(ev), *self.values(ev), ev["bytes"])
 
-    def manifest_text(self, dev):
-        m = self.collector.devices().get(dev, {}).get("manifest")
-        return describe(m) if m else "(no manifest received from %s)" % dev
+    def manifest(self, dev):
+        """The device's verified manifest, or None before it arrived."""
+        return self.collector.devices().get(dev, {}).get("manifest")
+
+    def manifest_text(self, dev, lang="en"):
+        m = self.manifest(dev)
+        return manifest_words.describe(m, catalogue.load(lang)) if m else "(no manifest received from %s)" % dev
+
+    def counts_explained(self, dev, lang="en"):
+        """One line on what a noisy or suppressed count means, in the manifest's words."""
+        m = self.manifest(dev)
+        return manifest_words.counts_explained(m, catalogue.load(lang)) if m else ""
 
     @staticmethod
     def raw_stream_bytes(board_path, seconds, start_s):

@@ -23,7 +23,8 @@ from flask import Flask, Response, abort, g, render_template, request
 
 from agent.core.identity import is_device_id
 from provisioning.errors import UsageError
-from provisioning.web import catalogue, exports, fleet, page
+from provisioning.language import catalogue
+from provisioning.web import exports, fleet, page
 from provisioning.web.query import CityData
 from provisioning.web.sta import routes as sta
 

@@ -13,8 +13,9 @@ page load against the key in the registry. The page's states:
 from datetime import datetime, timedelta, timezone
 
 from provisioning.city.verifier import KeyRing, verify_message
+from provisioning.language import manifest_words
 from provisioning.web import charts
-from provisioning.web.values import entries, headline, summary_values
+from provisioning.web.values import decimals, entries, headline, summary_values
 
 DAY = 86400
 STATUS_CODES = {"unknown": 404, "revoked": 410, "disabled": 200, "no_data": 200, "active": 200}
@@ -71,9 +72,10 @@ def device_page(data, dev, cat, tz, now):
         (row or {}).get("district"), "contact": (rec or {}).get("contact"), "reason": (rec or {}).get("reason") or "",
         "online": status[0] if status else None, "since": cat.time(status[1], tz, True) if status else None,
         "last_seen": cat.ago(now - row["last_seen"]) if row and row.get("last_seen") else None,
-        "measures": [cat.describe(e).partition(": ") for e in sorted(
+        "measures": [manifest_words.metric(e, cat) for e in sorted(
             (manifest or {}).get("metrics", []), key=lambda e: (e.get("class") == "personal", cat.metric_title(
                 e.get("name", ""), e)))],
+        "people": manifest_words.people(manifest, cat) if manifest else "",
         "declared": [_declared(cat, x) for x in (rec or {}).get("measures") or []] if not manifest else [],
         "latest": _latest(cat, values, known, tz), "latest_at": cat.time(latest["t1"], tz, True) if latest else None,
         "charts": _charts(cat, [v for v in values if v.end > start], known, start, end, tz),
@@ -108,21 +110,26 @@ def _latest(cat, values, known, tz):
         item = {"title": cat.metric_title(name, e), "unit": head.unit, "value": "", "range": "", "note": "",
                 "at": cat.time(head.end, tz)}
         if head.value is not None:
-            item["value"] = cat.value(head.value, e) if head.cls == "environmental" else cat.number(head.value)
+            item["value"] = _value(cat, head.value, e) if head.cls == "environmental" else cat.number(head.value)
             lo, hi = by_stat.get("min"), by_stat.get("max")
             if lo and hi and lo.value is not None and hi.value is not None:
-                item["range"] = cat("page.range", lo=cat.value(lo.value, e), hi=cat.value(hi.value, e))
+                item["range"] = cat("page.range", lo=_value(cat, lo.value, e), hi=_value(cat, hi.value, e))
         else:
             item["note"] = _note(cat, head.note, e)
         out.append(item)
     return out
 
 
+def _value(cat, value, entry):
+    """A metric's value with the decimals its resolution deserves."""
+    return cat.number(value, decimals(entry or {}))
+
+
 def _note(cat, note, entry):
     if note == "suppressed":
-        return cat("page.suppressed", k=entry["k"]) if "k" in entry else cat("page.suppressed_nok")
+        return manifest_words.suppressed_note(entry, cat)
     if note.startswith("withheld"):
-        return cat("page.withheld")
+        return manifest_words.withheld_note(cat)
     return cat("page.no_reading")
 
 
@@ -145,7 +152,7 @@ def _charts(cat, values, known, start, end, tz):
             points.append(charts.Point(head.start, head.end, head.value, lo.value if lo else None,
                                        hi.value if hi else None, _note(cat, head.note, e) if head.value is None else ""))
         shown = [p.value for p in points if p.value is not None]
-        fmt = (lambda x: cat.number(x)) if personal else (lambda x, e=e: cat.value(x, e))
+        fmt = (lambda x: cat.number(x)) if personal else (lambda x, e=e: _value(cat, x, e))
         if shown:
             alt = cat("page.chart_alt", metric=title, lo=fmt(min(shown)), hi=fmt(max(shown)), last=fmt(shown[-1]),
                       unit=unit)

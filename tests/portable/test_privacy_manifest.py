@@ -1,11 +1,11 @@
-"""The manifest: exact, runtime-independent payload and a plain-language rendering."""
+"""The manifest: exact, runtime-independent payload (worded for residents on the host: tests/test_manifest_words.py)."""
 import hashlib
 
 from support import load_vectors, raises, tohex
 
 from agent.core import cbor, cose
 from agent.errors import ConfigError
-from agent.privacy.manifest import build_manifest, describe, manifest_hash, payload, sign_manifest, window_text
+from agent.privacy.manifest import build_manifest, manifest_hash, metric_words, payload, sign_manifest
 from agent.privacy.policy import parse_dp
 
 METRICS = [
@@ -48,14 +48,15 @@ def test_manifest_payload_is_exact():
     assert by["footfall"] == {"name": "footfall", "unit": "people", "window": 300, "class": "personal",
                               "description": "people passing", "mechanism": "count", "epsilon": "1/2",
                               "sensitivity": 2, "scale": {"n": "4"}, "k": 5, "per_person": 2,
-                              "max_events": 150, "worst_case": 150, "released": ["n", "suppressed", "withheld"]}
+                              "max_events": 150, "worst_case": 150, "per_reading": 150,
+                              "released": ["n", "suppressed", "withheld"]}
     assert by["phones"]["per_person"] == 2 and by["phones"]["rotation_s"] == 900 and by["phones"]["devices"] == 1
     assert by["phones"]["scale"] == {"n": "8"}  # 2 addresses in 5 minutes, epsilon 1/4
     # one budget per person per day; every window of every personal metric would spend:
     # 288 x 1/2 + 288 x 1/4 + 24 x 1 + 96 x 1/2 = 288
     assert m["privacy"] == {"unit": "person", "daily_epsilon": "300", "every_window_per_day": "288"}
     assert sorted(m["fields"]) == ["dev", "gap", "h", "m", "mh", "seq", "t0", "t1", "v"]
-    assert sorted(m["health"]) == ["boot", "deg", "err", "net", "q", "up"]
+    assert sorted(m["health"]) == ["boot", "clamp", "deg", "err", "net", "q", "up"]
     assert by["temperature"] == {"name": "temperature", "unit": "°C", "window": 300,
                                  "class": "environmental", "description": "the air temperature",
                                  "resolution": "1", "stats": ["mean", "min", "max"]}
@@ -94,39 +95,11 @@ def test_manifest_rejects_bad_metrics():
     assert "declared twice" in str(e)
 
 
-def test_describe_reads_plainly():
-    text = describe(build_manifest(METRICS, device_id="cmabcdefghijklmnop", daily_epsilon="2.64"))
-    assert text.startswith("Device cmabcdefghijklmnop publishes 5 measurements.")
-    assert ("About people: the unit of privacy is one person. This device spends at most 2.64 per day on any "
-            "one person, across all its measurements of people together (ε, epsilon, says how much one person "
-            "can change what is published: whatever anyone reads from a day of these summaries was at most 14 "
-            "times more, or less, likely with you there than without you). Publishing every window would spend "
-            "288 a day, so once the day's budget is spent the measurements of people are withheld until the "
-            "next day (UTC).") in text
-    assert ("Footfall: counts people passing, with noise added (ε = 0.5 per 5-minute window for one person). "
-            "The promise holds for anyone who sets the sensor off at most 2 times in a window (walking past, or "
-            "arriving and leaving). The sensor counts at most 150 events in a window, so someone who stays and keeps "
-            "setting it off is counted at most 150 times in a window: they are protected only as 75 people "
-            "together are (ε up to 37.5 for that window). When the noisy count (after the noise is added) is "
-            "under 5, only \"suppressed\" is published; the true count may be a little above or below 5.") in text
-    assert ("Temperature: measures the air temperature and publishes its average, lowest value and highest "
-            "value over each 5-minute window, to the nearest 1 °C. No personal data.") in text
-    assert ("Phones: counts how many distinct phones and other Bluetooth devices are nearby; their radio "
-            "addresses are scrambled with a key that is thrown away after every window, and never stored or "
-            "sent, with noise added (ε = 0.25 per 5-minute window for one person). The promise assumes a person "
-            "carries at most 1 Bluetooth device and that it changes its address no more often than every 15 "
-            "minutes, so one person shows at most 2 addresses in a window. When the noisy count") in text
-    assert "Dwell: averages time spent at the stop, each reading capped between 0 and 600 s" in text
-    assert "(ε = 1 per 1-hour window for one person). The promise holds for anyone who affects at most 1 reading in a window." in text
-    assert "Speed: counts vehicle speeds in ranges (below 20, 20 to 30, 30 to 50, 50 and above km/h)" in text
-    assert "A range whose noisy count (after the noise is added) is under 3 is published as empty (null)" in text
-
-
-def test_window_text():
-    assert window_text(300) == "5-minute"
-    assert window_text(3600) == "1-hour"
-    assert window_text(90) == "90-second"
-    assert window_text(86400) == "1-day"
+def test_metric_words():
+    # the words the host's renderer (provisioning/language/manifest_words.py) falls back on
+    assert metric_words("pm2_5") == "PM2.5"
+    assert metric_words("co2") == "CO2"
+    assert metric_words("wait_time") == "wait time"
 
 
 def test_board_window_is_the_default_window():
@@ -134,7 +107,6 @@ def test_board_window_is_the_default_window():
                                      "dp": METRICS[1]["dp"]}}, window_s=600, daily_epsilon="24")
     assert m["metrics"][0]["window"] == 600
     assert "sensor" not in m["metrics"][0]
-    assert "Footfall: counts events, with noise" in describe(m)
 
 
 def test_payload_is_the_same_bytes_on_every_runtime():

@@ -38,19 +38,41 @@ def test_bucket_of_edges():
 
 
 def test_count_adds_events_and_stops_at_max_events():
-    p = policy("count", k=1)
+    # no refractory time: a read may carry many events, up to the window's cap
+    dp = {"mechanism": "count", "epsilon": EXACT, "per_person": 1, "k": 1, "max_events": 100}
+    p = parse_dp("m", dp, 3600)
+    assert p.per_reading() == 100
     acc = open_window(p, os.urandom)
     for v in (1, 1, 5, 0, -3, 2, 2.6, True):  # -3 counts as 0, 2.6 as 3
         acc.add(v)
-    assert acc.n == 13
+    assert (acc.n, acc.clamped) == (13, 0)
     assert release(p, acc, os.urandom) == {"n": 13}
     assert acc.n == 0  # wiped
-    p = policy("count", k=1, max_events=12)
+    p = parse_dp("m", dict(dp, max_events=12), 3600)
     acc = open_window(p, os.urandom)
     for v in (5, 5, 5, 1):
         acc.add(v)
     assert acc.n == 12  # the window's cap: what one lingering person can add is bounded too
     assert release(p, acc, os.urandom) == {"n": 12}
+
+
+def test_count_clamps_each_reading_to_what_the_driver_can_report():
+    # refractory 1 s: the PIR driver counts at most one event per read, so 50 edges in one
+    # reading (a bouncing contact, a driver bug) add 1, and the cut is counted
+    p = policy("count", k=1)
+    assert p.per_reading() == 1
+    acc = open_window(p, os.urandom)
+    for v in (1, 50, 0, 2.6, True, -4):
+        acc.add(v)
+    assert (acc.n, acc.clamped) == (4, 2)
+    assert release(p, acc, os.urandom) == {"n": 4}
+    assert (acc.n, acc.clamped) == (0, 0)  # wiped
+    # and a window never holds more than one event per refractory time: 10 s at 1 s -> 10
+    p = parse_dp("m", {"mechanism": "count", "epsilon": EXACT, "per_person": 1, "k": 1}, 10, 1)
+    acc = open_window(p, os.urandom)
+    for _ in range(15):
+        acc.add(1)
+    assert (acc.n, acc.clamped) == (10, 0)
 
 
 def test_sum_clamps_to_bounds():

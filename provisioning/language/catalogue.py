@@ -1,20 +1,19 @@
-"""The city's language: a catalogue of the page's words, numbers and times (CPython only).
+"""The city's language: a catalogue of the words, numbers and times residents read (CPython only).
 
 A catalogue is a JSON object of message id -> text with `{name}` placeholders, plus `_language`
 (its own name), `_decimal` and `_thousands` (number separators). English and German ship in
 catalogue/; a city adds its language by copying en.json, translating the texts and passing
-`civicmote web --catalogue FILE`. A missing id falls back to English, so a partial catalogue
-still gives a whole page. The manifest's plain words are assembled here from the signed
-manifest's fields, so they read the same in every language.
+`civicmote web --lang FILE` (and `civicmote manifest show --lang FILE`). A missing id falls
+back to English, so a partial catalogue still gives a whole page. The `manifest.*` ids are the
+privacy sentences: provisioning.language.manifest_words, the one renderer of a signed manifest,
+fills them with the manifest's own numbers.
 """
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from agent.core import rational
 from agent.privacy.manifest import metric_words
 from provisioning.errors import UsageError
-from provisioning.web.values import decimals, resolution
 
 HERE = Path(__file__).resolve().parent / "catalogue"
 SHIPPED = ("en", "de")
@@ -72,10 +71,6 @@ class Catalogue:
             whole + "".join(groups)
         return sign + whole + (self.texts["_decimal"] + frac if frac else "")
 
-    def value(self, value, entry):
-        """A metric's value with the decimals its resolution deserves."""
-        return self.number(value, decimals(entry or {}))
-
     @staticmethod
     def time(ts, tz, with_date=False):
         dt = datetime.fromtimestamp(ts, timezone.utc).astimezone(tz)
@@ -110,39 +105,3 @@ class Catalogue:
         """What a metric is about, as the object of "measures"/"counts": catalogue, else the manifest's words."""
         key = "what." + name
         return self(key) if self.has(key) else ((entry or {}).get("description") or metric_words(name))
-
-    def describe(self, entry):
-        """One metric entry of a signed manifest as a sentence for a resident ("Title: what it does ...")."""
-        name = entry.get("name", "?")
-        title = self.metric_title(name, entry)
-        unit = entry.get("unit") or ""
-        what = self.what(name, entry)
-        every = self("unit.window", window=self.window(int(entry.get("window") or 0) or 1))
-        if entry.get("class") == "environmental":
-            stats = [self("stat." + s) for s in entry.get("stats") or ()]
-            stats_text = stats[0] if len(stats) == 1 else "%s %s %s" % (", ".join(stats[:-1]), self("and"), stats[-1])
-            step = self.value(resolution(entry), entry)
-            return self("describe.env", title=title, what=what, stats=stats_text, every=every, step=step,
-                        unit=(" " + unit) if unit else "")
-        mech = entry.get("mechanism")
-        if mech == "distinct":
-            body = self("describe.distinct", what=what)
-        elif mech in ("count", "histogram"):
-            body = self("describe." + mech, what=what)
-        elif mech in ("sum", "mean"):
-            body = self("describe." + mech, what=what,
-                        lo=entry.get("lo"), hi=entry.get("hi"), unit=(" " + unit) if unit else "")
-        else:
-            body = str(mech)
-        text = self("describe.personal", title=title, body=body, epsilon=_rational(entry.get("epsilon")),
-                    daily=_rational(entry.get("daily_epsilon")), window=self.window(int(entry.get("window") or 1)))
-        if "k" in entry:
-            text += " " + self("describe.k", k=entry["k"])
-        return text
-
-
-def _rational(text):
-    try:
-        return rational.text(rational.parse(text))
-    except (ValueError, TypeError):
-        return str(text)
