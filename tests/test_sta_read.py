@@ -9,6 +9,7 @@ name the option, and that nothing of the fleet view or of people beyond what was
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -167,6 +168,14 @@ def test_people_released_only_and_no_fleet_data(city):
     dev = city.active.dev
     ds = c.get("/sta/v1.1/Datastreams('%s.footfall.n.3600')" % dev).get_json()
     assert "no Observation" in ds["description"] and "suppressed" in ds["description"]
+    # How people are protected is the one renderer's sentence (issue 21), and no withdrawn claim.
+    from provisioning.language import catalogue, manifest_words
+    entry = next(e for e in city.active.manifest["metrics"] if e["name"] == "footfall")
+    assert manifest_words.metric(entry, catalogue.load("en"))[1].rstrip(".") in ds["description"]
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "privacy.md").read_text(encoding="utf-8")
+    section = doc.split("\n## What we do not claim\n", 1)[1].split("\n## ", 1)[0]
+    for claim in re.findall(r"`([^`]+)`", section):
+        assert claim.lower() not in ds["description"].lower()
     obs = c.get("/sta/v1.1/Datastreams('%s.footfall.n.3600')/Observations?$top=100" % dev).get_json()["value"]
     hours = {int(o["parameters"]["seq"]) for o in obs}
     from web_support import metrics

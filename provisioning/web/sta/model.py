@@ -16,6 +16,8 @@ the read endpoint's links and filters (the forwarder drops it).
 import hashlib
 from functools import lru_cache
 
+from provisioning.language import catalogue as language
+from provisioning.language import manifest_words
 from provisioning.web.sta.ucum import unit_of_measurement
 from provisioning.web import exports
 from provisioning.web.values import entries, json_number, summary_values
@@ -26,6 +28,7 @@ NOT_RELEASED = ("Windows in which the device released no value (suppressed, with
                 "have no Observation; the device's page /d/%s says why.")
 
 
+english = lru_cache(maxsize=1)(lambda: language.load("en"))
 iso = lru_cache(maxsize=4096)(exports.iso)  # the exports' times; a day's page repeats each one per value
 
 
@@ -133,8 +136,8 @@ def _datastream(ds_id, dev, name, stat, window, e):
         if k in e:
             props[k] = e[k]
     what = "%s of %s over %d s windows" % (stat, name, window)
-    if personal:
-        what += ", released with differential privacy (epsilon %s per window)" % e.get("epsilon", "?")
+    if personal:  # how people are protected: the one renderer's words, never a paraphrase of our own
+        what += ". " + manifest_words.metric(e, english())[1].rstrip(".")
     return {"@iot.id": ds_id, "name": "%s %s %s %ds" % (dev, name, stat, window),
             "description": "%s. %s" % (what, NOT_RELEASED % dev),
             "observationType": COUNT_OBSERVATION if stat == "n" and not personal else MEASUREMENT,
