@@ -88,6 +88,7 @@ class Outbox:
         self.torn = 0  # records found torn or corrupt at start-up
         self.write_errors = 0  # puts that failed (I/O error): counted as drops
         self.ready = False  # the segment files exist
+        self._cursor = None  # (segment, offset, seq) of the record peek_after() returned last
         self._open()
 
     # -- files ---------------------------------------------------------------------------
@@ -397,6 +398,61 @@ class Outbox:
             self._save(quiet=True, sync=False)
             return True
         return False
+
+    # -- receipts (agent/runtime/receipts.py): kept after the PUBACK until the city has stored it ----
+    def peek_after(self, seq, skip=()):
+        """[(seq, data)] of the oldest queued record above seq and not in skip, or [].
+
+        Resumes from where the previous call stopped when asked for the seq it returned, so a
+        flush of the whole queue reads each header once, not once per record before it."""
+        cur = self._cursor if self._head is not None else None
+        if cur is not None and cur[2] == seq:
+            h = self._header(cur[0], cur[1])
+            walk = self._records_from(cur[0], cur[1], seq - 1) if h is not None and h[2] == seq else self._records()
+        else:
+            walk = self._records()
+        for s, o, h in walk:
+            if h[2] <= seq or h[0] != QUEUED or h[2] in skip:
+                continue
+            data = self._data(s, o, h)
+            if data is None:
+                self._kill(s, o, h)
+                continue
+            self._cursor = (s, o, h[2])
+            return [(h[2], data)]
+        return []
+
+    def retire(self, lo, hi):
+        """A receipt says every seq in [lo, hi] is stored: retire those still queued; -> how many."""
+        n = 0
+        head = self._head
+        for s, o, h in self._live():
+            if h[2] > hi:
+                break
+            if h[2] < lo:
+                continue
+            self._set_flag(s, o, ACKED, sync=False)
+            self.depth -= 1
+            self.bytes -= HDR + h[1]
+            if h[3]:  # stored: the drops it announced reached the city
+                self._drops.clear(h[3])
+            n += 1
+        if n:
+            if head is not None and lo <= head[2] <= hi:
+                self._advance(head[2] + 1)
+            self._save(quiet=True, sync=False)
+        return n
+
+    def _records_from(self, s, o, prev):
+        hops = 0
+        while (s, o) != self._tail and hops <= self.nseg:
+            h = self._header(s, o)
+            if h is not None and h[2] > prev:
+                yield s, o, h
+                prev = h[2]
+                o += HDR + h[1]
+            else:
+                s, o, hops = (s + 1) % self.nseg, 0, hops + 1
 
     def _kill(self, s, o, h):
         self._note_bad(h[2])

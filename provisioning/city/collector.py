@@ -101,12 +101,19 @@ class Collector:
         self.store = open_store(store_path)
         self._devices = {}
         self._locked = set()  # devices locked by the transaction in progress
+        self.on_committed = None  # callable([(device_id, seq)]) after they are committed (receipts)
 
     def handle(self, topic, payload, received_at=None):
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
         (then nothing of this message is recorded and it should not be acknowledged)."""
         now = self.clock() if received_at is None else received_at
-        return self._record(topic, bytes(payload), now, None)
+        events = self._record(topic, bytes(payload), now, None)
+        # -- receipts hook (issue 25, city/receipts.py): re-attach to the batch-commit hook --------
+        if self.on_committed is not None:
+            pairs = [(e["device_id"], e["seq"]) for e in events if e["event"] in ("summary", "duplicate")]
+            if pairs:
+                self.on_committed(pairs)
+        return events
 
     def update_keyring(self, keyring, received_at=None):
         """Use a new key ring (the registry changed) and judge every message held for a device it
