@@ -173,3 +173,50 @@ def test_disable_is_reversible_at_the_broker(city, capsys):
     assert city["configure"]()["refused"] == 0
     city["mosquitto"].reload()
     assert _device(city, "dev1").connect()
+
+
+def test_receipts_reach_only_their_device_and_give_the_commissioning_proof(city, capsys):
+    """Real processes: `civicmote collect --receipt-cert` signs receipts with the collector key the CA
+    certified (collector.receipt); `civicmote run` keeps and checks them; `device check` shows the proof.
+    The broker's ACL lets only the device read its receipt topic, and only the collector write it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    b, tmp = city["broker"], city["tmp"]
+    url = "mqtts://127.0.0.1:%d" % city["port"]
+    spy = city["client"](tmp / "dev2", "device.crt", "device.pem", "dev2")  # another device, listening to all
+    assert spy.connect()
+    spy.subscribe("civicmote/v1/#")
+    dev1 = city["devs"]["dev1"]
+    forger = _device(city, "dev1")  # the device itself may not write its receipts
+    assert forger.connect()
+    forger.publish("civicmote/v1/north/%s/receipt" % dev1, b"forged")
+    col = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "collect", "--broker", url,
+                            "--registry", b / "registry.json", "--tls-ca", b / "ca.crt",
+                            "--tls-cert", b / "collector.crt", "--tls-key", b / "collector.key",
+                            "--receipt-cert", b / "collector.receipt", "--receipt-interval", "0.3",
+                            "--max-ahead", "0", "--duration", "40", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        watcher = _collector(city)  # reads every device topic: sees the collector's receipts
+        run = [sys.executable, "-m", "provisioning.cli", "run", "--device-dir", str(tmp / "dev1"), "--broker", url,
+               "--fast", "--windows", "2"]
+        assert subprocess.run(run, capture_output=True, timeout=60).returncode == 0
+        assert wait_for(lambda: any(t.endswith("/receipt") for t, _ in watcher.got), timeout=15), col.stderr
+        receipts = [m for t, m in watcher.got if t == "civicmote/v1/north/%s/receipt" % dev1]
+        assert receipts and b"forged" not in receipts
+        # The next start gets the retained receipt, checks it against the CA, keeps it on disk.
+        r = subprocess.run(run[:-1] + ["1"], capture_output=True, timeout=60, text=True)
+        assert r.returncode == 0 and "the city has stored up to seq" in r.stderr, r.stderr
+        code, out, err = cli(capsys, "device", "check", "--device-dir", tmp / "dev1", "--broker", url, "--json")
+        assert code == 0, err
+        proof = json.loads(out)["stored_up_to"]
+        assert proof["verified"] and proof["seq"] >= 1 and abs(proof["at"] - time.time()) < 120
+        assert proof["text"].startswith("the city has stored up to seq %d at " % proof["seq"])
+        assert not any(t.endswith("/receipt") for t, _ in spy.got)  # never another device's
+    finally:
+        col.terminate()
+        col.communicate(timeout=20)
+    assert os.path.exists(tmp / "dev1" / "receipt")

@@ -114,3 +114,12 @@ def open_receipts(device_dir, ca_der, dev, log=None, **kw):
 
     ca = verifying_key_from_sec1(ca_public_key(ca_der))
     return Receipts(device_dir + "/" + FILE, Verifier(ca, verifying_key_from_sec1), dev, log=log, **kw)
+
+
+def last_proof(device_dir):
+    """{"seq", "lo", "at", "text", "message"} of the last receipt this device kept on flash, or
+    None: what `civicmote status --port` and `device check` show the technician."""
+    r = Receipts(device_dir + "/" + FILE, None, None)
+    if not r.active:
+        return None
+    return {"seq": r.hi, "lo": r.lo, "at": r.t // 1000, "text": r.proof(), "message": r._file.read()}
