@@ -165,3 +165,44 @@ def test_receipt_stops_at_a_missing_seq_and_counts_device_gaps():
     assert covered(marks) == (1, 6)
     assert covered([(5, 1, None), (6, 1, None)]) == (5, 6)
     assert covered([]) is None
+
+
+def test_the_collector_never_covers_a_seq_it_does_not_hold(tmp_path):
+    """Late and out-of-order arrivals, on the real store: the receipt's hi stops at the first missing
+    seq, and a seq that arrives below the lowest one stored is not taken to cover the ones between."""
+    from agent import crypto
+    from agent.core import cose, summary
+    from agent.store import identity
+    from provisioning.city.collector import Collector
+    from provisioning.city.verifier import KeyRing
+
+    key = crypto.generate_signing_key(os.urandom)
+    dev, pub = identity.public_identity(key)
+    ring = KeyRing()
+    ring.add_public_key(pub, "north")
+    col = Collector(ring, str(tmp_path / "store.db"), max_ahead=None)
+    city = City(tmp_path / "pki")
+    issuer = ReceiptIssuer(col.store, city.signer, city.cert, lambda t, p: True, CID)
+
+    def store(seq, gap=None):
+        s = summary.build(dev, seq, 1750000000 + 300 * seq, 1750000300 + 300 * seq,
+                          {"temperature": [215, 212, 219]}, b"\x01" * 8, gap=gap, health={"boot": 1})
+        col.handle("civicmote/v1/north/%s/summary" % dev, cose.sign1(summary.encode(s), key, dev.encode()))
+
+    def span():
+        r = receipt.Verifier(verifying_key_from_sec1(_sec1(city.pki.ca_key.public_key())),
+                             verifying_key_from_sec1).check(issuer.make(dev)[1], dev, None, 1000)
+        return r["lo"], r["hi"]
+
+    for seq in (5, 6, 7, 9):
+        store(seq)
+    assert span() == (5, 7)  # 8 is missing: the device may still hold it
+    store(8)
+    store(12, gap=[2, 10, 11])  # 10 and 11 dropped on the device, as it says
+    assert span() == (5, 12)
+    store(1)  # a late first summary: 2..4 are not stored
+    assert span() == (1, 1)
+    for seq in (2, 3, 4):
+        store(seq)
+    assert span() == (1, 12)
+    col.close()

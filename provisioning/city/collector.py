@@ -231,11 +231,12 @@ class Collector:
         # Only the device's own certificate may publish here (broker ACL); anything else is ignored
         # rather than rejected, as a status carries no data and no signature to judge. The district
         # is the registry's, as for every message.
-        if payload not in STATUSES or not self.keyring.knows(dev):
+        word = payload.split(b";")[0]  # "online; waiting: ...", "online; the city has stored up to seq N at T"
+        if word not in STATUSES or not self.keyring.knows(dev):
             return []
         district = self.keyring.districts.get(dev) or district
-        self.store.set_status(dev, district, payload.decode(), now)
-        return [{"event": "status", "device_id": dev, "district": district, "status": payload.decode()}]
+        self.store.set_status(dev, district, word.decode(), now)
+        return [{"event": "status", "device_id": dev, "district": district, "status": word.decode()}]
 
     def _reject(self, topic, dev, reason, payload, now):
         self.store.add_rejected(topic, dev, reason, payload, now)

@@ -61,6 +61,10 @@ class ReceiptIssuer:
         self._due = {}  # device_id -> monotonic s when its next receipt may go
         self._last = {}  # device_id -> monotonic s of its last receipt
         self._t = 0  # the last `t` signed: strictly increasing, whatever the wall clock does
+        # device_id -> (lowest seq stored, highest seq stored at or below the last `hi`): the next
+        # receipt reads only the marks from there (drop announcements and reboots are about earlier
+        # seqs, so none above it concerns a seq below it), not the device's whole history
+        self._known = {}
 
     def committed(self, pairs):
         """The hook: these (device_id, seq) were committed to the store."""
@@ -90,13 +94,19 @@ class ReceiptIssuer:
     def make(self, dev):
         """(topic, signed receipt) for a device from what the store holds, or None if nothing is."""
         with self.store.lock:
-            marks = self.store.marks(dev)
+            lo = self.store.lowest_seq(dev)
+            known = self._known.get(dev)
+            if known is None or lo is None or lo < known[0]:
+                known = (lo, 0)  # first look, or an earlier seq arrived late: read it all again
+            marks = self.store.marks(dev, known[1])
             row = self.store.device(dev) or {}
         span = covered(marks)
         if span is None or not row.get("district"):
             return None
+        held = [m[0] for m in marks if m[0] <= span[1]]
+        self._known[dev] = (lo, held[-1])  # every seq from lo to here is accounted for: not read again
         self._t = max(self._t + 1, int(self.clock() * 1000))
-        body = receipt.make(self.key, self.cert, dev, span[0], span[1], self._t, self.collector_id)
+        body = receipt.make(self.key, self.cert, dev, lo, span[1], self._t, self.collector_id)
         return topic(self.prefix, row["district"], dev), body
 
 
