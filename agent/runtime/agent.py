@@ -264,6 +264,8 @@ class Agent:
                 return
         for ev in t.poll(now):
             self._event(ev)
+        if self.receipts is not None and self.receipts.due(now):
+            self._receipt()
         if not t.connected:
             return
         try:
@@ -310,7 +312,7 @@ class Agent:
             elif seq is not None and self.outbox.ack(seq):
                 self.delivered += 1
         elif kind == "message" and ev[1] == self.receipt_topic and self.receipts is not None:
-            self._receipt(ev[2])
+            self.receipts.offer(ev[2], self._net)
 
     # -- receipts (agent/runtime/receipts.py) ---------------------------------------------------
 
@@ -328,10 +330,10 @@ class Agent:
             self._cursor = rec[0][0]
         return rec
 
-    def _receipt(self, message):
+    def _receipt(self):
         r = self.receipts
         before = r.hi
-        r.accept(message, self.outbox, self._net)
+        r.accept_pending(self.outbox, self._net)
         if r.hi == before:
             return
         self._resend_at = self._net + r.resend_s  # the city is storing: the next round waits a full timeout

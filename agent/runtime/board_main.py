@@ -19,7 +19,7 @@ DEVICE_DIR = "/civicmote"
 CONFIG = "config.json"
 WIFI = "wifi.json"
 BOARD = "board.json"
-BOARD_RECEIPT_S = 30
+BOARD_RECEIPT_S = 10
 SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
 # Modules only start-up needs (profile checks, sensor assembly, key file, identity, manifest,
 # credentials, URL parsing). Once

@@ -1,7 +1,8 @@
 """What the device knows of the city's receipts (portable): the last one accepted, on flash too.
 
     keeper = Receipts(device_dir + "/receipt", verifier, dev)
-    keeper.accept(message, outbox, mono_s) -> records retired (0 when refused: see `refused`)
+    keeper.offer(message, mono_s)   a receipt arrived: the newest waits until due(mono_s)
+    keeper.accept_pending(outbox, mono_s) -> records retired (0 when refused: see `refused`)
     keeper.active          True once any receipt was accepted (this boot or before): from then
                            on a summary stays in the outbox after its PUBACK until a receipt covers it
     keeper.collector_time(mono_s)  the collector's signed clock, carried forward (Unix s) or None
@@ -44,6 +45,7 @@ class Receipts:
         self._mono = None  # monotonic s when the last receipt was accepted this boot
         self._checked = None  # monotonic s of the last signature check
         self._saved = None
+        self.pending = None  # the newest receipt not checked yet (a slow board checks one now and then)
         try:
             raw = self._file.read()
             if raw is not None:
@@ -55,10 +57,20 @@ class Receipts:
     def active(self):
         return self.t is not None
 
+    def offer(self, message, mono):
+        """A receipt arrived: kept (the newest only) until accept() may check it."""
+        self.pending = bytes(message)
+
+    def due(self, mono):
+        """True when a receipt waits and min_interval_s has passed since the last check."""
+        return self.pending is not None and (self._checked is None or mono - self._checked >= self.min_interval_s)
+
+    def accept_pending(self, outbox, mono):
+        message, self.pending = self.pending, None
+        return self.accept(message, outbox, mono)
+
     def accept(self, message, outbox, mono):
-        """Check a receipt; retire what it covers. -> records retired (0 if refused or skipped)."""
-        if self._checked is not None and mono - self._checked < self.min_interval_s:
-            return 0  # the next one says as much or more
+        """Check a receipt; retire what it covers. -> records retired (0 if refused)."""
         self._checked = mono
         try:
             r = self.verifier.check(bytes(message), self.dev, self.t, outbox.last_seq)
