@@ -184,8 +184,13 @@ def test_receipts_reach_only_their_device_and_give_the_commissioning_proof(city,
     import sys
     import time
 
+    from agent.core.receipt import open_cert
+    from agent.crypto import verifying_key_from_sec1
+
     b, tmp = city["broker"], city["tmp"]
     url = "mqtts://127.0.0.1:%d" % city["port"]
+    ca = verifying_key_from_sec1(bytes.fromhex(json.loads((b / "registry.json").read_text())["ca_public_key"]))
+    assert open_cert((b / "collector.receipt").read_bytes(), ca)[0] == "civicmote-collector"
     spy = city["client"](tmp / "dev2", "device.crt", "device.pem", "dev2")  # another device, listening to all
     assert spy.connect()
     spy.subscribe("civicmote/v1/#")

@@ -11,7 +11,8 @@ OUT/ holds everything `mosquitto -c OUT/mosquitto.conf` needs:
                      /manifest and /status, and reads only its /receipt; the collector reads all
                      and writes receipts
     collector.receipt  the collector's receipts certificate: its key, certified by the CA (city/receipts.py)
-    registry.json    the registry export the collector verifies against (no private data)
+    registry.json    the registry export the collector verifies against (no private data), with
+                     ca_public_key: the key a receipt's collector certificate is checked with
     collector.crt/.key  the city collector's client identity
     data/            Mosquitto's persistence (queued messages, sessions, retained manifests), its pid file
     systemd/         units for the broker, the collector and the refresh timer (city/units.py)
@@ -127,6 +128,14 @@ def _keep_or_issue(authority, cert_path, key_path, cn, purpose, sans, key_owner,
     return True
 
 
+def ca_public_key_hex(authority):
+    """The CA's P-256 public key, SEC1 uncompressed, hex: the trust anchor of receipts."""
+    from cryptography.hazmat.primitives import serialization
+
+    return authority.cert.public_key().public_bytes(serialization.Encoding.X962,
+                                                    serialization.PublicFormat.UncompressedPoint).hex()
+
+
 def _receipts_cert(authority, d):
     """collector.receipt: collector.key certified by the CA for signing receipts (re-issued every run)."""
     from cryptography import x509
@@ -222,6 +231,7 @@ def write(authority, records, out_dir, port=DEFAULT_PORT, bind=None, hosts=(), u
         if export is not None:
             import json
 
+            export = dict(export, ca_public_key=ca_public_key_hex(authority))  # what a receipt verifier needs
             files.write_file(d / "registry.json", json.dumps(export, indent=1, sort_keys=True).encode(), 0o640,
                              collector)
     except OSError as e:
