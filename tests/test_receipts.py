@@ -118,6 +118,18 @@ def test_forged_replayed_and_unsent_receipts_are_refused(tmp_path):
         clock = SimClock()
         run_windows(agent, clock, 1, pace=0.01, between=col.poll)
         pump(agent, col, lambda: agent.receipts.active, 20, "no first receipt")
+        # The status topic carries the commissioning proof (retained, for whoever looks next).
+        status = []
+        watch = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="watch")
+        watch.on_message = lambda c, u, m: status.append(m.payload.decode())
+        watch.connect("127.0.0.1", b.port)
+        watch.subscribe(agent.status_topic, qos=1)
+        watch.loop_start()
+        pump(agent, col, lambda: any("the city has stored up to seq 1 at " in t for t in status), 20,
+             "no proof on the status topic")
+        watch.loop_stop()
+        watch.disconnect()
+        assert status[-1].startswith("online; the city has stored up to seq 1 at "), status
         old = agent.receipts
         first = col.published[0]  # the receipt that covered seq 1, as an attacker might have kept it
         col.collector.on_committed = None  # the collector says nothing for a while
@@ -205,4 +217,8 @@ def test_the_collector_never_covers_a_seq_it_does_not_hold(tmp_path):
     for seq in (2, 3, 4):
         store(seq)
     assert span() == (1, 12)
+    # A status that carries the proof is still the device's "online" for the city.
+    ev = col.handle("civicmote/v1/north/%s/status" % dev,
+                    b"online; the city has stored up to seq 12 at 2026-12-07T13:00:00Z")
+    assert ev == [{"event": "status", "device_id": dev, "district": "north", "status": "online"}]
     col.close()
