@@ -19,6 +19,10 @@ dropped) and the pending drop runs. A drop is one index write: the head moves pa
 victims and the runs grow in the same atomic step, so a loss is never silent. Summaries
 announce `drop_report()`; the runs stay pending until a summary that announced them is
 acknowledged by the broker. RAM holds a fixed handful of numbers, never one object per record.
+
+With receipts (agent/runtime/receipts.py) the PUBACK retires nothing: `peek_after(seq)` gives the
+next record to send without re-reading the ones before it, and `retire(lo, hi)` retires what the
+city's receipt covers (then the drops those records announced are known to the city).
 """
 import binascii
 import os

@@ -107,7 +107,9 @@ class Collector:
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
         (then nothing of this message is recorded and it should not be acknowledged)."""
         now = self.clock() if received_at is None else received_at
-        events = self._record(topic, bytes(payload), now, None)
+        return self._committed(self._record(topic, bytes(payload), now, None))
+
+    def _committed(self, events):
         # -- receipts hook (issue 25, city/receipts.py): re-attach to the batch-commit hook --------
         if self.on_committed is not None:
             pairs = [(e["device_id"], e["seq"]) for e in events if e["event"] in ("summary", "duplicate")]
@@ -130,7 +132,7 @@ class Collector:
                 if not batch:
                     break
                 for held_id, topic, message, at in batch:
-                    events += self._record(topic, message, at, held_id)
+                    events += self._committed(self._record(topic, message, at, held_id))
         return events
 
     def _record(self, topic, payload, now, held_id):
