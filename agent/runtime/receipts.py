@@ -41,6 +41,7 @@ class Receipts:
         self.lo = self.hi = self.t = None  # the last receipt accepted
         self.accepted = 0  # receipts accepted since boot
         self.refused = 0  # receipts refused since boot
+        self.retired = 0  # outbox records retired by receipts since boot
         self.last_refusal = None
         self._mono = None  # monotonic s when the last receipt was accepted this boot
         self._checked = None  # monotonic s of the last signature check
@@ -83,6 +84,7 @@ class Receipts:
         self.lo, self.hi, self.t, self._mono = r["lo"], r["hi"], r["t"], mono
         self.accepted += 1
         n = outbox.retire(r["lo"], r["hi"])
+        self.retired += n
         if first or self._saved is None or mono - self._saved >= self.save_s:
             try:
                 self._file.write(bytes(message))

@@ -250,16 +250,7 @@ class Outbox:
         """(segment, offset, header) of every record from the head to the tail, oldest first."""
         if self._head is None:
             return
-        s, o, prev = self._head[0], self._head[1], self._head[2] - 1
-        hops = 0
-        while (s, o) != self._tail and hops <= self.nseg:
-            h = self._header(s, o)
-            if h is not None and h[2] > prev:
-                yield s, o, h
-                prev = h[2]
-                o += HDR + h[1]
-            else:
-                s, o, hops = (s + 1) % self.nseg, 0, hops + 1
+        yield from self._records_from(self._head[0], self._head[1], self._head[2] - 1)
 
     def _live(self):
         for s, o, h in self._records():
@@ -448,6 +439,7 @@ class Outbox:
         return n
 
     def _records_from(self, s, o, prev):
+        """(segment, offset, header) of every record from (s, o) to the tail with a seq above prev."""
         hops = 0
         while (s, o) != self._tail and hops <= self.nseg:
             h = self._header(s, o)
