@@ -100,3 +100,24 @@ def test_a_cert_for_another_role_is_refused():
     wrong = cose.sign1(cbor.dumps({"v": 1, "role": "updates", "id": CID, "pk": col.public_key().to_sec1(),
                                    "exp": 2000000000}), ca, b"ca")
     assert raises(AgentError, receipt.open_cert, wrong, ca.public_key())
+
+
+def test_a_full_outbox_still_drops_the_oldest_and_a_receipt_clears_its_announcement():
+    # Summaries waiting for a receipt take the bound's room like any: the oldest goes, counted,
+    # announced by the next one; the announcement is settled when a receipt covers that one.
+    ca, col, cert = _city()
+    d = tmpdir()
+    ob = Outbox(d + "/outbox", 4 * 4096, 3, segment=4096)
+    for seq in (1, 2, 3):
+        ob.put(seq, b"summary %d" % seq)
+    report = ob.drop_report()
+    assert report is None
+    assert ob.put(4, b"summary 4") == [1]  # full: the oldest is dropped, though it was sent
+    report = ob.drop_report()
+    assert report == (1, 1, 1)
+    assert ob.put(5, b"summary 5 announcing 1", announced=report) == [2]
+    k = _keeper(ca, d)
+    assert k.accept(receipt.make(col, cert, DEV, 3, 4, 1000, CID), ob, 0) == 2
+    assert ob.seqs() == [5] and ob.drop_report() == (2, 1, 2)  # 5 not stored yet: still pending
+    assert k.accept(receipt.make(col, cert, DEV, 3, 5, 1001, CID), ob, 1) == 1
+    assert ob.depth == 0 and ob.drop_report() == (1, 2, 2)  # 5 announced seq 1 only; 2 is still to announce
