@@ -10,6 +10,7 @@ import os
 import time
 
 import paho.mqtt.client as paho
+import pytest
 from broker import Broker, Pki
 from delivery_support import InProcessCollector, SimClock, make_device, run_windows
 from test_delivery import open_agent, transport_for
@@ -179,9 +180,11 @@ def test_receipt_stops_at_a_missing_seq_and_counts_device_gaps():
     assert covered([]) is None
 
 
-def test_the_collector_never_covers_a_seq_it_does_not_hold(tmp_path):
-    """Late and out-of-order arrivals, on the real store: the receipt's hi stops at the first missing
-    seq, and a seq that arrives below the lowest one stored is not taken to cover the ones between."""
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_collector_never_covers_a_seq_it_does_not_hold(tmp_path, kind, request):
+    """Late and out-of-order arrivals, on the real store (SQLite and PostgreSQL): the receipt's hi
+    stops at the first missing seq, and a seq that arrives below the lowest one stored is not taken
+    to cover the ones between."""
     from agent import crypto
     from agent.core import cose, summary
     from agent.store import identity
@@ -192,7 +195,16 @@ def test_the_collector_never_covers_a_seq_it_does_not_hold(tmp_path):
     dev, pub = identity.public_identity(key)
     ring = KeyRing()
     ring.add_public_key(pub, "north")
-    col = Collector(ring, str(tmp_path / "store.db"), max_ahead=None)
+    pg = None
+    if kind == "postgresql":
+        from pg import PgServer
+
+        reason = PgServer.available()
+        if reason:
+            pytest.skip(reason)
+        pg = PgServer().start()
+        request.addfinalizer(pg.stop)
+    col = Collector(ring, pg.new_database() if pg else str(tmp_path / "store.db"), max_ahead=None)
     city = City(tmp_path / "pki")
     issuer = ReceiptIssuer(col.store, city.signer, city.cert, lambda t, p: True, CID)
 
