@@ -21,7 +21,7 @@ from agent.errors import DecodeError, SignatureError
 VERSION = 1
 ROLE = "receipts"
 CA_KID = b"ca"
-MAX_RECEIPT = 1024  # bytes; a receipt is about 330
+MAX_RECEIPT = 1024  # bytes; a receipt is about 370
 
 
 def _uint(v):
