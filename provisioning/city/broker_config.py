@@ -56,9 +56,9 @@ def acl_text(records, prefix=PREFIX):
     for r in records:
         if r["status"] == "active":
             base = "%s/%s/%s/" % (prefix, r["district"], r["device_id"])
-            lines += ["# %s, district %s: writes its own topics, reads only its receipts" % (r["device_id"], r["district"]),
-                      "user %s" % r["device_id"]] + ["topic write %s%s" % (base, k) for k in DEVICE_WRITES] + [
-                      "topic read %sreceipt" % base, ""]
+            lines += ["# %s, district %s: writes its own topics, reads only its receipts"
+                      % (r["device_id"], r["district"]), "user %s" % r["device_id"]]
+            lines += ["topic write %s%s" % (base, k) for k in DEVICE_WRITES] + ["topic read %sreceipt" % base, ""]
         else:
             lines += ["# %s (%s): nothing, and its certificate is on the CRL" % (r["device_id"], r["status"]),
                       "user %s" % r["device_id"], "topic deny #", ""]

@@ -24,7 +24,8 @@ def register(sub, common):
                     "can connect to its broker with its own certificate (as DEVICE_ID-check), summaries waiting "
                     "in its outbox, what the city has stored of them (its last signed receipt: 'the city has "
                     "stored up to seq N at T'), and the privacy budget left today (one per person, across all "
-                    "personal metrics). Restarts the agent afterwards. Exits 1 when something a working pole needs is missing (no Wi-Fi settings, "
+                    "personal metrics). Restarts the agent afterwards. Exits 1 when something a working pole "
+                    "needs is missing (no Wi-Fi settings, "
                     "Wi-Fi down, broker not reached, clock off by more than %d s)." % CLOCK_TOLERANCE_S)
     add_port_option(p)
     p = add_command(sub, "logs", do_logs, common,
