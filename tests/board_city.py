@@ -42,6 +42,8 @@ while (a.outbox.depth or a.delivered < a.closed) and time.time() < end:
     time.sleep_ms(50)
 gc.collect()
 print('BOARD', a.closed, a.delivered, a.outbox.depth, a.net_errors, gc.mem_alloc(), gc.mem_free())
+r = a.receipts
+print('RECEIPTS', r.accepted, r.refused, r.hi if r.hi is not None else -1) if r is not None else None
 """
 
 
@@ -136,14 +138,17 @@ class BoardCity:
             self.mosquitto.stop()
             self.mosquitto = None
 
-    def collect(self, count, seconds, store=None):
-        """Start `civicmote collect` (stops after count summaries or seconds); returns the Popen."""
+    def collect(self, count, seconds, store=None, receipts=False):
+        """Start `civicmote collect` (stops after count summaries or seconds); returns the Popen.
+        receipts: also sign receipts to the board (collector.receipt, one a second at most)."""
         b = self.broker_dir
         argv = [CIVICMOTE, "collect", "--broker", "mqtts://127.0.0.1:%d" % self.port, "--registry",
                 self.folder / "export.json", "--tls-ca", b / "ca.crt", "--tls-cert", b / "collector.crt",
                 "--tls-key", b / "collector.key", "--count", count, "--duration", seconds, "--json"]
         if store:
             argv += ["--store", store]
+        if receipts:
+            argv += ["--receipt-cert", b / "collector.receipt", "--receipt-interval", "1"]
         return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def maps(self, romfs=False):

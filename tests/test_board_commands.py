@@ -60,6 +60,12 @@ def test_commissioning_a_virtual_board_over_usb(site):
         # one budget per person per day across all personal metrics (issue 11), untouched today
         assert list(st["budget_today"]) == ["person"], st["budget_today"]
         assert all(v.get("left") == v["daily_epsilon"] for v in st["budget_today"].values()), st["budget_today"]
+        assert st["stored_up_to"] is None and "receipt_error" not in st, st  # no receipt from the city yet
+        # The commissioning proof: the city's last receipt, as the agent keeps it on flash.
+        _receipt_on_flash(board.flash_dir / "civicmote" / "receipt", rec["device_id"], seq=7, t_ms=1796000000000)
+        st = json.loads(run_cli("status", "--port", board.port, "--json", timeout=120).stdout)
+        assert st["stored_up_to"] == {"seq": 7, "at": 1796000000,
+                                      "text": "the city has stored up to seq 7 at 2026-11-30T00:53:20Z"}, st
 
         # Logs: the crash log the boot code writes, read back from the board.
         # Logs: the crash log and the agent's messages, as the board's boot code writes them.
@@ -112,3 +118,16 @@ def test_status_without_a_board_attached_exits_3(capsys, monkeypatch):
     monkeypatch.setattr(list_ports, "comports", lambda: [])
     code, out, err = cli(capsys, "status", "--json")
     assert code == 3 and "no board found" in err
+
+
+def _receipt_on_flash(path, dev, seq, t_ms):
+    """Write a receipt where the agent keeps its last one (agent/runtime/receipts.py)."""
+    import os
+
+    from agent import crypto
+    from agent.core import receipt
+    from agent.store.slots import SlotFile
+
+    ca, col = crypto.generate_signing_key(os.urandom), crypto.generate_signing_key(os.urandom)
+    cert = receipt.make_cert(ca, "civicmote-collector", col.public_key().to_sec1(), 2000000000)
+    SlotFile(str(path), 1024).write(receipt.make(col, cert, dev, 1, seq, t_ms, "civicmote-collector"))

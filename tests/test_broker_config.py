@@ -173,3 +173,62 @@ def test_disable_is_reversible_at_the_broker(city, capsys):
     assert city["configure"]()["refused"] == 0
     city["mosquitto"].reload()
     assert _device(city, "dev1").connect()
+
+
+def test_receipts_reach_only_their_device_and_give_the_commissioning_proof(city, capsys):
+    """Real processes: `civicmote collect --receipt-cert` signs receipts with the collector key the CA
+    certified (collector.receipt); `civicmote run` keeps and checks them; `device check` shows the proof.
+    The broker's ACL lets only the device read its receipt topic, and only the collector write it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from agent.core.receipt import open_cert
+    from agent.crypto import verifying_key_from_sec1
+
+    b, tmp = city["broker"], city["tmp"]
+    url = "mqtts://127.0.0.1:%d" % city["port"]
+    ca = verifying_key_from_sec1(bytes.fromhex(json.loads((b / "registry.json").read_text())["ca_public_key"]))
+    assert open_cert((b / "collector.receipt").read_bytes(), ca)[0] == "civicmote-collector"
+    spy = city["client"](tmp / "dev2", "device.crt", "device.pem", "dev2")  # another device, listening to all
+    assert spy.connect()
+    spy.subscribe("civicmote/v1/#")
+    dev1 = city["devs"]["dev1"]
+    forger = _device(city, "dev1")  # the device itself may not write its receipts
+    assert forger.connect()
+    forger.publish("civicmote/v1/north/%s/receipt" % dev1, b"forged")
+    col = subprocess.Popen([sys.executable, "-m", "provisioning.cli", "collect", "--broker", url,
+                            "--registry", b / "registry.json", "--tls-ca", b / "ca.crt",
+                            "--tls-cert", b / "collector.crt", "--tls-key", b / "collector.key",
+                            "--receipt-cert", b / "collector.receipt", "--receipt-interval", "0.3",
+                            "--max-ahead", "0", "--duration", "40", "--json"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        watcher = _collector(city)  # reads every device topic: sees the collector's receipts
+        run = [sys.executable, "-m", "provisioning.cli", "run", "--device-dir", str(tmp / "dev1"), "--broker", url,
+               "--fast", "--windows", "2"]
+        first = subprocess.run(run, capture_output=True, timeout=60, text=True)
+        assert first.returncode == 0, first.stderr
+        assert wait_for(lambda: any(t.endswith("/receipt") for t, _ in watcher.got), timeout=15), col.stderr
+        receipts = [m for t, m in watcher.got if t == "civicmote/v1/north/%s/receipt" % dev1]
+        assert receipts and b"forged" not in receipts
+        # A next start gets the retained receipt on subscribing, checks it against the CA, keeps it
+        # on disk (a run that ends before the receipt arrives leaves it for the next one).
+        logs = first.stderr
+        for _ in range(5):
+            if os.path.exists(tmp / "dev1" / "receipt"):
+                break
+            r = subprocess.run(run[:-1] + ["1"], capture_output=True, timeout=60, text=True)
+            assert r.returncode == 0, r.stderr
+            logs += r.stderr
+        assert "the city has stored up to seq" in logs, logs
+        code, out, err = cli(capsys, "device", "check", "--device-dir", tmp / "dev1", "--broker", url, "--json")
+        assert code == 0, err
+        proof = json.loads(out)["stored_up_to"]
+        assert proof["verified"] and proof["seq"] >= 1 and abs(proof["at"] - time.time()) < 120
+        assert proof["text"].startswith("the city has stored up to seq %d at " % proof["seq"])
+        assert not any(t.endswith("/receipt") for t, _ in spy.got)  # never another device's
+    finally:
+        col.terminate()
+        col.communicate(timeout=20)

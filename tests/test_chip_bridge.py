@@ -138,3 +138,37 @@ def test_the_server_answers_only_bus_methods():
     assert chips.handle([bus, "_chip", 0, 0x76])[0] == [EINVAL]
     assert chips.handle(["no-such-bus", "scan", 0])[0] == [EINVAL]
     assert chips.calls == 3
+
+
+def test_board_keeps_summaries_until_the_citys_receipt_at_192k(city):
+    """Issue 25 on the board: at 192 KB with its code in flash, the board checks the collector's
+    receipts (pure-Python ES256 against the CA key in its DER ca.crt), keeps summaries after the
+    PUBACK until one covers them, and ends with an empty outbox and nothing refused."""
+    image = city.romfs_image().stat().st_size
+    col = city.collect(100, 120, receipts=True)
+    time.sleep(0.5)
+    script = city.board_script(10, drain_s=0, romfs=True) + RECEIPT_DRAIN
+    run = mpy_port.run([script], maps=city.maps(romfs=True), cwd=None, port="native", timeout=180,
+                       heap=TARGET_HEAP + image + 64)
+    line = [ln for ln in run.stdout.splitlines() if ln.startswith("AFTER ")]
+    assert line, run.stdout[-1500:] + run.stderr[-1500:]
+    closed, depth, accepted, refused, hi, retired = (int(x) for x in line[0].split()[1:])
+    assert refused == 0 and hi == closed and depth == 0, (accepted, refused, hi, closed, depth)
+    assert accepted >= 1 and retired >= 1 and closed >= 10  # kept after the PUBACK, retired by a receipt
+    assert "summaries now stay queued until a receipt covers them" in run.stdout
+    records, err = collected(col, timeout=1)
+    stored = {r["seq"] for r in records if r.get("event") == "summary"}
+    # Everything from the first summary the city has (the first receipt's lo) up to hi is stored; a
+    # summary the broker took before the collector subscribed went before receipts were on (PUBACK).
+    assert stored and stored >= set(range(min(stored), closed + 1)), (records, err)
+
+
+# After the windows: no more windows, only the network, until a receipt covers everything.
+RECEIPT_DRAIN = """
+end = time.time() + 60
+while a.outbox.depth and time.time() < end:
+    a.flush(board_main.real_clock()[1] / 1000)
+    time.sleep_ms(50)
+r = a.receipts
+print('AFTER', a.closed, a.outbox.depth, r.accepted, r.refused, r.hi if r.hi is not None else -1, r.retired)
+"""

@@ -34,7 +34,15 @@ def test_rabbitmq_config_from_the_registry(tmp_path, capsys, monkeypatch):
     assert not own.match(routing_key("civicmote/v1/north/%s/summary" % devs[1]))
     assert not own.match(routing_key("civicmote/v1/north/%sx/summary" % devs[0]))
     assert not own.match(routing_key("civicmote/v1/south/%s/summary" % devs[0]))  # its registered district only
-    assert tp[devs[0]]["read"] == "^$" and tp["civicmote-collector"]["write"] == "^$"
+    assert not own.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))  # only the collector writes it
+    reads = re.compile(tp[devs[0]]["read"])  # the device reads its own receipts, nothing else
+    assert reads.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))
+    assert not reads.match(routing_key("civicmote/v1/north/%s/receipt" % devs[1]))
+    assert not reads.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))
+    writes = re.compile(tp["civicmote-collector"]["write"])  # the collector writes receipts only
+    assert writes.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))
+    assert not writes.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))
+    assert (out / "collector.receipt").read_bytes()[:1] == b"\xd2"  # COSE_Sign1 from the CA
     conf = (out / "r2@city2" / "rabbitmq.conf").read_text()
     for line in ("mqtt.listeners.ssl.default = 8884", "listeners.ssl.default = 5672", "listeners.tcp = none",
                  "mqtt.listeners.tcp = none", "ssl_options.fail_if_no_peer_cert = true", "mqtt.ssl_cert_login = true",

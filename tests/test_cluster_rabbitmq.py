@@ -130,6 +130,71 @@ def test_bench_cluster_quick(cluster, tmp_path):
     assert json.loads(lines[-1])["rows"][0]["ratio_vs_anchor"] == 1.0
 
 
+def test_receipts_through_the_cluster_reach_only_their_device(cluster, tmp_path):
+    """Issue 25 on the cluster path: `civicmote collect --receipt-cert` over AMQPS publishes the
+    signed receipt; the device's MQTT subscription (its own queue, the only one it may declare)
+    gets it, it verifies against the CA, and another device may not subscribe to it."""
+    import paho.mqtt.client as paho
+
+    from agent.core.receipt import Verifier, ca_public_key
+    from agent.crypto import verifying_key_from_sec1
+    from agent.net.tls_files import der
+
+    city, rc, folder = cluster
+    b = folder / "broker"
+    d, other = city.devices[0], city.devices[1]
+    err = tmp_path / "c.err"
+    col = subprocess.Popen(
+        [sys.executable, "-m", "provisioning.cli", "collect", "--broker", "amqps://localhost:%d" % rc.nodes[0]["amqps"],
+         "--registry", city.export, "--tls-ca", str(b / "ca.crt"), "--tls-cert", str(b / "collector.crt"),
+         "--tls-key", str(b / "collector.key"), "--receipt-cert", str(b / "collector.receipt"),
+         "--receipt-interval", "0.5", "--json"], stdout=open(tmp_path / "c.out", "wb"), stderr=open(err, "wb"))
+    clients = []
+
+    def client(dev):
+        got, subacks, up = [], [], threading.Event()
+        # The client id is the device id: its session's queue is the one queue it may declare.
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=dev.dev, clean_session=True)
+        c.tls_set(ca_certs=str(b / "ca.crt"), certfile=dev.certfile, keyfile=dev.keyfile)
+        c.on_connect = lambda c_, u, flags, rc_, props: up.set()
+        c.on_message = lambda c_, u, m: got.append(m.payload)
+        c.on_subscribe = lambda c_, u, mid, codes, props: subacks.extend(codes)
+        c.connect("localhost", rc.nodes[0]["mqtts"])
+        c.loop_start()
+        clients.append(c)
+        assert up.wait(30), "the device could not log in"
+        return c, got, subacks
+
+    try:
+        end = time.monotonic() + 120
+        while "connected to" not in err.read_text():
+            assert col.poll() is None and time.monotonic() < end, err.read_text()
+            time.sleep(0.1)
+        c, got, acks = client(d)
+        c.subscribe(d.topic("receipt"), qos=1)
+        spy, spied, spy_acks = client(other)
+        spy.subscribe(d.topic("receipt"), qos=1)
+        end = time.monotonic() + 30
+        while not (acks and spy_acks) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert acks and not acks[0].is_failure, acks
+        c.publish(d.topic("summary"), d.summary(777), qos=1).wait_for_publish(20)
+        end = time.monotonic() + 60
+        while not got and time.monotonic() < end:
+            time.sleep(0.1)
+        assert got, err.read_text()[-1500:]
+        ca = verifying_key_from_sec1(ca_public_key(der((b / "ca.crt").read_bytes())))
+        r = Verifier(ca, verifying_key_from_sec1).check(got[-1], d.dev, None, 777)
+        assert r["hi"] == 777 and r["dev"] == d.dev
+        assert not spied and (not spy_acks or spy_acks[0].is_failure), (spy_acks, spied)
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        col.terminate()
+        col.wait(20)
+
+
 def test_node_killed_mid_run_every_summary_stored_exactly_once(cluster, tmp_path):
     """24 devices spread over the three nodes publish 10 summaries each while two collectors share
     the quorum queue; node 2 is SIGKILLed 2 s in. Its devices reconnect to another node and resend

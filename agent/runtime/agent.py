@@ -19,6 +19,7 @@ def topics(prefix, district, dev):
     return base + "summary", base + "manifest", base + "status"
 
 
+PROOF_STATUS_S = 60  # the status topic repeats "stored up to seq N" at most this often
 STEP_S = 5  # wall and monotonic clocks disagreeing by more than this between two steps: a clock step
 
 
@@ -35,6 +36,8 @@ class Agent:
     transport  an MQTT transport (agent.net) or None (offline: the outbox keeps everything)
     manifest   the signed manifest message (bytes) and its payload hash (mh)
     sink       optional callable(name, message) given every signed message (e.g. --out)
+    receipts   optional Receipts (agent.runtime.receipts): the city's signed "stored up to seq N";
+               once one was accepted, a summary leaves the outbox only when a receipt covers it
     log        optional callable(text): one line for the device's log (stderr, serial console)
 
     Time: a window's t0/t1 cover exactly the readings in it. A window opens when the clock is
@@ -44,7 +47,8 @@ class Agent:
     """
 
     def __init__(self, board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
-                 transport=None, prefix=DEFAULT_PREFIX, sink=None, boot_s=None, progress=None, log=None):
+                 transport=None, prefix=DEFAULT_PREFIX, sink=None, boot_s=None, progress=None, log=None,
+                 receipts=None):
         self.board = board
         self.key = key
         self.dev = dev
@@ -81,6 +85,13 @@ class Agent:
         self._progress_mono = None  # monotonic s of the last window opened or closed, or wait declared
         self._inflight = {}  # transport handle -> seq (None for the manifest and status)
         self._manifest_sent = False
+        self.receipts = receipts  # receipts: see the section at the end
+        self.receipt_topic = self.status_topic[:-len("status")] + "receipt"
+        self._subscribe_due = receipts is not None
+        self._cursor = -1  # in receipt mode: the highest seq published since the last resend round
+        self._resend_at = None
+        self._proof_at = None
+        self._net = 0
         if seqs.lost:
             self.log("sequence state was lost (%s): summaries carry h.sr=%d" % (
                 "continued from the progress file" if seqs.lost == 1 else "a new era starts from the clock", seqs.lost))
@@ -244,6 +255,7 @@ class Agent:
         t = self.transport
         if t is None:
             return
+        self._net = now
         if not t.connected:
             try:
                 t.connect(now)
@@ -252,6 +264,8 @@ class Agent:
                 return
         for ev in t.poll(now):
             self._event(ev)
+        if self.receipts is not None and self.receipts.due(now):
+            self._receipt()
         if not t.connected:
             return
         try:
@@ -261,13 +275,18 @@ class Agent:
                 self._manifest_sent = True
             if self._status_due and t.can_publish:
                 text = "online" if self.waiting is None else "online; waiting: " + self.waiting
+                if self.receipts is not None and self.receipts.proof():
+                    text += "; " + self.receipts.proof()
                 h = t.publish(self.status_topic, text.encode(), qos=1, retain=True, now=now)
                 self._inflight[h] = None
                 self._status_due = False
             # Oldest first; a record is read from flash only when it is about to be sent.
+            if self._subscribe_due:
+                t.subscribe([(self.receipt_topic, 1)], now)
+                self._subscribe_due = False
             sending = set(self._inflight.values())
             while t.can_publish:
-                rec = self.outbox.peek(1, skip=sending)
+                rec = self._next_record(sending, now)
                 if not rec:
                     break
                 seq, data = rec[0]
@@ -283,7 +302,46 @@ class Agent:
             # Unacknowledged publishes keep their handles: the transport resends them with DUP.
             self._manifest_sent = False
             self._status_due = self.waiting is not None  # the transport said "online" on connect
+            self._subscribe_due = self.receipts is not None
+            if self.receipts is not None and self.receipts.proof():
+                self._status_due = True
         elif kind == "acked":
             seq = self._inflight.pop(ev[1], None)
-            if seq is not None and self.outbox.ack(seq):
+            if seq is not None and self.receipts is not None and self.receipts.active:
+                self.delivered += 1  # the broker has it; it stays queued until a receipt covers it
+            elif seq is not None and self.outbox.ack(seq):
                 self.delivered += 1
+        elif kind == "message" and ev[1] == self.receipt_topic and self.receipts is not None:
+            self.receipts.offer(ev[2], self._net)
+
+    # -- receipts (agent/runtime/receipts.py) ---------------------------------------------------
+
+    def _next_record(self, sending, now):
+        """The next summary to publish: the oldest not in flight; in receipt mode the oldest not
+        published yet, and every unreceipted one again once no receipt came for resend_s."""
+        r = self.receipts
+        if r is None or not r.active:
+            return self.outbox.peek(1, skip=sending)
+        if self._resend_at is None or now >= self._resend_at:
+            self._resend_at = now + r.resend_s
+            self._cursor = -1  # a new round from the oldest: the city counts what it had as duplicates
+        rec = self.outbox.peek_after(self._cursor, skip=sending)
+        if rec:
+            self._cursor = rec[0][0]
+        return rec
+
+    def _receipt(self):
+        r = self.receipts
+        before = r.hi
+        r.accept_pending(self.outbox, self._net)
+        if r.hi == before:
+            return
+        self._resend_at = self._net + r.resend_s  # the city is storing: the next round waits a full timeout
+        if self._proof_at is None or self._net - self._proof_at >= PROOF_STATUS_S:
+            self._proof_at = self._net
+            self._status_due = True  # the status topic carries the commissioning proof
+
+    def collector_time(self):
+        """The city collector's signed clock now (Unix s), from the last receipt verified this
+        boot; None without one."""
+        return None if self.receipts is None else self.receipts.collector_time(self._net)

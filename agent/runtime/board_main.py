@@ -19,6 +19,7 @@ DEVICE_DIR = "/civicmote"
 CONFIG = "config.json"
 WIFI = "wifi.json"
 BOARD = "board.json"
+BOARD_RECEIPT_S = 10
 SIGN_TABLE = "p256.table"  # the signing table on flash (agent/crypto/table_file.py): public, rebuilt if damaged
 # Modules only start-up needs (profile checks, sensor assembly, key file, identity, manifest,
 # credentials, URL parsing). Once
@@ -102,6 +103,7 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
         sign_from_flash(device_dir + "/" + SIGN_TABLE)
     key, manifest = first_manifest(device_dir, board)
     plan = network_plan(device_dir, config) if transport == "auto" else None
+    receipts = board_receipts(device_dir, plan, config)
     forget(BOOT_ONLY)
     from agent.runtime.device import open_agent
 
@@ -109,11 +111,23 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
                        transport=None if transport == "auto" else transport,
                        prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text),
-                       manifest=manifest, street=chip_bridge(config), key=key)
+                       manifest=manifest, street=chip_bridge(config), key=key, receipts=receipts)
     forget(BOOT_ONLY)
     if transport == "auto":
         agent.transport = mqtt_transport(plan, config, config["device_id"])
     return agent
+
+
+def board_receipts(device_dir, plan, config):
+    """The city's receipts, checked against the CA certificate the board already holds for TLS
+    (None without TLS). A board checks at most one receipt every BOARD_RECEIPT_S: a pure-Python
+    signature check is its slowest step."""
+    if plan is None or not plan[2]:
+        return None
+    from agent.runtime.receipts import open_receipts
+
+    return open_receipts(device_dir, plan[2]["cadata"], config["device_id"], min_interval_s=BOARD_RECEIPT_S,
+                         log=lambda text: print("civicmote: " + text))
 
 
 def chip_bridge(config):

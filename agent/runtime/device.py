@@ -5,7 +5,8 @@
     <device dir>/privacy.ledger   epsilon spent today, HMAC-authenticated (created at `device init`)
     <device dir>/seq              reserved sequence-number block (created at `device init`)
     <device dir>/progress         last seq queued, last window end, ledger generation
-    <device dir>/outbox/          signed summaries waiting for the broker's PUBACK (a ring of segments)
+    <device dir>/outbox/          signed summaries waiting for the city's receipt (a ring of segments)
+    <device dir>/receipt          the last receipt from the city (agent.runtime.receipts)
     <device dir>/manifest.cose    the signed manifest, made at `device init` (agent.runtime.manifest_file)
 Every file the agent rewrites while it runs is rewritten in place, on blocks it already owns,
 so a full disk cannot fail a write (agent/store/slots.py).
@@ -53,14 +54,15 @@ def _exists(path):
 
 def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, sink=None,
                prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None,
-               manifest=None, street=None, key=None):
+               manifest=None, street=None, key=None, receipts=None):
     """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes.
 
     Nothing here reads the clock's value: the privacy ledger is opened by the agent once the
     wall clock is valid (now_s is kept for callers; now_ms starts the sensors). manifest:
     (message, mh) already made, else agent.runtime.manifest_file gives it. street: see
     agent.sensors.assembly.build (a chip server's Bridge on a sim board whose chips are outside).
-    key: the signing key if already loaded (else read from device_dir)."""
+    key: the signing key if already loaded (else read from device_dir). receipts: an
+    agent.runtime.receipts.Receipts, or None (the PUBACK retires a summary)."""
     key = key or identity.load_key(device_dir)
     dev = device_id(key.public_key().to_sec1())
     # First, while the heap is emptiest: the manifest (read from flash, or built and kept there);
@@ -76,7 +78,7 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
 
     return Agent(board, key, dev, district, metrics, sensors,
                  LedgerOpener(device_dir + "/" + LEDGER, lkey, progress, board.window_s), outbox, seqs, manifest, mh,
-                 transport=transport, prefix=prefix, sink=sink, progress=progress, log=log)
+                 transport=transport, prefix=prefix, sink=sink, progress=progress, log=log, receipts=receipts)
 
 
 DEVICE_RECORD = "device.json"

@@ -19,6 +19,10 @@ dropped) and the pending drop runs. A drop is one index write: the head moves pa
 victims and the runs grow in the same atomic step, so a loss is never silent. Summaries
 announce `drop_report()`; the runs stay pending until a summary that announced them is
 acknowledged by the broker. RAM holds a fixed handful of numbers, never one object per record.
+
+With receipts (agent/runtime/receipts.py) the PUBACK retires nothing: `peek_after(seq)` gives the
+next record to send without re-reading the ones before it, and `retire(lo, hi)` retires what the
+city's receipt covers (then the drops those records announced are known to the city).
 """
 import binascii
 import os
@@ -88,6 +92,7 @@ class Outbox:
         self.torn = 0  # records found torn or corrupt at start-up
         self.write_errors = 0  # puts that failed (I/O error): counted as drops
         self.ready = False  # the segment files exist
+        self._cursor = None  # (segment, offset, seq) of the record peek_after() returned last
         self._open()
 
     # -- files ---------------------------------------------------------------------------
@@ -245,16 +250,7 @@ class Outbox:
         """(segment, offset, header) of every record from the head to the tail, oldest first."""
         if self._head is None:
             return
-        s, o, prev = self._head[0], self._head[1], self._head[2] - 1
-        hops = 0
-        while (s, o) != self._tail and hops <= self.nseg:
-            h = self._header(s, o)
-            if h is not None and h[2] > prev:
-                yield s, o, h
-                prev = h[2]
-                o += HDR + h[1]
-            else:
-                s, o, hops = (s + 1) % self.nseg, 0, hops + 1
+        yield from self._records_from(self._head[0], self._head[1], self._head[2] - 1)
 
     def _live(self):
         for s, o, h in self._records():
@@ -397,6 +393,62 @@ class Outbox:
             self._save(quiet=True, sync=False)
             return True
         return False
+
+    # -- receipts (agent/runtime/receipts.py): kept after the PUBACK until the city has stored it ----
+    def peek_after(self, seq, skip=()):
+        """[(seq, data)] of the oldest queued record above seq and not in skip, or [].
+
+        Resumes from where the previous call stopped when asked for the seq it returned, so a
+        flush of the whole queue reads each header once, not once per record before it."""
+        cur = self._cursor if self._head is not None else None
+        if cur is not None and cur[2] == seq:
+            h = self._header(cur[0], cur[1])
+            walk = self._records_from(cur[0], cur[1], seq - 1) if h is not None and h[2] == seq else self._records()
+        else:
+            walk = self._records()
+        for s, o, h in walk:
+            if h[2] <= seq or h[0] != QUEUED or h[2] in skip:
+                continue
+            data = self._data(s, o, h)
+            if data is None:
+                self._kill(s, o, h)
+                continue
+            self._cursor = (s, o, h[2])
+            return [(h[2], data)]
+        return []
+
+    def retire(self, lo, hi):
+        """A receipt says every seq in [lo, hi] is stored: retire those still queued; -> how many."""
+        n = 0
+        head = self._head
+        for s, o, h in self._live():
+            if h[2] > hi:
+                break
+            if h[2] < lo:
+                continue
+            self._set_flag(s, o, ACKED, sync=False)
+            self.depth -= 1
+            self.bytes -= HDR + h[1]
+            if h[3]:  # stored: the drops it announced reached the city
+                self._drops.clear(h[3])
+            n += 1
+        if n:
+            if head is not None and lo <= head[2] <= hi:
+                self._advance(head[2] + 1)
+            self._save(quiet=True, sync=False)
+        return n
+
+    def _records_from(self, s, o, prev):
+        """(segment, offset, header) of every record from (s, o) to the tail with a seq above prev."""
+        hops = 0
+        while (s, o) != self._tail and hops <= self.nseg:
+            h = self._header(s, o)
+            if h is not None and h[2] > prev:
+                yield s, o, h
+                prev = h[2]
+                o += HDR + h[1]
+            else:
+                s, o, hops = (s + 1) % self.nseg, 0, hops + 1
 
     def _kill(self, s, o, h):
         self._note_bad(h[2])

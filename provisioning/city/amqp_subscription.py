@@ -68,6 +68,17 @@ class AmqpSubscription:
         self.on_message(routing_key(method.routing_key), body)
         ch.basic_ack(method.delivery_tag)
 
+    def publish(self, topic, payload):
+        """Publish one message to the device topics' exchange (a receipt; the MQTT plugin hands it
+        to the device's subscription); False when not connected."""
+        if self.channel is None:
+            return False
+        try:
+            self.channel.basic_publish("amq.topic", routing_key(topic), payload)
+        except (self.pika.exceptions.AMQPError, OSError):
+            return False
+        return True
+
     def poll(self, now, wait=0.1):
         errors = (self.pika.exceptions.AMQPError, OSError, ssl.SSLError)
         if self.conn is None:

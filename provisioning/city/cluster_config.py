@@ -4,11 +4,14 @@
 host), the same rules as for Mosquitto:
     ca.crt, server.crt/.key   mutual TLS on every listener; the broker's certificate (SANs as Mosquitto's)
     collector.crt/.key        the collectors' identity (AMQPS, SASL EXTERNAL: its CN)
+    collector.receipt         collector.key certified by the CA for signing receipts (city/receipts.py)
     crl.pem                   the CRL, as for Mosquitto (for a TLS front end; see "revocation" below)
     definitions.json          users = the active devices (CN = identity, no password: only a certificate
                               logs in) and the collector; a device may write only under its own id
                               and registered district
-                              (topic permission on amq.topic), read nothing, declare nothing
+                              (topic permission on amq.topic), read only its receipts (through its
+                              MQTT session's own queue), declare nothing else; the collectors
+                              write only receipts
     enabled_plugins           rabbitmq_mqtt, rabbitmq_auth_mechanism_ssl
     NODE/rabbitmq.conf        per node: its MQTTS and AMQPS ports, TLS required, classic peer discovery
     sync-users.sh             after `civicmote registry revoke|disable`: deletes refused devices' users
@@ -31,6 +34,7 @@ from provisioning.errors import EnvironmentProblem, UsageError
 
 QUEUE = "civicmote.city"
 KINDS = ("summary", "manifest")
+RECEIPT = "receipt"  # the collector writes it, the device reads its own (docs/wire-format.md)
 DEFAULT_MQTTS, DEFAULT_AMQPS = 8883, 5671
 PLUGINS = "[rabbitmq_mqtt,rabbitmq_auth_mechanism_ssl].\n"
 
@@ -62,19 +66,24 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
     """RabbitMQ definitions: who may log in and what each may touch."""
     key = _re(routing_key(prefix))
     users = [{"name": collector, "password_hash": "", "tags": []}]
-    perms = [{"user": collector, "vhost": "/", "configure": "^%s$" % _re(QUEUE), "write": "^%s$" % _re(QUEUE),
-              "read": "^(%s|amq\\.topic)$" % _re(QUEUE)}]
-    topics = [{"user": collector, "vhost": "/", "exchange": "amq.topic", "write": "^$",
+    perms = [{"user": collector, "vhost": "/", "configure": "^%s$" % _re(QUEUE),
+              "write": "^(%s|amq\\.topic)$" % _re(QUEUE), "read": "^(%s|amq\\.topic)$" % _re(QUEUE)}]
+    topics = [{"user": collector, "vhost": "/", "exchange": "amq.topic",
+               "write": "^%s\\.[^.]+\\.[^.]+\\.%s$" % (key, RECEIPT),  # receipts to devices, nothing else
                "read": "^%s\\.[^.]+\\.[^.]+\\.(%s)$" % (key, "|".join(KINDS))}]
     for r in records:
         if r["status"] != "active":
             continue
         dev = r["device_id"]
         users.append({"name": dev, "password_hash": "", "tags": []})
-        perms.append({"user": dev, "vhost": "/", "configure": "^$", "write": "^amq\\.topic$", "read": "^$"})
+        # Its MQTT session's own queue (to receive its receipts), and nothing else to declare or read.
+        own = "mqtt-subscription-%sqos[01]" % _re(dev)
+        perms.append({"user": dev, "vhost": "/", "configure": "^%s$" % own, "write": "^(amq\\.topic|%s)$" % own,
+                      "read": "^(amq\\.topic|%s)$" % own})
         district = _re(routing_key(r["district"])) if r.get("district") else "[^.]+"  # pinned, as Mosquitto's ACL
         topics.append({"user": dev, "vhost": "/", "exchange": "amq.topic",
-                       "write": "^%s\\.%s\\.%s(\\..+)?$" % (key, district, _re(dev)), "read": "^$"})
+                       "write": "^%s\\.%s\\.%s\\.(%s|status)$" % (key, district, _re(dev), "|".join(KINDS)),
+                       "read": "^%s\\.%s\\.%s\\.%s$" % (key, district, _re(dev), RECEIPT)})
     return {"rabbit_version": "3.10.8", "vhosts": [{"name": "/"}], "users": users, "permissions": perms,
             "topic_permissions": topics}
 
@@ -123,6 +132,7 @@ def write(authority, records, out_dir, nodes=None, hosts=()):
                                                   broker_config.BROKER_CN, "server", sans, None, 0o600, now)
         new_collector = broker_config._keep_or_issue(authority, d / "collector.crt", d / "collector.key",
                                                      broker_config.COLLECTOR_CN, "client", [], None, 0o600, now)
+        broker_config._receipts_cert(authority, d)
         refused = [(cert_serial(r["certificate"]),
                     datetime.datetime.fromtimestamp(r["updated"], datetime.timezone.utc), r["status"] == "disabled")
                    for r in records if r["status"] != "active" and r.get("certificate")]

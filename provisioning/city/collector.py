@@ -101,12 +101,21 @@ class Collector:
         self.store = open_store(store_path)
         self._devices = {}
         self._locked = set()  # devices locked by the transaction in progress
+        self.on_committed = None  # callable([(device_id, seq)]) after they are committed (receipts)
 
     def handle(self, topic, payload, received_at=None):
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
         (then nothing of this message is recorded and it should not be acknowledged)."""
         now = self.clock() if received_at is None else received_at
-        return self._record(topic, bytes(payload), now, None)
+        return self._committed(self._record(topic, bytes(payload), now, None))
+
+    def _committed(self, events):
+        # -- receipts hook (issue 25, city/receipts.py): re-attach to the batch-commit hook --------
+        if self.on_committed is not None:
+            pairs = [(e["device_id"], e["seq"]) for e in events if e["event"] in ("summary", "duplicate")]
+            if pairs:
+                self.on_committed(pairs)
+        return events
 
     def update_keyring(self, keyring, received_at=None):
         """Use a new key ring (the registry changed) and judge every message held for a device it
@@ -123,7 +132,7 @@ class Collector:
                 if not batch:
                     break
                 for held_id, topic, message, at in batch:
-                    events += self._record(topic, message, at, held_id)
+                    events += self._committed(self._record(topic, message, at, held_id))
         return events
 
     def _record(self, topic, payload, now, held_id):
@@ -224,11 +233,12 @@ class Collector:
         # Only the device's own certificate may publish here (broker ACL); anything else is ignored
         # rather than rejected, as a status carries no data and no signature to judge. The district
         # is the registry's, as for every message.
-        if payload not in STATUSES or not self.keyring.knows(dev):
+        word = payload.split(b";")[0]  # "online; waiting: ...", "online; the city has stored up to seq N at T"
+        if word not in STATUSES or not self.keyring.knows(dev):
             return []
         district = self.keyring.districts.get(dev) or district
-        self.store.set_status(dev, district, payload.decode(), now)
-        return [{"event": "status", "device_id": dev, "district": district, "status": payload.decode()}]
+        self.store.set_status(dev, district, word.decode(), now)
+        return [{"event": "status", "device_id": dev, "district": district, "status": word.decode()}]
 
     def _reject(self, topic, dev, reason, payload, now):
         self.store.add_rejected(topic, dev, reason, payload, now)

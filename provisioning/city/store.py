@@ -33,7 +33,7 @@ The interface the collector uses (another backend, e.g. PostgreSQL, provides the
     add_rejected(topic, dev, reason, message, now), rejected(),
     hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id) -> bool,
     lock_device(dev) -> received counter | None (inside a transaction: N collectors take turns per device),
-    marks(dev) -> [(seq, boot, gap)] (for gaps.outstanding)
+    marks(dev, since=0) -> [(seq, boot, gap)] (for gaps.outstanding); lowest_seq(dev)
 provisioning/city/store_pg.py is that backend; open_store(path or URL) picks one.
 Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
 """
@@ -201,10 +201,17 @@ class Store:
              None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
              to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
 
-    def marks(self, dev):
-        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries (gaps.outstanding)."""
-        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=? ORDER BY seq", (dev,))
+    def marks(self, dev, since=0):
+        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries with seq >= since
+        (gaps.outstanding)."""
+        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=? AND seq >= ? ORDER BY seq",
+                              (dev, since))
         return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in cur]
+
+    def lowest_seq(self, dev):
+        """The lowest seq of the device's stored summaries, or None (an index lookup)."""
+        r = self.db.execute("SELECT MIN(seq) FROM summaries WHERE device_id=?", (dev,)).fetchone()
+        return r[0] if r else None
 
     def seqs(self, dev):
         """Stored seqs of a device, ascending."""

@@ -182,10 +182,17 @@ class PgStore:
              None if mh_ok is None else int(mh_ok), h.get("boot"), to_json(h) if h else None,
              to_json(s["gap"]) if "gap" in s else None, topic, now, bytes(message)))
 
-    def marks(self, dev):
-        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries (gaps.outstanding)."""
-        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=%s ORDER BY seq", (dev,))
+    def marks(self, dev, since=0):
+        """[(seq, boot, gap [count, first, last] or None)] of the device's stored summaries with seq >= since
+        (gaps.outstanding)."""
+        cur = self.db.execute("SELECT seq, boot, gap FROM summaries WHERE device_id=%s AND seq >= %s ORDER BY seq",
+                              (dev, since))
         return [(r[0], r[1], json.loads(r[2]) if r[2] else None) for r in cur]
+
+    def lowest_seq(self, dev):
+        """The lowest seq of the device's stored summaries, or None (an index lookup)."""
+        r = self.db.execute("SELECT MIN(seq) FROM summaries WHERE device_id=%s", (dev,)).fetchone()
+        return r[0] if r else None
 
     def seqs(self, dev):
         return [r[0] for r in self.db.execute("SELECT seq FROM summaries WHERE device_id=%s ORDER BY seq", (dev,))]

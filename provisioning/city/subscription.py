@@ -44,6 +44,12 @@ class Subscription(PahoSession):
                 time.sleep(min(wait, max(0.0, self.backoff.next_at - now)))
         return PahoSession.poll(self, now, wait)
 
+    def publish(self, topic, payload):
+        """Publish one retained QoS 1 message (a receipt to a device); False when not connected."""
+        if self.state != CONNECTED:
+            return False
+        return self._c.publish(topic, payload, 1, True).rc == 0
+
     # -- PahoSession hooks (inside poll) ---------------------------------------------------------
     def _session_up(self, client):
         # Subscribe on every connect: a broker restarted without persistence forgot the session.

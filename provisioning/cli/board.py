@@ -22,8 +22,10 @@ def register(sub, common):
                     "Ask the board on --port (the agent on it answers): device id, district, firmware, its clock "
                     "and how far it is from this computer's, Wi-Fi (configured, connected, address), whether it "
                     "can connect to its broker with its own certificate (as DEVICE_ID-check), summaries waiting "
-                    "in its outbox, and the privacy budget left today (one per person, across all personal metrics). Restarts the agent "
-                    "afterwards. Exits 1 when something a working pole needs is missing (no Wi-Fi settings, "
+                    "in its outbox, what the city has stored of them (its last signed receipt: 'the city has "
+                    "stored up to seq N at T'), and the privacy budget left today (one per person, across all "
+                    "personal metrics). Restarts the agent afterwards. Exits 1 when something a working pole "
+                    "needs is missing (no Wi-Fi settings, "
                     "Wi-Fi down, broker not reached, clock off by more than %d s)." % CLOCK_TOLERANCE_S)
     add_port_option(p)
     p = add_command(sub, "logs", do_logs, common,
@@ -85,7 +87,9 @@ def _human_status(r):
                                  None: w.get("note", "unknown")}[w.get("connected")])),
              "broker   %s: %s" % (r.get("broker") or "none", "not checked" if not b.get("checked") else
                                   "connected" if b.get("connected") else "NOT reached (%s)" % b.get("last_error")),
-             "outbox   %s summaries waiting" % r.get("outbox_depth")]
+             "outbox   %s summaries waiting" % r.get("outbox_depth"),
+             "city     %s" % ((r.get("stored_up_to") or {}).get("text") or "no receipt yet (nothing proves the city "
+                                                                           "stored this board's data)")]
     for metric, v in sorted((r.get("budget_today") or {}).items()):
         if isinstance(v, dict):
             lines.append("budget   %s: %s of %s left today" % (metric, v.get("left"), v.get("daily_epsilon")))

@@ -48,6 +48,13 @@ def register(sub, common):
     p.add_argument("--tls-cert", metavar="FILE", help="the collector's client certificate (e.g. collector.crt "
                    "from civicmote broker-config)")
     p.add_argument("--tls-key", metavar="FILE", help="its private key (collector.key)")
+    p.add_argument("--receipt-cert", metavar="FILE", help="sign receipts to devices with this certificate of the "
+                   "collector's key from the provisioning CA (collector.receipt from civicmote broker-config): each "
+                   "device then gets, on PREFIX/{district}/{device_id}/receipt, 'stored up to seq N' and keeps its "
+                   "summaries until then (docs/wire-format.md, Receipts)")
+    p.add_argument("--receipt-key", metavar="FILE", help="the key that certificate names (default: --tls-key)")
+    p.add_argument("--receipt-interval", type=float, default=5.0, metavar="S",
+                   help="at most one receipt per device every S seconds (default 5)")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, metavar="P", help="topic prefix (default %s)" % DEFAULT_PREFIX)
     p.add_argument("--client-id", metavar="ID",
                    help="MQTT client id; the broker queues what arrives while a collector of this id is away. "
@@ -61,6 +68,22 @@ def register(sub, common):
                    "0 turns the check off, for devices on a simulated clock: civicmote run --fast)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="give up (exit 3) if the broker has not let us in after S seconds (default 10)")
+
+
+def receipt_signer(args):
+    """(key, certificate, collector id) for receipts, or None when --receipt-cert is not given."""
+    if not args.receipt_cert:
+        if args.receipt_key:
+            raise UsageError("--receipt-key goes with --receipt-cert")
+        return None
+    if args.receipt_interval <= 0:
+        raise UsageError("--receipt-interval must be positive")
+    key = args.receipt_key or args.tls_key
+    if not key:
+        raise UsageError("--receipt-cert needs the key it certifies: --receipt-key FILE (or --tls-key)")
+    from provisioning.city.receipts import load_signer
+
+    return load_signer(key, args.receipt_cert)
 
 
 def client_id_for(store):
@@ -212,6 +235,7 @@ def do_collect(out, args):
         args.client_id = client_id_for(args.store)
     if args.max_ahead < 0:
         raise UsageError("--max-ahead must be 0 (off) or positive")
+    signer = receipt_signer(args)
     collector = Collector(ring, args.store, prefix=args.prefix, max_ahead=args.max_ahead or None)
     stop = _Stop()
     tally = {"accepted": 0, "duplicates": 0, "rejected": 0, "held": 0, "gaps": 0}
@@ -257,6 +281,13 @@ def do_collect(out, args):
         sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
     else:
         sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
+    issuer = None
+    if signer is not None:  # receipts (issue 25): re-attach collector.on_committed to the batch hook
+        from provisioning.city.receipts import ReceiptIssuer
+
+        issuer = ReceiptIssuer(collector.store, signer[0], signer[1], sub.publish, signer[2], prefix=args.prefix,
+                               interval=args.receipt_interval)
+        collector.on_committed = issuer.committed
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -278,6 +309,8 @@ def do_collect(out, args):
             if stop.reason is not None:
                 break
             now = time.monotonic()
+            if issuer is not None:
+                issuer.tick(now)
             if watch is not None and watch.changed(now):
                 reload_registry()
             if not sub.connects and now - start >= args.connect_timeout:

@@ -27,7 +27,9 @@ def register(sub, common):
                     "Connect to the broker named in DIR/config.json (or --broker) with the device's key and "
                     "certificate, using the transport the agent runs with (paho-mqtt if installed, else the "
                     "agent's own MQTT client on the standard library), as DEVICE_ID-check so a running agent "
-                    "is not disturbed. Exits 0 when the broker accepts it, 4 when it refuses it (revoked, "
+                    "is not disturbed, and show what the city has stored of its data (its last signed receipt, "
+                    "checked against the device's CA: 'the city has stored up to seq N at T'). Exits 0 when "
+                    "the broker accepts it, 4 when it refuses it (revoked, "
                     "unknown CA, ACL), 3 when it cannot be reached.")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--broker", metavar="URL", help="the broker (default: the one in DIR/config.json)")
@@ -55,5 +57,7 @@ def do_pop(out, args):
 
 def do_check(out, args):
     out.record(actions.check(args.device_dir, args.broker, args.timeout), lambda r: "connected to %s as %s "
-               "in %.1f s (transport %s)" % (r["broker"], r["device_id"], r["seconds"], r["transport"]))
+               "in %.1f s (transport %s)\n%s" % (r["broker"], r["device_id"], r["seconds"], r["transport"],
+                                                 (r["stored_up_to"] or {}).get("text") or "no receipt from the city "
+                                                 "yet (nothing proves it stored this device's data)"))
     return 0

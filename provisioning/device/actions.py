@@ -64,4 +64,29 @@ def check(device_dir, broker=None, timeout_s=15.0):
     if not url:
         raise UsageError("%s: no broker to check: config.json names none and --broker was not given" % device_dir)
     where = "--broker" if broker else "%s/config.json: broker" % device_dir
-    return link.check(str(device_dir), dev, broker_url.parse(url, where), url, config, timeout_s)
+    r = link.check(str(device_dir), dev, broker_url.parse(url, where), url, config, timeout_s)
+    r["stored_up_to"] = stored_up_to(str(device_dir), dev, config)
+    return r
+
+
+def stored_up_to(device_dir, dev, config):
+    """The commissioning proof: the last receipt the device kept, checked again here against its own
+    CA certificate; {"seq", "at", "text", "verified"} or None before the first receipt."""
+    from agent.core.receipt import Verifier, ca_public_key
+    from agent.crypto import verifying_key_from_sec1
+    from agent.net.tls_files import der
+    from agent.runtime.receipts import last_proof
+    from provisioning.device import link
+
+    p = last_proof(device_dir)
+    if p is None:
+        return None
+    out = {"seq": p["seq"], "at": p["at"], "text": p["text"], "verified": True}
+    try:
+        ca = der(Path(link.tls_files(device_dir, config)["cafile"]).read_bytes())
+        Verifier(verifying_key_from_sec1(ca_public_key(ca)), verifying_key_from_sec1).check(p["message"], dev, None,
+                                                                                          p["seq"])
+    except Exception as e:  # noqa: BLE001 - reported, never raised: the connection check stands on its own
+        out["verified"] = False
+        out["text"] = "the receipt on the device does not verify (%s)" % e
+    return out

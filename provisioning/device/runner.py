@@ -121,7 +121,23 @@ def open_agent(device_dir, board, district, broker, prefix, out_dir, now_s):
     # Emulated streets differ from device to device (a seed from the device_id), like real ones.
     seed = int.from_bytes(dev.encode()[-4:], "big")
     return device.open_agent(device_dir, board, district, now_s, now_s * 1000, compat.urandom,
-                             transport=transport, sink=sink, prefix=prefix, seed=seed, log=log_line)
+                             transport=transport, sink=sink, prefix=prefix, seed=seed, log=log_line,
+                             receipts=device_receipts(device_dir, dev, broker))
+
+
+def device_receipts(device_dir, dev, broker):
+    """The device's Receipts when it talks TLS to a broker (its CA certifies the collector's key)."""
+    if broker is None or not broker[2]:
+        return None
+    from agent.net.tls_files import der
+    from agent.runtime.receipts import open_receipts
+    from provisioning.device import link
+
+    try:
+        ca = der(Path(link.tls_files(device_dir, read_config(device_dir))["cafile"]).read_bytes())
+        return open_receipts(device_dir, ca, dev, log=log_line)
+    except Exception:  # noqa: BLE001 - no usable CA: the transport says why; PUBACKs retire summaries
+        return None
 
 
 def log_line(text):

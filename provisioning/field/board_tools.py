@@ -84,6 +84,13 @@ try:
 except Exception as e:
     r['outbox_depth'] = None
     r['outbox_error'] = str(e)
+try:
+    from agent.runtime.receipts import last_proof
+    p = last_proof(D)
+    r['stored_up_to'] = None if p is None else {'seq': p['seq'], 'at': p['at'], 'text': p['text']}
+except Exception as e:
+    r['stored_up_to'] = None
+    r['receipt_error'] = str(e)
 budget = {}
 def q(x):
     return '%%d' %% x[0] if x[1] == 1 else '%%d/%%d' %% x

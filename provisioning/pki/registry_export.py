@@ -1,7 +1,8 @@
 """Read a registry export (`civicmote registry export --json`) into a KeyRing (CPython only).
 
 Export format (contract): {"version": 1, "devices": [{"device_id", "public_key" (SEC1 hex),
-"status" ("active" | "disabled" | "revoked"), "district", "board", "certificate", ...}]}.
+"status" ("active" | "disabled" | "revoked"), "district", "board", "certificate", ...}]}. The copy `civicmote broker-config` writes (registry.json) also carries
+"ca_public_key" (SEC1 hex): what checks a receipt's collector certificate (docs/wire-format.md).
 """
 from agent.core.identity import device_id as derive_device_id
 from provisioning import files
