@@ -15,14 +15,16 @@
 #                  the unix port has $(PORT_DIR)/variants/manifest.py instead)
 #   boot_dir       a folder whose boot.py and main.py are frozen too (boards/pico-w)
 #   stamp_dir      a folder holding civicmote_firmware.py (version and frozen-agent hash)
+#   emulators      True: freeze the emulators too (the unix images, which are virtual boards)
 # See docs/boards.md, "Freezing the agent into firmware".
 import os
 
-options.defaults(port_manifest="$(PORT_DIR)/boards/manifest.py", boot_dir=None, stamp_dir=None)
+options.defaults(port_manifest="$(PORT_DIR)/boards/manifest.py", boot_dir=None, stamp_dir=None,
+                 emulators=False)
 include(options.port_manifest)
 
 _AGENT = os.path.join(os.path.dirname(os.getcwd()), "agent")
-_LEFT_OUT = ("emulators/", "hal/emulated.py")
+_LEFT_OUT = () if options.emulators else ("emulators/", "hal/emulated.py")
 
 
 def _portable(rel):

@@ -53,6 +53,8 @@ def test_the_generated_manifests_add_the_port_boot_files_and_the_stamp(tree, tmp
     assert Path(pico["main.py"].full_path) == ROOT / "boards" / "pico-w" / "main.py"
     unix = _evaluate(tree, firmware.write_manifest(tmp_path / "unix", "unix64", "unix64"), port="unix", board=None)
     assert "boot.py" not in unix and "agent/runtime/board_main.py" in unix
+    assert sorted(t[6:] for t in unix if t.startswith("agent/")) == firmware_image.frozen_agent_files(emulators=True)
+    assert "agent/emulators/street.py" in unix and "agent/emulators/street.py" not in pico
     stamp = Path(unix[firmware_image.MODULE + ".py"].full_path).read_text()
     assert firmware_image.agent_hash() in stamp and "unix64" in stamp
 

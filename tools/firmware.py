@@ -5,6 +5,7 @@
 Targets (default: all three, in this order; a failing one does not stop the others):
     unix64   the unix port, agent frozen                 build/firmware/unix64/micropython
     unix32   the same, 32-bit (MICROPY_FORCE_32BIT=1)    build/firmware/unix32/micropython
+    (the unix images are virtual boards: they also freeze the emulators, which a Pico W leaves out)
     pico-w   RPI_PICO_W, agent + Pico W boot.py/main.py  build/firmware/pico-w/firmware.uf2 (+ .elf)
 
 Each image gets a catalogue beside it (IMAGE.json: board, civicmote version, MicroPython
@@ -107,6 +108,7 @@ def write_manifest(gen, target, board):
     opts = {"stamp_dir": str(gen)}
     if target.startswith("unix"):
         opts["port_manifest"] = "$(PORT_DIR)/variants/manifest.py"
+        opts["emulators"] = True  # a virtual board: the tests' emulated chips come frozen too
     else:
         opts["port_manifest"] = "$(BOARD_DIR)/manifest.py"  # the stock Pico W: network, BLE, asyncio
         opts["boot_dir"] = str(ROOT / "boards" / "pico-w")
@@ -200,7 +202,8 @@ def build_target(target, tree, src, src_hash, out, force=False):
            "micropython_version": micropython_version(tree), "micropython_source": str(src),
            "micropython_source_sha256": src_hash, "image": image.name, "size": image.stat().st_size,
            "sha256": sha256_file(image), "agent_sha256": firmware_image.agent_hash(),
-           "frozen_modules": ["agent/" + f for f in firmware_image.frozen_agent_files()]
+           "frozen_modules": ["agent/" + f for f in firmware_image.frozen_agent_files(
+               emulators=target != "pico-w")]
            + [firmware_image.MODULE + ".py"] + (["boot.py", "main.py"] if target == "pico-w" else []),
            "build_key": key}
     if elf:

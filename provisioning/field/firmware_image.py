@@ -29,12 +29,13 @@ CATALOGUE_FIELDS = ("board", "port", "civicmote_version", "micropython_version",
                     "micropython_source_sha256", "image", "size", "sha256", "agent_sha256", "frozen_modules")
 
 
-def frozen_agent_files(agent_root=AGENT_ROOT):
-    """Sorted paths (relative to agent/) of the modules boards/manifest.py freezes."""
+def frozen_agent_files(agent_root=AGENT_ROOT, emulators=False):
+    """Sorted paths (relative to agent/) of the modules boards/manifest.py freezes (emulators:
+    as the unix images freeze them, emulators included)."""
     out = []
     for p in sorted(Path(agent_root).rglob("*.py")):
         rel = p.relative_to(agent_root).as_posix()
-        if "__pycache__" in p.parts or rel.startswith(LEFT_OUT):
+        if "__pycache__" in p.parts or (rel.startswith(LEFT_OUT) and not emulators):
             continue
         with open(p, encoding="utf-8") as f:
             if "CPython only" in f.readline():
@@ -44,7 +45,8 @@ def frozen_agent_files(agent_root=AGENT_ROOT):
 
 
 def agent_hash(agent_root=AGENT_ROOT):
-    """SHA-256 (hex) over the frozen agent's sources: each path, its length, its bytes, in order."""
+    """SHA-256 (hex) over the board agent's sources (the emulators, frozen into the unix images
+    only, are not part of it): each path, its length, its bytes, in order."""
     h = hashlib.sha256()
     for rel in frozen_agent_files(agent_root):
         data = (Path(agent_root) / rel).read_bytes()
