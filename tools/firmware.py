@@ -104,7 +104,7 @@ def micropython_version(tree):
 def write_manifest(gen, target, board):
     """A top-level manifest per target: boards/manifest.py with that port's options."""
     gen.mkdir(parents=True, exist_ok=True)
-    (gen / (firmware_image.MODULE + ".py")).write_text(firmware_image.stamp_source(board))
+    (gen / (firmware_image.MODULE + ".py")).write_text(firmware_image.stamp_source(board, boot_frozen=target == "pico-w"))
     opts = {"stamp_dir": str(gen)}
     if target.startswith("unix"):
         opts["port_manifest"] = "$(PORT_DIR)/variants/manifest.py"
