@@ -101,10 +101,11 @@ def micropython_version(tree):
     return ".".join(m.group(1) for m in parts) if all(parts) else "unknown"
 
 
-def write_manifest(gen, target, board):
+def write_manifest(gen, target, board, digest=None):
     """A top-level manifest per target: boards/manifest.py with that port's options."""
     gen.mkdir(parents=True, exist_ok=True)
-    (gen / (firmware_image.MODULE + ".py")).write_text(firmware_image.stamp_source(board, boot_frozen=target == "pico-w"))
+    (gen / (firmware_image.MODULE + ".py")).write_text(
+        firmware_image.stamp_source(board, digest, boot_frozen=target == "pico-w"))
     opts = {"stamp_dir": str(gen)}
     if target.startswith("unix"):
         opts["port_manifest"] = "$(PORT_DIR)/variants/manifest.py"
@@ -119,9 +120,9 @@ def write_manifest(gen, target, board):
     return path
 
 
-def build_key(target, src_hash):
+def build_key(target, src_hash, digest):
     h = hashlib.sha256()
-    h.update(("%s\0%s\0%s\0" % (target, src_hash, firmware_image.agent_hash())).encode())
+    h.update(("%s\0%s\0%s\0" % (target, src_hash, digest)).encode())
     for p in (ROOT / "boards" / "manifest.py", ROOT / "boards" / "pico-w" / "boot.py",
               ROOT / "boards" / "pico-w" / "main.py", Path(__file__), ROOT / "pyproject.toml"):
         h.update(p.read_bytes())
@@ -180,7 +181,8 @@ def build_pico_w(tree, work, manifest, log):
 def build_target(target, tree, src, src_hash, out, force=False):
     dest = out / target
     image = dest / IMAGES[target]
-    key = build_key(target, src_hash)
+    digest = firmware_image.agent_hash()  # once: the stamp, the catalogue and the cache key agree
+    key = build_key(target, src_hash, digest)
     old = firmware_image.read_catalogue(image) if image.exists() else None
     if old and old.get("build_key") == key and not force:
         return old, True
@@ -188,20 +190,21 @@ def build_target(target, tree, src, src_hash, out, force=False):
     work.mkdir(parents=True, exist_ok=True)
     log = work / (target + ".log")
     log.write_text("")
-    manifest = write_manifest(out / "gen" / target, target, target)
+    manifest = write_manifest(out / "gen" / target, target, target, digest)
     if target == "pico-w":
         built, elf = build_pico_w(tree, work, manifest, log)
     else:
         built, elf = build_unix(tree, work, manifest, 32 if target == "unix32" else 64, log)
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(built, image)
-    if elf:
-        shutil.copy2(elf, dest / elf.name)
+    for src_path, dst in ((built, image), (elf, dest / elf.name if elf else None)):
+        if src_path:  # beside, then renamed in: a running interpreter keeps its old file
+            shutil.copy2(src_path, str(dst) + ".tmp")
+            os.replace(str(dst) + ".tmp", dst)
     doc = {"board": target, "port": "rp2" if target == "pico-w" else "unix",
            "civicmote_version": firmware_image.civicmote_version(),
            "micropython_version": micropython_version(tree), "micropython_source": str(src),
            "micropython_source_sha256": src_hash, "image": image.name, "size": image.stat().st_size,
-           "sha256": sha256_file(image), "agent_sha256": firmware_image.agent_hash(),
+           "sha256": sha256_file(image), "agent_sha256": digest,
            "frozen_modules": ["agent/" + f for f in firmware_image.frozen_agent_files(
                emulators=target != "pico-w")]
            + [firmware_image.MODULE + ".py"] + (["boot.py", "main.py"] if target == "pico-w" else []),

@@ -16,6 +16,7 @@ compiled on the board from the source below; elsewhere the same arithmetic runs 
 Energies come back as three partial sums per 16 samples (y = a*4096 + b: a*a, a*b, b*b), each
 below 2^31, recombined exactly in Python's big integers.
 """
+import gc
 import math
 from array import array
 
@@ -281,6 +282,7 @@ def frame_parts(buf: ptr16, ctx: ptr32, out: ptr32) -> int:
     return 0
 """
 _viper = []  # [] not tried yet; [None] no viper here; [(frame_sum, frame_parts)]
+VIPER_ERROR = []  # why not, when not (for benches and tests)
 MAX_FRAME = 8192  # the partial sums stay below 2^31 up to this many samples per call
 
 
@@ -289,10 +291,12 @@ def viper_kernels():
     if not _viper:
         ns = {}
         try:
+            gc.collect()  # the compiler needs a few KB at once, briefly
             exec(VIPER_SRC, ns)
             _viper.append((ns["frame_sum"], ns["frame_parts"]))
-        except Exception:  # CPython (no micropython module), WebAssembly (no native emitter)
+        except Exception as e:  # CPython (no micropython module), WebAssembly (no native emitter)
             _viper.append(None)
+            VIPER_ERROR.append(repr(e))
     return _viper[0]
 
 
@@ -340,3 +344,6 @@ class Energy:
         a = (_limbs(out, 0) << 24) + (_limbs(out, 2) << 13) + _limbs(out, 4)
         z = (_limbs(out, 6) << 16) + (_limbs(out, 8) << 9) + _limbs(out, 10)
         return mean, z, a
+
+
+viper_kernels()  # at import, early in start-up: the compiler's few KB are found before TLS takes its buffers
