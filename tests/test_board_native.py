@@ -115,7 +115,7 @@ def test_board_survives_a_broker_outage(city):
 
 @needs_bounded_ledger
 @pytest.mark.xfail(strict=True, reason="192 KB is not met with the code loaded into the heap as .mpy files (264 KB "
-                   "even with the chips outside): a board needs the agent frozen or in ROMFS; see bench/bench_board_heap.py")
+                   "even with the chips outside): a board needs the agent frozen (make firmware); see bench/bench_board_heap.py")
 def test_board_delivers_at_a_192k_heap(city):
     closed, delivered, depth, net_errors, alloc, free = city.run_board(2, heap=TARGET_HEAP)
     assert closed >= 2 and delivered == closed and depth == 0
