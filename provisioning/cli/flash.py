@@ -13,7 +13,8 @@ def register(sub, common):
                     "The networked virtual board (chip sim): the unix image `make firmware` builds, into its "
                     "ROM folder (--drive, printed when it starts). Then: civicmote provision --port PORT.")
     p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
-    p.add_argument("--firmware", required=True, metavar="FILE", help="MicroPython firmware: .bin (ESP32), .uf2 (Pico W)")
+    p.add_argument("--firmware", required=True, metavar="FILE",
+                   help="MicroPython firmware: .bin (ESP32), .uf2 (Pico W), the unix image (virtual board)")
     p.add_argument("--port", metavar="PORT", help="serial port of an ESP32 (e.g. /dev/ttyUSB0)")
     p.add_argument("--drive", metavar="DIR", help="the Pico W's mounted RPI-RP2 drive (default: wait for it); the "
                    "virtual board's ROM folder")
