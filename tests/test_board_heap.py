@@ -76,7 +76,7 @@ def _offline_then_flush(tmp_path, offline, frag=None, heap=None, **kw):
                                  heap=heap or (FRAG_HEAP if frag else BOARD_HEAP), port=city.interpreter)
     try:
         first = proc.stdout.readline()
-        assert first.startswith("OFFLINE "), first + proc.stderr.read()[-2000:]
+        assert first.startswith("OFFLINE "), first + proc.stdout.read()[-2000:] + proc.stderr.read()[-2000:]
         depth, closed, alloc = (int(x) for x in first.split()[1:])
         # Every connect was refused while offline: each attempt must have given its socket back
         # (a board has a handful; the interpreter itself holds a few descriptors).
