@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 import mpy_port  # noqa: E402
 from board_city import BoardCity, BoardFailed, ledger_blocker, sim_board  # noqa: E402
-from board_cpu_probe import CPU_RUN  # noqa: E402
+from board_cpu_probe import run_cpu  # noqa: E402
 
 TARGET = 64 * 1024  # the 32-bit frozen build, chips outside
 MOONSHOT = 48 * 1024
@@ -155,20 +155,9 @@ def cpu_per_window(folder, window_s, windows):
     city = BoardCity(folder, board=sim_board(window_s)).start()
     try:
         city.stop_broker()
-        proc = mpy_port.run([CPU_RUN % {"t0": 1767225600, "windows": windows}], maps=city.maps(), cwd=None,
-                            port="native", timeout=1800)
+        return run_cpu(city, windows)
     finally:
         city.stop()
-    per, total = {}, None
-    for line in proc.stdout.splitlines():
-        f = line.split()
-        if f[:1] == ["CPU"]:
-            total = (int(f[1]), int(f[2]) / 1e6, int(f[3]) / 1e6)
-        elif f[:1] == ["SENSOR"]:
-            per[f[1]] = (int(f[2]) / 1e6, int(f[3]) / 1e6)
-    if total is None:
-        raise BoardFailed(proc.stdout[-2000:] + proc.stderr[-2000:])
-    return per, total
 
 
 def main(argv=None):

@@ -18,9 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-import mpy_port  # noqa: E402
-from board_city import BoardCity, BoardFailed, sim_board  # noqa: E402
-from board_cpu_probe import CPU_RUN  # noqa: E402
+from board_city import BoardCity, sim_board  # noqa: E402
+from board_cpu_probe import run_cpu  # noqa: E402
 
 TARGET_S = 0.1
 FLOAT_DRIVER = """import sys
@@ -31,21 +30,12 @@ sound.SoundLevel = sound_reference.SoundLevel
 """
 
 
-def agent_cpu(city, window_s, windows, anchor):
-    maps = tuple(city.maps()) + ((ROOT / "tests" / "portable", "/tests"),)
-    scripts = ([FLOAT_DRIVER] if anchor else []) + [CPU_RUN % {"t0": 1767225600, "windows": windows}]
-    proc = mpy_port.run(scripts, maps=maps, cwd=None, port="native", timeout=1800)
-    per, total = {}, None
-    for line in proc.stdout.splitlines():
-        f = line.split()
-        if f[:1] == ["CPU"]:
-            total = (int(f[1]), int(f[2]) / 1e6, int(f[3]) / 1e6)
-        elif f[:1] == ["SENSOR"]:
-            per[f[1]] = (int(f[2]) - int(f[3])) / 1e6
-    if total is None:
-        raise BoardFailed(proc.stdout[-2000:] + proc.stderr[-2000:])
-    n, all_s, emu_s = total
-    return (all_s - emu_s) / n, per.get("noise", 0.0) / n
+def agent_cpu(city, windows, anchor):
+    """(the agent's own s per window, the noise sensor's own s per window)."""
+    per, (n, all_s, emu_s) = run_cpu(city, windows, prelude=[FLOAT_DRIVER] if anchor else [],
+                                     extra_maps=((ROOT / "tests" / "portable", "/tests"),))
+    noise = per.get("noise", (0.0, 0.0))
+    return (all_s - emu_s) / n, (noise[0] - noise[1]) / n
 
 
 def main(argv=None):
@@ -57,8 +47,8 @@ def main(argv=None):
         city = BoardCity(tmp, board=sim_board(window_s)).start()
         try:
             city.stop_broker()
-            fixed, fixed_noise = agent_cpu(city, window_s, windows, anchor=False)
-            flt, flt_noise = agent_cpu(city, window_s, windows, anchor=True)
+            fixed, fixed_noise = agent_cpu(city, windows, anchor=False)
+            flt, flt_noise = agent_cpu(city, windows, anchor=True)
         finally:
             city.stop()
     scale = 300.0 / window_s  # per 300-s window

@@ -60,14 +60,6 @@ def default_source():
     return places[0]
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def source_tree(src, out):
     """(tree folder, source hash): a folder as it is, a tarball unpacked once (cached by hash)."""
     src = Path(src)
@@ -77,7 +69,7 @@ def source_tree(src, out):
         return src, hashlib.sha256(("folder:" + ident).encode()).hexdigest()
     if not src.is_file():
         raise BuildFailed("MICROPYTHON_SRC %s: no such tarball or folder (see the README, 'Firmware')" % src)
-    digest = sha256_file(src)
+    digest = firmware_image.sha256_file(src)
     dest = out / "src" / digest[:16]
     stamp = dest / ".unpacked"
     if not stamp.exists():
@@ -204,7 +196,7 @@ def build_target(target, tree, src, src_hash, out, force=False):
            "civicmote_version": firmware_image.civicmote_version(),
            "micropython_version": micropython_version(tree), "micropython_source": str(src),
            "micropython_source_sha256": src_hash, "image": image.name, "size": image.stat().st_size,
-           "sha256": sha256_file(image), "agent_sha256": digest,
+           "sha256": firmware_image.sha256_file(image), "agent_sha256": digest,
            "frozen_modules": ["agent/" + f for f in firmware_image.frozen_agent_files(
                emulators=target != "pico-w")]
            + [firmware_image.MODULE + ".py"] + (["boot.py", "main.py"] if target == "pico-w" else []),

@@ -18,6 +18,7 @@ import math
 from array import array
 
 from agent.sensors.fault import STUCK, SensorFault
+from agent.sensors.sound import level_db  # unchanged: one source
 
 F1 = 20.598997
 F2 = 107.65265
@@ -55,15 +56,6 @@ def response(secs, f, fs):
         dr, di = 1 + a1 * c, a1 * s
         mag *= math.sqrt((nr * nr + ni * ni) / (dr * dr + di * di))
     return mag
-
-
-def level_db(sum_sq, n, cal_db):
-    """dB from a sum of squared int16 samples: 20 log10(rms / 32768) + cal_db; floor at 0."""
-    if n == 0 or sum_sq <= 0:
-        return 0.0
-    ms = sum_sq / n / (32768.0 * 32768.0)
-    v = 10 * math.log10(ms) + cal_db
-    return v if v > 0 else 0.0
 
 
 class SoundLevel:
