@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from provisioning.errors import ProvisioningError  # noqa: E402
 from provisioning.field import firmware_image  # noqa: E402
 
 TARBALL = "micropython-1.28.0-src.tar.xz"
@@ -175,7 +176,10 @@ def build_target(target, tree, src, src_hash, out, force=False):
     image = dest / IMAGES[target]
     digest = firmware_image.agent_hash()  # once: the stamp, the catalogue and the cache key agree
     key = build_key(target, src_hash, digest)
-    old = firmware_image.read_catalogue(image) if image.exists() else None
+    try:
+        old = firmware_image.read_catalogue(image) if image.exists() else None
+    except ProvisioningError:  # a damaged catalogue: build again
+        old = None
     if old and old.get("build_key") == key and not force:
         return old, True
     work = out / "work"
