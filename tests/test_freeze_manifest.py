@@ -67,3 +67,21 @@ def test_every_frozen_file_compiles_with_mpy_cross(tmp_path):
         subprocess.run([str(mpy_cross), "-O2", "-o", str(out), str(ROOT / "agent" / rel)], check=True,
                        capture_output=True)
         assert out.stat().st_size > 0
+
+
+def test_the_builder_reads_the_trees_version(tree):
+    assert firmware.micropython_version(tree) == "1.28.0"
+
+
+@pytest.mark.parametrize("target", ("unix64", "unix32"))
+def test_the_built_unix_images_carry_their_catalogue(target):
+    """make test builds these first (make firmware-unix): each image's catalogue names what it is."""
+    image = ROOT / "build" / "firmware" / target / "micropython"
+    doc = firmware_image.read_catalogue(image)
+    assert doc is not None, "%s has no catalogue: run make firmware-unix" % image
+    assert doc["board"] == target and doc["port"] == "unix" and doc["micropython_version"] == "1.28.0"
+    assert doc["size"] == image.stat().st_size and doc["sha256"] == firmware_image.sha256_file(image)
+    assert doc["agent_sha256"] == firmware_image.agent_hash()
+    assert doc["civicmote_version"] == firmware_image.civicmote_version()
+    assert len(doc["micropython_source_sha256"]) == 64
+    assert "agent/runtime/board_main.py" in doc["frozen_modules"] and "civicmote_firmware.py" in doc["frozen_modules"]

@@ -90,7 +90,7 @@ def source_tree(src, out):
 
 def micropython_version(tree):
     text = (tree / "py" / "mpconfig.h").read_text()
-    parts = [re.search(r"#define MICROPY_VERSION_%s \((\d+)\)" % k, text) for k in ("MAJOR", "MINOR", "MICRO")]
+    parts = [re.search(r"#define MICROPY_VERSION_%s \(?(\d+)\)?" % k, text) for k in ("MAJOR", "MINOR", "MICRO")]
     return ".".join(m.group(1) for m in parts) if all(parts) else "unknown"
 
 
