@@ -21,7 +21,7 @@ Layout inside the interpreter:
   with the agent frozen into it, 64- and 32-bit (build/firmware/unix64|unix32/micropython).
   Run like "native", except that agent/ is not mapped: `import agent` finds the frozen copy.
 
-From the shell:  .venv/bin/python tests/mpy_port.py [--port native|wasm] [test_module ...]
+From the shell:  .venv/bin/python tests/mpy_port.py [--port native|wasm|frozen|frozen32] [test_module ...]
 """
 import os
 import re
@@ -133,7 +133,7 @@ def native_boot(root, scripts, cwd=None):
 
 
 def _native_cmd(paths, maps, cwd, heap, tmp, port="native"):
-    if port in FROZEN:  # the agent is in the firmware: a mapped copy would shadow nothing, leave it out
+    if port in FROZEN:  # the agent is in the firmware (.frozen comes before /lib): no mapped copy
         maps = [(h, t) for h, t in maps if t != "/lib/agent"]
     root = native_root(maps, os.path.join(tmp, "root"), cwd)
     os.mkdir(os.path.join(root, "_run"))
