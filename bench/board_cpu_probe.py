@@ -87,3 +87,24 @@ print('CPU', a.closed - 1, time.ticks_diff(time.ticks_us(), t), _acc[0])
 for _n in sorted(_per):
     print('SENSOR', _n, _per[_n][0], _per[_n][1])
 """
+
+
+def run_cpu(city, windows, prelude=(), extra_maps=()):
+    """Run CPU_RUN on the native port for the city's device (offline), after the prelude
+    scripts: ({sensor: (read s, emulator s)}, (windows, total s, emulator s))."""
+    import mpy_port
+    from board_city import BoardFailed
+
+    scripts = list(prelude) + [CPU_RUN % {"t0": 1767225600, "windows": windows}]
+    proc = mpy_port.run(scripts, maps=tuple(city.maps()) + tuple(extra_maps), cwd=None, port="native",
+                        timeout=1800)
+    per, total = {}, None
+    for line in proc.stdout.splitlines():
+        f = line.split()
+        if f[:1] == ["CPU"]:
+            total = (int(f[1]), int(f[2]) / 1e6, int(f[3]) / 1e6)
+        elif f[:1] == ["SENSOR"]:
+            per[f[1]] = (int(f[2]) / 1e6, int(f[3]) / 1e6)
+    if total is None:
+        raise BoardFailed(proc.stdout[-2000:] + proc.stderr[-2000:])
+    return per, total

@@ -9,7 +9,9 @@
 
 The board sees its device folder at /civicmote and the compiled agent at /lib/agent, as a
 Pico W or ESP32 provisioned with `--port` does. Its TLS stack is the port's mbedTLS, which
-parses only DER (tests/test_board_native.py proves it).
+parses only DER (tests/test_board_native.py proves it). BoardCity(..., interpreter="frozen")
+or "frozen32" runs the unix firmware `make firmware` builds instead: the agent is frozen into
+it (code in flash), so nothing is mapped at /lib/agent.
 """
 import json
 import os
@@ -47,23 +49,6 @@ print('RECEIPTS', r.accepted, r.refused, r.hi if r.hi is not None else -1) if r 
 """
 
 
-# Runs first on a board whose agent is in a ROMFS image (code executed in place, as from a
-# board's flash): the image is read into one block at the bottom of a fresh heap and mounted.
-# On a board the image is memory-mapped flash, so its bytes are not heap: ROMFS_PREFIX prints
-# the image's heap share (ROMFS <bytes>) for the caller to subtract.
-ROMFS_PREFIX = """
-import gc, sys, vfs
-gc.collect()
-_b0 = gc.mem_alloc()
-with open('/romfs/agent.romfs', 'rb') as _f:
-    _img = _f.read()
-vfs.mount(vfs.VfsRom(_img), '/rom')
-sys.path.insert(0, '/rom')
-gc.collect()
-print('ROMFS', gc.mem_alloc() - _b0)
-"""
-
-
 def ledger_blocker():
     """Why a board-sized heap cannot run the agent yet, or None. The privacy ledger's read of
     up to 64 KiB at once (f.read(65537): MicroPython allocates it in full) is fixed by issue 14
@@ -89,7 +74,7 @@ def cli(*argv, env=None, check=True):
 
 
 class BoardCity:
-    def __init__(self, folder, board=None, chips=False):
+    def __init__(self, folder, board=None, chips=False, interpreter="native"):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.board = board or sim_board()
@@ -101,7 +86,7 @@ class BoardCity:
         self.chips = chips  # True: the sim board's chips run outside it (provisioning/field/chip_server.py)
         self.chip_server = None
         self.agent_mpy = None
-        self.romfs = None
+        self.interpreter = interpreter  # mpy_port's: "native", "frozen" or "frozen32"
 
     def start(self):
         f = self.folder
@@ -151,34 +136,21 @@ class BoardCity:
             argv += ["--receipt-cert", b / "collector.receipt", "--receipt-interval", "1"]
         return subprocess.Popen([str(a) for a in argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def maps(self, romfs=False):
-        if romfs:
-            return ((self.romfs_image().parent, "/romfs"), (self.device, "/civicmote"))
+    def maps(self):
         return ((self.agent_mpy, "/lib/agent"), (self.device, "/civicmote"))
 
-    def romfs_image(self):
-        """The compiled agent as a ROMFS image (`mpremote romfs build`), built once: its path."""
-        if self.romfs is None:
-            out = self.folder / "romfs" / "agent.romfs"
-            out.parent.mkdir(exist_ok=True)
-            mpremote = str(Path(sys.executable).parent / "mpremote")
-            subprocess.run([mpremote, "romfs", "--no-mpy", "-o", str(out), "build", str(self.agent_mpy.parent)],
-                           check=True, capture_output=True, timeout=120)
-            self.romfs = out
-        return self.romfs
+    def board_script(self, windows, drain_s=15):
+        return BOARD_SCRIPT % {"windows": windows, "drain_s": drain_s}
 
-    def board_script(self, windows, drain_s=15, romfs=False):
-        return (ROMFS_PREFIX if romfs else "") + BOARD_SCRIPT % {"windows": windows, "drain_s": drain_s}
-
-    def start_board(self, windows, heap=None, drain_s=15, romfs=False):
+    def start_board(self, windows, heap=None, drain_s=15):
         """The board agent in the background; returns (Popen, tmp folder to remove)."""
         tmp = tempfile.mkdtemp(prefix="board-")
-        return mpy_port.start_native([self.board_script(windows, drain_s, romfs)], tmp, maps=self.maps(romfs),
-                                     cwd=None, heap=heap), tmp
+        return mpy_port.start_native([self.board_script(windows, drain_s)], tmp, maps=self.maps(), cwd=None,
+                                     heap=heap, port=self.interpreter), tmp
 
-    def run_board(self, windows, heap=None, drain_s=15, timeout=180, romfs=False):
+    def run_board(self, windows, heap=None, drain_s=15, timeout=180):
         """Run the board agent to the end: (closed, delivered, depth, net_errors, alloc, free) or raise."""
-        proc, tmp = self.start_board(windows, heap, drain_s, romfs)
+        proc, tmp = self.start_board(windows, heap, drain_s)
         try:
             out, err = proc.communicate(timeout=timeout)
         finally:
@@ -196,14 +168,6 @@ class BoardCity:
 
 class BoardFailed(RuntimeError):
     pass
-
-
-def romfs_bytes(out):
-    """The heap share of the ROMFS image a board script printed (ROMFS_PREFIX), or 0."""
-    for line in out.splitlines():
-        if line.startswith("ROMFS "):
-            return int(line.split()[1])
-    return 0
 
 
 def parse_board(out, err):

