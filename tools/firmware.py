@@ -14,7 +14,10 @@ The source: --src, else $MICROPYTHON_SRC, else micropython-1.28.0-src.tar.xz in 
 beside the checkout (../shared/vendor/, also looked for beside the main worktree). A tarball is
 unpacked once under build/firmware/src/. Builds are cached: a target whose inputs (source hash,
 agent hash, manifest, boot files, this script) match its catalogue is not rebuilt; otherwise
-MicroPython's own make runs, incrementally, in build/firmware/work/. Exit 0 when every target
+MicroPython's own make runs, incrementally, in build/firmware/work/. A finished image is also kept
+by its build key in $CIVICMOTE_FIRMWARE_CACHE (default ~/.cache/civicmote/firmware; "off" turns
+it off), so a fresh checkout of the same code (CI, a second worktree) copies it instead of
+building it again. Exit 0 when every target
 asked for was built, 1 otherwise (each failure named on one line; its log in work/TARGET.log).
 """
 import argparse
@@ -122,6 +125,47 @@ def build_key(target, src_hash, digest):
     return h.hexdigest()
 
 
+def cache_root():
+    """Where finished images are kept across checkouts, or None when the cache is off."""
+    where = os.environ.get("CIVICMOTE_FIRMWARE_CACHE", "")
+    if where.lower() == "off":
+        return None
+    return Path(where) if where else Path.home() / ".cache" / "civicmote" / "firmware"
+
+
+def from_cache(key, dest):
+    """Copy a cached build (image, ELF, catalogue) into dest; True when there was one."""
+    root = cache_root()
+    kept = root / key if root else None
+    if kept is None or not (kept / "complete").exists():
+        return False
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in kept.iterdir():
+        if f.name != "complete":
+            shutil.copy2(f, str(dest / f.name) + ".tmp")
+            os.replace(str(dest / f.name) + ".tmp", dest / f.name)
+    return True
+
+
+def to_cache(key, files):
+    """Keep a finished build by its key: written beside, then renamed in whole."""
+    root = cache_root()
+    if root is None:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / (key + ".tmp%d" % os.getpid())
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for f in files:
+            shutil.copy2(f, tmp / f.name)
+        (tmp / "complete").write_text("")
+        shutil.rmtree(root / key, ignore_errors=True)
+        os.replace(tmp, root / key)
+    except OSError as e:  # a cache that cannot be written costs the next checkout a build, nothing more
+        print("civicmote firmware: cache not written (%s)" % e, file=sys.stderr)
+
+
 def run(cmd, log, env=None, cwd=None):
     with open(log, "a") as f:
         f.write("$ %s\n" % " ".join(str(c) for c in cmd))
@@ -182,6 +226,10 @@ def build_target(target, tree, src, src_hash, out, force=False):
         old = None
     if old and old.get("build_key") == key and not force:
         return old, True
+    if not force and from_cache(key, dest):
+        doc = firmware_image.read_catalogue(image)
+        if doc and doc.get("build_key") == key:
+            return doc, True
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     log = work / (target + ".log")
@@ -208,6 +256,7 @@ def build_target(target, tree, src, src_hash, out, force=False):
     if elf:
         doc["elf"] = elf.name
     Path(str(image) + ".json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    to_cache(key, [image, Path(str(image) + ".json")] + ([dest / elf.name] if elf else []))
     return doc, False
 
 
