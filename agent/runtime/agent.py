@@ -86,6 +86,7 @@ class Agent:
         self._mono = 0
         self._progress_mono = None  # monotonic s of the last window opened or closed, or wait declared
         self._inflight = {}  # transport handle -> seq (None for the manifest and status)
+        self._unqueued_at = outbox.saves  # outbox index writes when the seq file last noted an unqueued seq
         self._manifest_sent = False
         if seqs.lost:
             self.log("sequence state was lost (%s): summaries carry h.sr=%d" % (
@@ -231,9 +232,15 @@ class Agent:
             h["clkf" if cut >= 0 else "clkb"] = cut if cut >= 0 else -cut
         s = summary.build(self.dev, seq, t0, t1, stats, self.mh, gap=report, health=h)
         msg = cose.sign1(summary.encode(s), self.key, self.kid)
+        saves = self.outbox.saves
         dropped = self.outbox.put(seq, msg, announced=report)
         if seq in dropped:
             self.log("summary %d could not be written (outbox write failed): counted as dropped" % seq)
+            if self.outbox.saves == saves:  # nor could the outbox record the loss: the seq file keeps it
+                self._unqueued_at = self.outbox.saves
+                self.seqs.note_unqueued(seq)
+        elif self.seqs.unqueued is not None and self.outbox.saves > self._unqueued_at:
+            self.seqs.clear_unqueued()  # the outbox's index has held it since
         self.closed += 1
         self.last = (seq, t0, t1, len(msg))
         self.last_t1 = t1

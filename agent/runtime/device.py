@@ -18,6 +18,7 @@ from agent.runtime import manifest_file
 from agent.runtime.metrics import MetricSet
 from agent.store import identity
 from agent.store.outbox import Outbox
+from agent.store.progress import SLOT as PROGRESS_SLOT
 from agent.store.progress import Progress
 from agent.store.seq import SeqAllocator
 from agent.store.seq import create as seq_start
@@ -43,6 +44,17 @@ def create_ledger(device_dir, now_s, key=None):
     if not ran and not _exists(device_dir + "/" + SEQ):
         seq_start(device_dir + "/" + SEQ)  # numbering starts at 1; from now on a missing file means lost
     return PrivacyLedger.create(device_dir + "/" + LEDGER, now_s, device_ledger_key(key))
+
+
+def reserve_state(device_dir, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT):
+    """Take, at `device init`, every block the agent will rewrite in place: the progress file,
+    the outbox's ring of segments and its index. A disk that fills up later then cannot lose a
+    summary silently (docs/delivery.md). OSError (no space: errno 28) if they do not fit; no
+    half-made file is left behind."""
+    from agent.store.slots import SlotFile
+
+    SlotFile(device_dir + "/" + PROGRESS, PROGRESS_SLOT).reserve()
+    Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count).reserve()
 
 
 def _exists(path):
@@ -72,6 +84,8 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     outbox = Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count)
     floor = max(outbox.last_seq, progress.last_seq) + 1
     seqs = SeqAllocator(device_dir + "/" + SEQ, floor=floor, known=progress.found)
+    if seqs.unqueued is not None and outbox.adopt_drops(*seqs.unqueued):
+        seqs.clear_unqueued()  # summaries lost before the outbox could say so: now its drops to announce
     lkey = device_ledger_key(key)
 
     return Agent(board, key, dev, district, metrics, sensors,
@@ -95,6 +109,7 @@ def init_device(device_dir, board_name, district, now_s, rng=None):
 
     key, created = identity.ensure_key(device_dir, rng)
     create_ledger(device_dir, now_s, key)  # the budget starts with the identity; later, missing = closed
+    reserve_state(device_dir)
     dev, pub = identity.public_identity(key)
     if compat.file_exists(device_dir + "/" + BOARD):
         try:  # built here, while nothing else is in the heap; each boot then reads it

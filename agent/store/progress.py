@@ -14,13 +14,14 @@ import struct
 
 from agent.store.slots import SlotFile
 
+SLOT = 64  # bytes per slot of the file
 _FMT = ">QQQ"
 _AVOID = ">QQ"
 
 
 class Progress:
     def __init__(self, path):
-        self._file = SlotFile(path, 64)
+        self._file = SlotFile(path, SLOT)
         raw = self._file.read()
         self.found = raw is not None and len(raw) in (24, 40)  # False: missing or unreadable
         self.last_seq, self.last_t1, self.ledger_gen = struct.unpack(_FMT, raw[:24]) if self.found else (0, 0, 0)

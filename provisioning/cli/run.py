@@ -5,7 +5,7 @@ from pathlib import Path
 from provisioning import broker_url
 from provisioning import files
 from provisioning.device import devicedir
-from provisioning.device import runlock, runner
+from provisioning.device import actions, runlock, runner
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_ENVIRONMENT, EXIT_STATE, UsageError
 
@@ -41,17 +41,21 @@ def register(sub, common):
 
 def do_run(out, args):
     d = Path(args.device_dir)
-    if not d.is_dir():
-        return _run(out, args, d)
-    # Before anything in the folder is read: a second agent there is refused (exit 4).
-    lock = runlock.RunLock(d).acquire()
     try:
-        return _run(out, args, d)
-    finally:
-        lock.release()
+        if not d.is_dir():
+            return _run(out, args, d)
+        # Before anything in the folder is read: a second agent there is refused (exit 4).
+        lock = runlock.RunLock(d).acquire()
+        try:
+            return _run(out, args, d)
+        finally:
+            lock.release()
+    except OSError as e:  # damaged device state: one line naming the file (exit 3), never a traceback
+        raise actions.state_error(e, d, "run the agent on its state")
 
 
 def _run(out, args, d):
+    devicedir.check_state(d)
     devicedir.load_identity(d)  # a clear error if the folder has no identity
     board = files.load_board(args.board or d / devicedir.BOARD_FILE)
     config = runner.read_config(str(d))
