@@ -4,8 +4,9 @@
     <device dir>/board.json       the board profile
     <device dir>/privacy.ledger   epsilon spent today, HMAC-authenticated (created at `device init`)
     <device dir>/seq              reserved sequence-number block (created at `device init`)
-    <device dir>/progress         last seq queued, last window end, ledger generation
-    <device dir>/outbox/          signed summaries waiting for the broker's PUBACK (a ring of segments)
+    <device dir>/progress         last seq queued, last window end, ledger generation (reserved at init)
+    <device dir>/outbox/          signed summaries waiting for the broker's PUBACK (a ring of segments,
+                                  reserved at `device init` with its index)
     <device dir>/manifest.cose    the signed manifest, made at `device init` (agent.runtime.manifest_file)
 Every file the agent rewrites while it runs is rewritten in place, on blocks it already owns,
 so a full disk cannot fail a write (agent/store/slots.py).

@@ -22,7 +22,8 @@ def register(sub, common):
                     "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox. With a "
                     "broker, stopping with summaries undelivered exits 3 (broker out of reach) or 4 (the broker "
                     "refused the device: revoked, unknown certificate, ACL), saying why on stderr. Exits 4 "
-                    "if another agent already runs on the folder (DIR/agent.lock names it).")
+                    "if another agent already runs on the folder (DIR/agent.lock names it), 3 if the device's state is "
+                    "damaged (a file where a folder should be or the reverse, unreadable, read-only), naming the file.")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT "
