@@ -139,3 +139,22 @@ def test_an_unreserved_folder_on_a_full_disk_reports_every_lost_summary_as_a_gap
     assert all(any(g["first"] <= s <= g["last"] for g in dropped) for s in lost)
     assert not [g for g in col.of("gap") if g["cause"] == "missing"]
     assert _tmp_files(mnt) == []
+
+
+def test_provision_to_a_disk_too_small_for_the_state_exits_3_and_registers_nothing(disks, tmp_path, capsys,
+                                                                                 monkeypatch):
+    from cli_helpers import cli
+    from provision_support import PASSPHRASE, write_board
+
+    monkeypatch.setenv("CIVICMOTE_CA_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("CIVICMOTE_REGISTRY", str(tmp_path / "registry.db"))
+    assert cli(capsys, "ca", "init", "--dir", tmp_path / "ca")[0] == 0
+    mnt = disks("64k")
+    code, out, err = cli(capsys, "provision", "--board", write_board(tmp_path), "--district", "north", "--target",
+                         mnt / "dev", "--ca", tmp_path / "ca", "--json")
+    assert code == 3 and "no space left" in err and "KiB" in err, err
+    assert json.loads(out)["exit_code"] == 3
+    from provisioning.pki.registry import Registry
+
+    assert Registry(tmp_path / "registry.db").list() == []
+    assert _tmp_files(mnt) == []
