@@ -107,8 +107,8 @@ class Timebase:
         longer flagged. Returns the jump of the label time (0 when it agrees with the label)."""
         old = self._extrapolate(self.base, mono) if self.base is not None else true_s
         self.base = (true_s, mono)
-        self.suspect = None
-        self.stepped_mono = None
+        self.suspect = self.stepped_mono = None
+        self.prev = self.prev_mono = None  # a return to a time base the second source contradicts is no return
         return true_s - old
 
     def label(self, mono):
