@@ -473,8 +473,8 @@ def _create(path, size):
     disk leaves no temporary file behind."""
     from agent.compat import write_chunks_atomic, zero_chunks
 
-    write_chunks_atomic(path, zero_chunks(size))  # no .tmp is left behind when the disk is full
+    write_chunks_atomic(path, zero_chunks(size))
 
 
 def _no_space(e):
-    return e.args and e.args[0] in (28, 122)  # ENOSPC, EDQUOT (MicroPython's OSError has no errno attribute)
+    return bool(e.args) and e.args[0] in (28, 122)  # ENOSPC, EDQUOT: args[0] is the errno on both runtimes
