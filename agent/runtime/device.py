@@ -48,10 +48,12 @@ def create_ledger(device_dir, now_s, key=None):
 
 
 def reserve_state(device_dir, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT):
-    """Take, at `device init`, every block the agent will rewrite in place: the progress file,
-    the outbox's ring of segments and its index. A disk that fills up later then cannot lose a
-    summary silently (docs/delivery.md). OSError (no space: errno 28) if they do not fit; no
-    half-made file is left behind."""
+    """Take, at `device init` on Linux, every block the agent will rewrite in place: the progress
+    file, the outbox's ring of segments and its index. A disk that fills up later then cannot lose
+    a summary silently (docs/delivery.md). OSError (no space: errno 28) if they do not fit; no
+    half-made file is left behind. A MicroPython board makes them at its first boot instead (its
+    filesystem is the firmware's, sized for them; writing 256 KiB would hold the serial `device
+    init` for seconds)."""
     from agent.store.slots import SlotFile
 
     SlotFile(device_dir + "/" + PROGRESS, PROGRESS_SLOT).reserve()
@@ -110,7 +112,6 @@ def init_device(device_dir, board_name, district, now_s, rng=None):
 
     key, created = identity.ensure_key(device_dir, rng)
     create_ledger(device_dir, now_s, key)  # the budget starts with the identity; later, missing = closed
-    reserve_state(device_dir)
     dev, pub = identity.public_identity(key)
     if compat.file_exists(device_dir + "/" + BOARD):
         try:  # built here, while nothing else is in the heap; each boot then reads it

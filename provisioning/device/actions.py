@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from agent.runtime.device import init_device
+from agent.runtime.device import init_device, reserve_state
 from agent.store import identity
 from provisioning import files
 from provisioning.device import devicedir, runlock
@@ -24,6 +24,7 @@ def init(device_dir, board_path, district=None, now_s=None):
     devicedir.read_device(d)  # a damaged device.json is an error to see, not to overwrite silently
     try:
         rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
+        reserve_state(str(d))
         runlock.RunLock.reserve(d)
     except OSError as e:
         raise state_error(e, d, "make the device's state")
