@@ -15,6 +15,7 @@ import time
 import pytest
 from cli_helpers import CIVICMOTE
 from delivery_support import START, make_device
+from disk_support import mount_tmpfs, umount_lazy
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
@@ -85,11 +86,7 @@ def test_an_unreadable_file_is_one_line_and_exit_3(tmp_path):
 
 
 def test_a_read_only_folder_is_one_line_and_exit_3(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s)" % r.stderr.strip())
+    mnt = mount_tmpfs(tmp_path / "disk", "2m")
     try:
         d = mnt / "dev"
         make_device(d)
@@ -99,7 +96,7 @@ def test_a_read_only_folder_is_one_line_and_exit_3(tmp_path):
         line = _one_line_exit_3(_run(d), str(d))
         assert "Read-only" in line
     finally:
-        subprocess.run(["umount", "-l", str(mnt)])
+        umount_lazy(mnt)
 
 
 _CONTENDER = """

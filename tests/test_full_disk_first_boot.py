@@ -15,14 +15,7 @@ import pytest
 from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, InProcessCollector, make_device, tiny_board
-
-
-def _mount(path, size):
-    path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", str(path)], capture_output=True,
-                       text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (%s): the full-disk cases need one" % r.stderr.strip())
+from disk_support import fill, mount_tmpfs, umount_lazy
 
 
 @pytest.fixture
@@ -30,29 +23,12 @@ def disks(tmp_path):
     made = []
 
     def make(size):
-        mnt = tmp_path / ("disk%d" % len(made))
-        _mount(mnt, size)
-        made.append(mnt)
-        return mnt
+        made.append(mount_tmpfs(tmp_path / ("disk%d" % len(made)), size))
+        return made[-1]
 
     yield make
     for mnt in made:
-        subprocess.run(["umount", "-l", str(mnt)])
-
-
-def _fill(mnt):
-    fd = os.open(str(mnt / "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    with pytest.raises(OSError):  # really full
-        (mnt / "probe").write_bytes(b"x")
+        umount_lazy(mnt)
 
 
 def _tmp_files(mnt):
@@ -91,7 +67,7 @@ def test_reserved_at_init_a_disk_full_before_the_first_run_loses_nothing(disks, 
     dev, pub = make_device(d)
     assert len(list((d / "outbox").glob("seg*"))) == 64 and (d / "outbox" / "index").exists()
     assert (d / "progress").stat().st_size == 128
-    _fill(mnt)
+    fill(mnt)
     r = _run(d, "--out", str(tmp_path / "full"), windows=12)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert "could not be written" not in r.stderr
@@ -118,7 +94,7 @@ def test_an_unreserved_folder_on_a_full_disk_reports_every_lost_summary_as_a_gap
 
     shutil.rmtree(d / "outbox")  # as a `device init` from before the reservation left the folder
     (d / "progress").unlink()
-    _fill(mnt)
+    fill(mnt)
     r = _run(d, "--out", str(tmp_path / "full"), windows=12)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.count("could not be written") == 12
