@@ -64,22 +64,14 @@ def write_chunks_atomic(path, chunks, private=False):
     import os
 
     tmp = path + ".tmp"
-    if MICROPYTHON:
-        with open(tmp, "wb") as f:
-            for data in chunks:
-                f.write(data)
-    else:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    try:
+        _write_tmp(tmp, chunks, private)
+    except OSError:
         try:
-            if private:
-                os.fchmod(fd, 0o600)
-            for data in chunks:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            os.remove(tmp)  # a full disk leaves no half-written file behind
+        except OSError:
+            pass
+        raise
     try:
         os.rename(tmp, path)
     except OSError:
@@ -91,6 +83,27 @@ def write_chunks_atomic(path, chunks, private=False):
         os.rename(tmp, path)
     if not MICROPYTHON:
         _fsync_dir(path)
+
+
+def _write_tmp(tmp, chunks, private):
+    import os
+
+    if MICROPYTHON:
+        with open(tmp, "wb") as f:
+            for data in chunks:
+                f.write(data)
+        return
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    try:
+        if private:
+            os.fchmod(fd, 0o600)
+        for data in chunks:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def zero_chunks(size, chunk=256):

@@ -9,6 +9,7 @@ import pytest
 from broker import Broker
 from cli_helpers import CIVICMOTE
 from delivery_support import START, InProcessCollector, make_device
+from disk_support import fill, mount_tmpfs, umount_lazy
 
 from agent.runtime import device
 from agent.store.outbox import Outbox
@@ -91,28 +92,9 @@ def test_seq_lost_but_progress_intact_continues_the_numbering(tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (%s): the disk-full case needs one" % r.stderr.strip())
+    mnt = mount_tmpfs(tmp_path / "disk", "2m")
     yield mnt
-    subprocess.run(["umount", "-l", str(mnt)])
-
-
-def _fill(mnt):
-    fd = os.open(str(mnt / "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    with pytest.raises(OSError):  # really full
-        (mnt / "probe").write_bytes(b"x")
+    umount_lazy(mnt)
 
 
 @pytest.mark.parametrize("when", ["mid-window", "seq-reservation"])
@@ -122,7 +104,7 @@ def test_a_full_disk_is_degraded_not_a_crash(small_disk, tmp_path, when):
     assert _run(d, "--out", str(tmp_path / "out1"), windows=2).returncode == 0
     if when == "seq-reservation":
         (d / "seq").unlink()  # the next reservation must create the file on a full disk
-    _fill(small_disk)
+    fill(small_disk)
     r = _run(d, "--out", str(tmp_path / "out2"), start=START + 1000, windows=70)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     os.remove(small_disk / "filler")  # space returns

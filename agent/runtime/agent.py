@@ -7,6 +7,7 @@ clock drives it exactly like a real one. Nothing here sleeps; every network wait
 by the transport's timeout, so a broker that never answers cannot stop sensor reading.
 """
 from agent.core import cose, summary
+from agent.runtime.timebase import TOLERANCE_S, Timebase
 
 DEFAULT_PREFIX = "civicmote/v1"
 # A device whose clock reads earlier than this has not synced (NTP) yet: no window is closed,
@@ -20,7 +21,7 @@ def topics(prefix, district, dev):
 
 
 PROOF_STATUS_S = 60  # the status topic repeats "stored up to seq N" at most this often
-STEP_S = 5  # wall and monotonic clocks disagreeing by more than this between two steps: a clock step
+STEP_S = TOLERANCE_S  # wall and extrapolated time disagreeing by more than this: a (suspect) clock step
 
 
 class Agent:
@@ -40,10 +41,12 @@ class Agent:
                once one was accepted, a summary leaves the outbox only when a receipt covers it
     log        optional callable(text): one line for the device's log (stderr, serial console)
 
-    Time: a window's t0/t1 cover exactly the readings in it. A window opens when the clock is
-    valid and not behind the last summary's end (persisted across restarts), closes on a
-    wall-clock boundary, and is cut short when the wall clock steps against the monotonic one
-    (the summary then says so in h.clkf / h.clkb, seconds stepped forward / back).
+    Time: a window's t0/t1 cover exactly the readings in it, labelled on the time the Timebase
+    (agent.runtime.timebase) gives: the wall clock while monotonic time confirms it, else the
+    last trusted time extrapolated on the monotonic clock, flagged in h.clk. A window opens when
+    the clock is valid and not behind the last summary's end (persisted across restarts),
+    closes on a boundary of that time, and is cut short when a wall-clock step is believed
+    (h.clkf / h.clkb: seconds the label time stepped forward / back).
     """
 
     def __init__(self, board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
@@ -70,6 +73,10 @@ class Agent:
         self.t0 = None  # start of the open window (None: no window open, readings are discarded)
         self.t_end = None  # the wall-clock boundary that closes it
         self.last_t1 = progress.last_t1 if progress is not None and progress.found else None
+        # Labels of a timebase later found wrong (the wall clock came back): skipped, not waited for.
+        self.avoid = progress.avoid if progress is not None and progress.found else None
+        self.timebase = Timebase()
+        self._left = None  # (last t1 on the old timebase, first label on the new) at the last believed step
         self.boot_s = boot_s
         self.closed = 0  # windows closed since boot
         self.delivered = 0  # summaries acknowledged by the broker since boot
@@ -79,11 +86,11 @@ class Agent:
         self.last = None  # (seq, t0, t1, bytes) of the last summary closed
         self.waiting = None  # why no window is open (status topic and log), or None
         self._status_due = False
-        self._anchor = None  # (wall s, monotonic s) at the previous step
         self._mono0 = None
         self._mono = 0
         self._progress_mono = None  # monotonic s of the last window opened or closed, or wait declared
         self._inflight = {}  # transport handle -> seq (None for the manifest and status)
+        self._unqueued_at = outbox.saves  # outbox index writes when the seq file last noted an unqueued seq
         self._manifest_sent = False
         self.receipts = receipts  # receipts: see the section at the end
         self.receipt_topic = self.status_topic[:-len("status")] + "receipt"
@@ -114,8 +121,8 @@ class Agent:
         closed = None
         if now_s < MIN_VALID_TIME:
             self.invalid_clock += 1
-            wall = self._wall(mono)
-            self._anchor = None
+            wall = self.timebase.label(mono)
+            self.timebase.reset()
             self._wait("clock-invalid", "the wall clock reads %d, before 2024: no window opens and no "
                        "personal metric is released until it is set" % now_s)
             if self.t0 is not None:  # the clock became invalid: keep what was measured, honestly labelled
@@ -137,28 +144,43 @@ class Agent:
 
     # -- time ------------------------------------------------------------------------------
 
-    def _wall(self, mono):
-        a = self._anchor
-        return a[0] + (mono - a[1]) if a is not None else None
-
     def _clock(self, now_s, mono):
+        tb = self.timebase
+        suspect = tb.suspect
+        now_s, jump = tb.judge(now_s, mono)
+        if tb.steps != self.clock_steps:
+            self.clock_steps = tb.steps
+            self.log("wall clock stepped %+d s against monotonic time: held as suspect, windows stay on %d" % (
+                tb.suspect[0], now_s))
+        if jump:
+            return self._believe(now_s, mono, jump, suspect)
         closed = None
-        expected = self._wall(mono)
-        self._anchor = (now_s, mono)
-        if expected is not None and (now_s - expected > STEP_S or expected - now_s > STEP_S):
-            self.clock_steps += 1
-            self.log("wall clock stepped %+d s (monotonic time says %d, the clock %d)" % (now_s - expected, expected,
-                                                                                            now_s))
-            if self.t0 is not None:
-                # The readings so far were taken in the old time: label them so, and say it stepped.
-                t1 = max(expected, self.t0 + 1)
-                closed = self._close(self.t0, t1, t1, cut=now_s - expected)
-            return closed
         if self.t0 is None:
             self._open(now_s, mono)
         elif now_s >= self.t_end:
             closed = self._close(self.t0, self.t_end, now_s)
             self._open(now_s, mono, self.t_end)
+        tb.commit()
+        return closed
+
+    def _believe(self, now_s, mono, jump, suspect):
+        """A wall-clock step is believed now: cut the open window at the old label time."""
+        tb = self.timebase
+        self.log("wall clock believed after a step of %+d s (%s)" % (
+            jump, "it came back to the time it left" if tb.returned else "stable for %d s" % (
+                mono - suspect[1] if suspect else 0)))
+        closed = None
+        old = now_s - jump
+        if self.t0 is not None:
+            # The readings so far were labelled on the old time: keep that label, and say it stepped.
+            t1 = max(old, self.t0 + 1)
+            closed = self._close(self.t0, t1, t1, cut=jump)
+        if tb.returned and jump < 0 and self._left is not None and self.last_t1 is not None:
+            # Back to the time it left: what was labelled on the wrong clock is skipped when reached.
+            if self.last_t1 > self._left[1]:
+                self.avoid = (self._left[1], self.last_t1)
+            self.last_t1 = self._left[0]
+        self._left = (self.last_t1 if self.last_t1 is not None else old, now_s)
         return closed
 
     def _open(self, now_s, mono, start=None):
@@ -167,6 +189,13 @@ class Agent:
             if self.ledger.closed:
                 self.log("privacy ledger %s: personal metrics withheld until the next UTC day" % (
                     self.ledger.reason or "closed"))
+        av = self.avoid
+        if av is not None and now_s >= av[1]:
+            self.avoid = av = None
+        if av is not None and now_s >= av[0]:
+            self._wait("clock-behind", "the time %d..%d was labelled on a wall clock later found wrong: waiting %d s "
+                       "for it to pass" % (av[0], av[1], av[1] - now_s))
+            return
         if self.last_t1 is not None and now_s < self.last_t1:
             self._wait("clock-behind", "the wall clock is %d s behind the end of the last summary (%d): waiting "
                        "for it, so no two summaries cover the same time" % (self.last_t1 - now_s, self.last_t1))
@@ -180,6 +209,8 @@ class Agent:
             self.metrics.discard()  # nothing read before the window opened is in it
         self.t0 = t0
         self.t_end = t0 - t0 % self.window_s + self.window_s
+        if av is not None and t0 < av[0] < self.t_end:
+            self.t_end = av[0]  # stop short of the time labelled on the wrong clock
         self._progress_mono = mono
         if self.waiting is not None:
             self.log("windows resume at %d" % t0)
@@ -207,23 +238,40 @@ class Agent:
         seq = self.seqs.next(now_s)
         report = self.outbox.drop_report()
         h = self.health(now_s)
+        h.update(self.timebase.take_flags())
         if cut is not None:
             h["clkf" if cut >= 0 else "clkb"] = cut if cut >= 0 else -cut
         s = summary.build(self.dev, seq, t0, t1, stats, self.mh, gap=report, health=h)
         msg = cose.sign1(summary.encode(s), self.key, self.kid)
+        saves = self.outbox.saves
         dropped = self.outbox.put(seq, msg, announced=report)
         if seq in dropped:
             self.log("summary %d could not be written (outbox write failed): counted as dropped" % seq)
+            if self.outbox.saves == saves:  # nor could the outbox record the loss: the seq file keeps it
+                self._unqueued_at = self.outbox.saves
+                self.seqs.note_unqueued(seq)
+        elif self.seqs.unqueued is not None and self.outbox.saves > self._unqueued_at:
+            self.seqs.clear_unqueued()  # the outbox's index has held it since
         self.closed += 1
         self.last = (seq, t0, t1, len(msg))
         self.last_t1 = t1
         self.t0 = self.t_end = None
         self._progress_mono = self._mono
         if self.progress is not None:
-            self.progress.save(seq, t1, self.ledger.gen if self.ledger is not None else 0)
+            self.progress.save(seq, t1, self.ledger.gen if self.ledger is not None else 0, self.avoid)
         if self.sink is not None:
             self.sink(seq, msg)
         return seq
+
+    def confirm_time(self, true_s, now_ms):
+        """A second source says the time at monotonic now_ms is true_s (the seam for the city's
+        signed time in a receipt): trusted at once; an open window is cut if the label moves."""
+        mono = now_ms // 1000
+        jump = self.timebase.confirm(true_s, mono)
+        if (jump > STEP_S or -jump > STEP_S) and self.t0 is not None:
+            t1 = max(true_s - jump, self.t0 + 1)
+            return self._close(self.t0, t1, t1, cut=jump)
+        return None
 
     def health(self, now_s):
         """Health counters carried in every summary (all unsigned integers)."""

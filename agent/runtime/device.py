@@ -4,8 +4,9 @@
     <device dir>/board.json       the board profile
     <device dir>/privacy.ledger   epsilon spent today, HMAC-authenticated (created at `device init`)
     <device dir>/seq              reserved sequence-number block (created at `device init`)
-    <device dir>/progress         last seq queued, last window end, ledger generation
-    <device dir>/outbox/          signed summaries waiting for the city's receipt (a ring of segments)
+    <device dir>/progress         last seq queued, last window end, ledger generation (reserved at init)
+    <device dir>/outbox/          signed summaries waiting for the city's receipt (a ring of segments,
+                                  reserved at `device init` with its index)
     <device dir>/receipt          the last receipt from the city (agent.runtime.receipts)
     <device dir>/manifest.cose    the signed manifest, made at `device init` (agent.runtime.manifest_file)
 Every file the agent rewrites while it runs is rewritten in place, on blocks it already owns,
@@ -19,6 +20,7 @@ from agent.runtime import manifest_file
 from agent.runtime.metrics import MetricSet
 from agent.store import identity
 from agent.store.outbox import Outbox
+from agent.store.progress import SLOT as PROGRESS_SLOT
 from agent.store.progress import Progress
 from agent.store.seq import SeqAllocator
 from agent.store.seq import create as seq_start
@@ -44,6 +46,19 @@ def create_ledger(device_dir, now_s, key=None):
     if not ran and not _exists(device_dir + "/" + SEQ):
         seq_start(device_dir + "/" + SEQ)  # numbering starts at 1; from now on a missing file means lost
     return PrivacyLedger.create(device_dir + "/" + LEDGER, now_s, device_ledger_key(key))
+
+
+def reserve_state(device_dir, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT):
+    """Take, at `device init` on Linux, every block the agent will rewrite in place: the progress
+    file, the outbox's ring of segments and its index. A disk that fills up later then cannot lose
+    a summary silently (docs/delivery.md). OSError (no space: errno 28) if they do not fit; no
+    half-made file is left behind. A MicroPython board makes them at its first boot instead (its
+    filesystem is the firmware's, sized for them; writing 256 KiB would hold the serial `device
+    init` for seconds)."""
+    from agent.store.slots import SlotFile
+
+    SlotFile(device_dir + "/" + PROGRESS, PROGRESS_SLOT).reserve()
+    Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count).reserve()
 
 
 def _exists(path):
@@ -74,6 +89,8 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     outbox = Outbox(device_dir + "/" + OUTBOX, outbox_bytes, outbox_count)
     floor = max(outbox.last_seq, progress.last_seq) + 1
     seqs = SeqAllocator(device_dir + "/" + SEQ, floor=floor, known=progress.found)
+    if seqs.unqueued is not None and outbox.adopt_drops(*seqs.unqueued):
+        seqs.clear_unqueued()  # summaries lost before the outbox could say so: now its drops to announce
     lkey = device_ledger_key(key)
 
     return Agent(board, key, dev, district, metrics, sensors,

@@ -73,7 +73,11 @@ class Outbox:
 
     def __init__(self, dirpath, max_bytes=65536, max_count=256, segment=None):
         self.dir = dirpath.rstrip("/") or "/"
-        atomic.makedirs(self.dir)
+        try:
+            atomic.makedirs(self.dir)
+        except OSError as e:
+            if not _no_space(e):
+                raise
         seg = segment or max(SEGMENT, block_size(self.dir))
         if max_count < 1 or max_bytes < 2 * seg:
             raise AgentError("outbox: max_count must be >= 1 and max_bytes >= two segments (%d)" % (2 * seg))
@@ -93,15 +97,22 @@ class Outbox:
         self.write_errors = 0  # puts that failed (I/O error): counted as drops
         self.ready = False  # the segment files exist
         self._cursor = None  # (segment, offset, seq) of the record peek_after() returned last
+        self.saves = 0  # index writes that succeeded: each holds every drop run known in RAM
         self._open()
 
     # -- files ---------------------------------------------------------------------------
     def _path(self, name):
         return self.dir + "/" + name
 
+    def reserve(self):
+        """Make the ring and its index now (at `device init`); OSError (e.g. no space) if it
+        cannot be, leaving no half-made file behind. A no-op once the ring is whole."""
+        self._ensure_ring()
+
     def _ensure_ring(self):
         if self.ready:
             return
+        atomic.makedirs(self.dir)
         for i in range(self.nseg):  # nothing is allocated when the ring is whole (every start but the first)
             p = self._path(_seg_name(i))
             if not atomic.exists(p) or os.stat(p)[6] != self.seg:
@@ -155,7 +166,12 @@ class Outbox:
 
     # -- start-up ------------------------------------------------------------------------
     def _open(self):
-        names = os.listdir(self.dir)
+        try:
+            names = os.listdir(self.dir)
+        except OSError as e:
+            if not _no_space(e) and atomic.exists(self.dir):
+                raise  # damaged state (a file where the folder should be): the caller says so
+            names = []
         segs = [n for n in names if n.startswith("seg") and n[3:].isdigit()]
         if segs and "index" in names:  # a finished ring keeps its geometry (else: finish making it)
             self.nseg = max(2, len(segs))
@@ -480,6 +496,14 @@ class Outbox:
         """(count, first_seq, last_seq) of drops not yet announced, or None."""
         return self._drops.report()
 
+    def adopt_drops(self, first, last, count):
+        """Drops recorded elsewhere (the sequence file's unqueued run) become pending here; True
+        once the index holds them."""
+        self._drops.add(first, last, count)
+        before = self.saves
+        self._save(quiet=True)
+        return self.saves > before
+
     def clear_drop_report(self, announced):
         """Forget the drops covered by `announced` (a tuple drop_report() returned)."""
         if self._drops.clear(announced[2]):
@@ -488,6 +512,7 @@ class Outbox:
     def _save(self, quiet=False, sync=True):
         try:
             self._index.write(self._drops.encode(self.head_seq), sync)
+            self.saves += 1
         except OSError:
             self.write_errors += 1
             if not quiet:
@@ -496,7 +521,12 @@ class Outbox:
 
 def _create(path, size):
     """A segment file of size zero bytes, written a chunk at a time (no size-long buffer in RAM)
-    and renamed into place: a cut leaves the old file or none, never a short one."""
+    and renamed into place: a cut leaves the old file or none, never a short one, and a full
+    disk leaves no temporary file behind."""
     from agent.compat import write_chunks_atomic, zero_chunks
 
     write_chunks_atomic(path, zero_chunks(size))
+
+
+def _no_space(e):
+    return bool(e.args) and e.args[0] in (28, 122)  # ENOSPC, EDQUOT: args[0] is the errno on both runtimes

@@ -15,6 +15,12 @@ the outbox (the highest seq it holds); the caller passes them as `floor` and `kn
   numbers stay strictly increasing as long as the clock that starts an era is valid, which
   the agent ensures (it closes no window before it is). Until then next() refuses to guess.
 See docs/wire-format.md ("seq").
+
+The same file is the fixed, pre-reserved place for summaries that could not be queued while
+the outbox could not record their loss (a disk full before the outbox ring was made):
+`unqueued` = [first, last, count], written in place beside the block end, handed to the
+outbox at the next start and cleared once the outbox's index holds it. So even that loss
+reaches the city as a `gap`.
 """
 import struct
 
@@ -45,9 +51,12 @@ class SeqAllocator:
         self.block = block
         self._file = SlotFile(path, 64)
         stored = None
+        self.unqueued = None  # [first, last, count] of summaries dropped before the outbox could say so
         raw = self._file.read()
-        if raw is not None and len(raw) == 8:
-            stored = struct.unpack(">Q", raw)[0]
+        if raw is not None and len(raw) in (8, 28):
+            stored = struct.unpack(">Q", raw[:8])[0]
+            if len(raw) == 28:
+                self.unqueued = list(struct.unpack(">QQI", raw[8:]))
         elif raw is None:
             stored = _legacy(path)
         self.lost = 0 if stored is not None else (1 if known else 2)
@@ -67,7 +76,7 @@ class SeqAllocator:
         if self._next >= self._limit:
             limit = self._next + self.block
             try:
-                self._file.write(struct.pack(">Q", limit))
+                self._file.write(self._payload(limit))
             except OSError:
                 # Only (re)creating the file can fail (a full disk): the number is still safe to
                 # use, because the outbox and the progress file, both written in place, record
@@ -77,6 +86,30 @@ class SeqAllocator:
         n = self._next
         self._next += 1
         return n
+
+    def note_unqueued(self, seq):
+        """seq could not be queued, and the outbox could not record it either: keep it here."""
+        u = self.unqueued
+        self.unqueued = [seq, seq, 1] if u is None else [min(u[0], seq), max(u[1], seq), u[2] + 1]
+        return self._rewrite()
+
+    def clear_unqueued(self):
+        """The outbox's index now holds the unqueued run: forget it here."""
+        if self.unqueued is not None:
+            self.unqueued = None
+            self._rewrite()
+
+    def _payload(self, limit):
+        u = self.unqueued
+        return struct.pack(">Q", limit) + (struct.pack(">QQI", u[0], u[1], u[2]) if u else b"")
+
+    def _rewrite(self):
+        try:
+            self._file.write(self._payload(max(self._limit, self._next)))
+            return True
+        except OSError:
+            self.write_errors += 1
+            return False
 
     def peek(self):
         """The number next() will return, without reserving it (before an era starts: its floor)."""

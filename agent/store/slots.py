@@ -58,6 +58,16 @@ class SlotFile:
         self.gen, self.newest = best[0], best[2]
         return best[1]
 
+    def reserve(self):
+        """Create the file full size, both slots blank, if it is missing (at `device init`, so a
+        disk that fills up later cannot stop the first write). OSError if there is no room."""
+        if not file_exists(self.path):
+            self._create()
+
+    def _create(self):
+        write_chunks_atomic(self.path, zero_chunks(2 * self.size))  # leaves no .tmp behind on a full disk
+        self.newest = None
+
     def write(self, payload, sync=True):
         """Store payload (bytes, at most size - 18) in the slot not holding the newest value;
         durably unless sync=False (for values whose loss is harmless: the previous one stands)."""
@@ -66,15 +76,7 @@ class SlotFile:
         if not self._loaded:
             self.read()  # never write a generation below the one on file
         if not file_exists(self.path):
-            try:
-                write_chunks_atomic(self.path, zero_chunks(2 * self.size))
-            except OSError:
-                try:
-                    os.remove(self.path + ".tmp")  # leave nothing half-made behind
-                except OSError:
-                    pass
-                raise
-            self.newest = None
+            self._create()
         gen = self.gen + 1
         body = struct.pack(">QH", gen, len(payload)) + payload
         rec = MAGIC + body[:10] + struct.pack(">I", binascii.crc32(body) & 0xFFFFFFFF) + payload

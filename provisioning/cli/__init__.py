@@ -13,7 +13,8 @@ import argparse
 import sys
 
 from agent.errors import AgentError, ConfigError, DecodeError
-from provisioning.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED, EXIT_USAGE, EnvironmentProblem, ProvisioningError
+from provisioning.errors import (EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE, EnvironmentProblem,
+                                 ProvisioningError)
 from provisioning.cli.output import Output
 
 DESCRIPTION = """civicmote: a privacy-first agent for city sensors.
@@ -118,6 +119,8 @@ def main(argv=None):
         return _fail(out, "interrupted; re-run the same command to finish the job", EXIT_INTERRUPTED, e)
     except BrokenPipeError:
         return 0
+    except OSError as e:  # e.g. damaged device state: one line naming the file, never a traceback
+        return _fail(out, "%s: %s" % (e.filename or "a file", e.strerror or e), EXIT_ENVIRONMENT, e)
 
 
 def _fail(out, message, code, exc):

@@ -8,7 +8,10 @@ def register(sub, common):
     p = add_command(g, "init", do_init, common,
                     "generate the device's key pair where the device keeps its state, and derive its device_id",
                     "Generate the device's P-256 key pair in DIR (kept there, mode 0600) and derive its "
-                    "device_id. Idempotent: an existing identity is kept; board and district are updated.")
+                    "device_id. Idempotent: an existing identity is kept; board and district are updated. Also "
+                    "reserves the disk space the agent rewrites in place (outbox ring and index, progress, lock: "
+                    "about 264 KiB), so a disk that fills up later loses nothing silently; exits 3 if it does "
+                    "not fit.")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
     p.add_argument("--district", metavar="D", help="district the device is installed in")

@@ -5,7 +5,7 @@ from pathlib import Path
 from provisioning import broker_url
 from provisioning import files
 from provisioning.device import devicedir
-from provisioning.device import runlock, runner
+from provisioning.device import actions, runlock, runner
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_ENVIRONMENT, EXIT_STATE, UsageError
 
@@ -22,7 +22,8 @@ def register(sub, common):
                     "summaries wait in the outbox. Stops on SIGTERM/Ctrl-C after draining the outbox. With a "
                     "broker, stopping with summaries undelivered exits 3 (broker out of reach) or 4 (the broker "
                     "refused the device: revoked, unknown certificate, ACL), saying why on stderr. Exits 4 "
-                    "if another agent already runs on the folder (DIR/agent.lock names it).")
+                    "if another agent already runs on the folder (DIR/agent.lock names it), 3 if the device's state is "
+                    "damaged (a file where a folder should be or the reverse, unreadable, read-only), naming the file.")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", metavar="FILE", help="board profile (default: DIR/board.json)")
     p.add_argument("--broker", metavar="URL", help="mqtt://HOST:PORT or mqtts://HOST:PORT "
@@ -41,17 +42,21 @@ def register(sub, common):
 
 def do_run(out, args):
     d = Path(args.device_dir)
-    if not d.is_dir():
-        return _run(out, args, d)
-    # Before anything in the folder is read: a second agent there is refused (exit 4).
-    lock = runlock.RunLock(d).acquire()
     try:
-        return _run(out, args, d)
-    finally:
-        lock.release()
+        if not d.is_dir():
+            return _run(out, args, d)
+        # Before anything in the folder is read: a second agent there is refused (exit 4).
+        lock = runlock.RunLock(d).acquire()
+        try:
+            return _run(out, args, d)
+        finally:
+            lock.release()
+    except OSError as e:  # damaged device state: one line naming the file (exit 3), never a traceback
+        raise actions.state_error(e, d, "run the agent on its state")
 
 
 def _run(out, args, d):
+    devicedir.check_state(d)
     devicedir.load_identity(d)  # a clear error if the folder has no identity
     board = files.load_board(args.board or d / devicedir.BOARD_FILE)
     config = runner.read_config(str(d))

@@ -9,11 +9,11 @@ import shutil
 import time
 from pathlib import Path
 
-from agent.runtime.device import init_device
+from agent.runtime.device import init_device, reserve_state
 from agent.store import identity
 from provisioning import files
-from provisioning.device import devicedir
-from provisioning.errors import UsageError
+from provisioning.device import devicedir, runlock
+from provisioning.errors import EnvironmentProblem, UsageError
 
 
 def init(device_dir, board_path, district=None, now_s=None):
@@ -22,11 +22,35 @@ def init(device_dir, board_path, district=None, now_s=None):
     profile = files.load_board(board_path)
     d = devicedir.ensure_dir(device_dir)
     devicedir.read_device(d)  # a damaged device.json is an error to see, not to overwrite silently
-    rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
+    try:
+        rec = init_device(str(d), profile.name, district, int(time.time() if now_s is None else now_s))
+        reserve_state(str(d))
+        runlock.RunLock.reserve(d)
+    except OSError as e:
+        raise state_error(e, d, "make the device's state")
     if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
         shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
     return {"device_id": rec["device_id"], "public_key": rec["public_key"], "key_created": rec["created"],
             "board": profile.name, "district": rec["district"], "device_dir": str(d)}
+
+
+def state_error(e, device_dir, doing):
+    """The one line an OS error on device state becomes (exit 3): the file, and what is wrong."""
+    import errno
+
+    where = e.filename or device_dir
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return EnvironmentProblem(
+            "%s: no space left to %s: the device needs %d KiB reserved for its state (outbox ring and index, "
+            "progress, sequence and ledger files); use a larger disk or free some space and re-run" % (
+                where, doing, state_kib()))
+    return EnvironmentProblem("%s: cannot %s (%s)" % (where, doing, e.strerror or e))
+
+
+def state_kib():
+    from agent.runtime import device
+
+    return (device.OUTBOX_BYTES + 8192) // 1024
 
 
 def show(device_dir):
