@@ -41,6 +41,7 @@ class Receipts:
         self.lo = self.hi = self.t = None  # the last receipt accepted
         self.accepted = 0  # receipts accepted since boot
         self.refused = 0  # receipts refused since boot
+        self.deferred = 0  # receipts left for later since boot: no heap for the check just then
         self.retired = 0  # outbox records retired by receipts since boot
         self.last_refusal = None
         self._mono = None  # monotonic s when the last receipt was accepted this boot
@@ -74,7 +75,15 @@ class Receipts:
         """Check a receipt; retire what it covers. -> records retired (0 if refused)."""
         self._checked = mono
         try:
-            r = self.verifier.check(bytes(message), self.dev, self.t, outbox.last_seq)
+            r = self._check(message, outbox)
+        except MemoryError:
+            # A board's heap may have no room for a verification just now: nothing is retired,
+            # nothing refused; the receipt waits (unless a newer one came) and is checked later.
+            self.deferred += 1
+            if self.pending is None:
+                self.pending = bytes(message)
+            self.log("receipt not checked yet: out of memory; nothing retired, tried again later")
+            return 0
         except (AgentError, KeyError, TypeError, ValueError) as e:
             self.refused += 1
             self.last_refusal = str(e)[:120]
@@ -95,6 +104,15 @@ class Receipts:
             self.log("the city has stored up to seq %d: summaries now stay queued until a receipt covers them"
                      % r["hi"])
         return n
+
+    def _check(self, message, outbox):
+        try:
+            return self.verifier.check(bytes(message), self.dev, self.t, outbox.last_seq)
+        except MemoryError:
+            import gc
+
+            gc.collect()  # once, then the verification again: its big integers need room in one piece
+            return self.verifier.check(bytes(message), self.dev, self.t, outbox.last_seq)
 
     def collector_time(self, mono):
         """The collector's clock now (Unix seconds), from the last receipt verified this boot
