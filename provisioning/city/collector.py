@@ -211,8 +211,14 @@ class Collector:
             with self.store.transaction():
                 if held_id is not None and not self.store.drop_held(held_id):
                     return [[]]  # another collector sharing the store judged it already
-                for dev in sorted({d for d in map(self._owner, items) if d is not None}):
-                    self._device(dev)
+                devs = sorted({d for d in map(self._owner, items) if d is not None})
+                for dev, version in self.store.lock_devices(devs).items():
+                    st = self._devices.get(dev)
+                    if st is None or st.version != version:
+                        self._devices[dev] = _Device(self.store, dev, version)
+                    self._locked.add(dev)
+                self.store.prefetch([(v.device_id, v.seq) for _, v in (it[3] for it in items)
+                                     if getattr(v, "kind", None) == "summary" and v.ok])
                 return [self._handle(*item) for item in items]
         except BaseException:
             self._devices.clear()  # the transaction rolled back: forget what memory learnt from it
