@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pg import PgServer  # noqa: E402
 from provisioning.city.verifier import KeyRing, verify_message  # noqa: E402
 from provisioning.demo.fleet import FleetCity, publish  # noqa: E402
-from provisioning.demo.fleet_run import (MOSQUITTO, _collector, _ms, _reap, _stored, _wait_connected,  # noqa: E402
+from provisioning.demo.fleet_run import (MOSQUITTO, _ms, _reap, _stored, _wait_connected,  # noqa: E402
                                          _wait_port, free_port, percentile)
 
 
@@ -63,7 +63,22 @@ def verify_only(city, signed, limit=3000):
     return {"verified": ok, "per_cpu_s": round(ok / cpu, 1), "per_s": round(ok / wall, 1)}
 
 
-def one_run(city, folder, store, rate, per_device, collectors, tag):
+def _collector(city, port, store, i, folder, code=None):
+    """`civicmote collect --share` as a process; code: another checkout's folder whose collector runs
+    instead (an A/B under the same load)."""
+    err_path = Path(folder) / ("collector-%d.err" % i)
+    b = city.broker_dir
+    env = dict(os.environ, PYTHONPATH=str(code)) if code else None
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "provisioning.cli", "collect", "--broker", "mqtts://localhost:%d" % port,
+         "--registry", city.export, "--tls-ca", str(b / "ca.crt"), "--tls-cert", str(b / "collector.crt"),
+         "--tls-key", str(b / "collector.key"), "--store", store, "--share", "fleet", "--client-id",
+         "fleet-collector-%d" % i, "--json"], stdout=open(Path(folder) / ("collector-%d.out" % i), "wb"),
+        stderr=open(err_path, "wb"), env=env, cwd=str(code) if code else None)
+    return proc, err_path
+
+
+def one_run(city, folder, store, rate, per_device, collectors, tag, code=None):
     """Fresh broker (its own folder) and store; -> the figures of one run."""
     city.broker_dir = Path(folder) / ("broker-" + tag)
     port = free_port()
@@ -74,9 +89,11 @@ def one_run(city, folder, store, rate, per_device, collectors, tag):
     load0 = os.getloadavg()[0]
     try:
         _wait_port(port, broker)
-        procs = [_collector(city, port, store, i, folder) for i in range(collectors)]
+        procs = [_collector(city, port, store, i, folder, code) for i in range(collectors)]
         _wait_connected(procs)
+        fleet_cpu = time.process_time()
         res = asyncio.run(publish(city, "127.0.0.1", port, rate, per_device))
+        fleet_cpu = time.process_time() - fleet_cpu
         stored, other, _ = _stored(store, res["published"])
     finally:
         cpu = sum(_reap(p) for p, _ in procs)
@@ -94,7 +111,13 @@ def one_run(city, folder, store, rate, per_device, collectors, tag):
             "stored_per_s": round(n / (last - first), 1) if n and last > first else None,
             "latency_p50_ms": _ms(percentile(lat, 50)), "latency_p99_ms": _ms(percentile(lat, 99)),
             "collector_cpu_s": round(cpu, 2), "stored_per_collector_cpu_s": round(n / cpu, 1) if cpu else None,
-            "broker_cpu_s": round(broker_cpu, 2), "load_before": round(load0, 2),
+            "broker_cpu_s": round(broker_cpu, 2), "fleet_cpu_s": round(fleet_cpu, 2),
+            # CPU per stored summary of each part (handshakes and start-up included), and what two
+            # cores with nothing else on them would bound the chain to
+            "us_per_summary": {k: round(v * 1e6 / n) if n else None for k, v in
+                               (("collector", cpu), ("broker", broker_cpu), ("fleet", fleet_cpu))},
+            "ceiling_2_free_cores_per_s": round(2 * n / (cpu + broker_cpu + fleet_cpu)) if n else None,
+            "load_before": round(load0, 2),
             "load_after": round(os.getloadavg()[0], 2)}
 
 
@@ -107,6 +130,9 @@ def main(argv=None):
     p.add_argument("--steady-rate", type=float, help="summaries/s offered in the steady run (default 1000)")
     p.add_argument("--backends", default=None, help="comma-separated: sqlite,postgresql")
     p.add_argument("--pg-collectors", type=int, default=1, help="collectors sharing the stream on PostgreSQL")
+    p.add_argument("--baseline", metavar="DIR", help="another checkout (e.g. the main branch's): each run is "
+                   "made with its collector too, right after ours, under the same load")
+    p.add_argument("--kinds", default="flood,steady", help="comma-separated: flood,steady")
     a = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers it started on the way out
     devices = a.devices or (40 if a.quick else 1000)
@@ -131,13 +157,15 @@ def main(argv=None):
                 pg = PgServer().start()
         for backend in backends:
             n = a.pg_collectors if backend == "postgresql" else 1
-            for kind, rate in (("flood", 50000.0), ("steady", steady)):
-                tag = "%s-%s" % (backend, kind)
-                store = pg.new_database() if backend == "postgresql" else str(folder / ("%s.db" % tag))
-                r = one_run(city, folder, store, rate, per_device, n, tag)
-                r.update(backend=backend, kind=kind)
-                r["x_verify_only"] = round((r["stored_per_s"] or 0) / anchor["per_s"], 2)
-                rows.append(r)
+            for kind in a.kinds.split(","):
+                rate = 50000.0 if kind == "flood" else steady
+                for code in ([None, a.baseline] if a.baseline else [None]):
+                    tag = "%s-%s-%s" % (backend, kind, "baseline" if code else "this")
+                    store = pg.new_database() if backend == "postgresql" else str(folder / ("%s.db" % tag))
+                    r = one_run(city, folder, store, rate, per_device, n, tag, code)
+                    r.update(backend=backend, kind=kind, code="baseline" if code else "this")
+                    r["x_verify_only"] = round((r["stored_per_s"] or 0) / anchor["per_s"], 2)
+                    rows.append(r)
     finally:
         if pg:
             pg.stop()
@@ -149,14 +177,16 @@ def main(argv=None):
               "shared by everything" % (devices, per_device, os.cpu_count()))
         print("anchor, verify only (this process): %s/s wall, %s per CPU-second"
               % (anchor["per_s"], anchor["per_cpu_s"]))
-        print("%-10s %-6s %4s %8s %9s %8s %8s %8s %9s %6s %11s" % (
-            "store", "run", "coll", "offered", "stored/s", "x verify", "p50 ms", "p99 ms", "per cpu-s", "lost",
-            "load before/after"))
+        print("%-10s %-8s %-6s %4s %8s %9s %8s %8s %8s %9s %6s %17s %11s" % (
+            "store", "code", "run", "coll", "offered", "stored/s", "x verify", "p50 ms", "p99 ms", "per cpu-s",
+            "lost", "us coll/brk/fleet", "load"))
         for r in rows:
-            print("%-10s %-6s %4d %8s %9s %8.2f %8s %8s %9s %6d %6s/%s" % (
-                r["backend"], r["kind"], r["collectors"], "flood" if r["kind"] == "flood" else int(r["rate_offered"]),
-                r["stored_per_s"], r["x_verify_only"], r["latency_p50_ms"], r["latency_p99_ms"],
-                r["stored_per_collector_cpu_s"], r["acked_not_stored"], r["load_before"], r["load_after"]))
+            us = r["us_per_summary"]
+            print("%-10s %-8s %-6s %4d %8s %9s %8.2f %8s %8s %9s %6d %17s %5s-%s" % (
+                r["backend"], r["code"], r["kind"], r["collectors"],
+                "flood" if r["kind"] == "flood" else int(r["rate_offered"]), r["stored_per_s"], r["x_verify_only"],
+                r["latency_p50_ms"], r["latency_p99_ms"], r["stored_per_collector_cpu_s"], r["acked_not_stored"],
+                "%s/%s/%s" % (us["collector"], us["broker"], us["fleet"]), r["load_before"], r["load_after"]))
     print(json.dumps(doc))
     lost = sum(r["acked_not_stored"] + r["published_acked"] - r["stored"] for r in rows)
     return 1 if lost else 0
