@@ -78,6 +78,49 @@ def _collector(city, port, store, i, folder, code=None):
     return proc, err_path
 
 
+def _cpu_now(pid):
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
+class _Sampler:
+    """CPU seconds of some processes (and of this one, pid 0) every 0.1 s, with the wall clock."""
+
+    def __init__(self, pids):
+        self.pids, self.samples, self._stop = pids, [], False
+
+    def start(self):
+        import threading
+
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop:
+            cpu = {pid: _cpu_now(pid) for pid in self.pids}
+            cpu[0] = time.process_time()
+            self.samples.append((time.time(), cpu))
+            time.sleep(0.1)
+
+    def stop(self):
+        self._stop = True
+        self._t.join()
+
+    def between(self, t0, t1, pids):
+        """CPU seconds the pids used between t0 and t1 (nearest samples)."""
+        if not self.samples:
+            return 0.0
+        a = min(self.samples, key=lambda s: abs(s[0] - t0))[1]
+        b = min(self.samples, key=lambda s: abs(s[0] - t1))[1]
+        return sum(b.get(p, 0.0) - a.get(p, 0.0) for p in pids)
+
+
 def one_run(city, folder, store, rate, per_device, collectors, tag, code=None):
     """Fresh broker (its own folder) and store; -> the figures of one run."""
     city.broker_dir = Path(folder) / ("broker-" + tag)
@@ -91,10 +134,12 @@ def one_run(city, folder, store, rate, per_device, collectors, tag, code=None):
         _wait_port(port, broker)
         procs = [_collector(city, port, store, i, folder, code) for i in range(collectors)]
         _wait_connected(procs)
+        sampler = _Sampler([broker.pid] + [p.pid for p, _ in procs]).start()
         fleet_cpu = time.process_time()
         res = asyncio.run(publish(city, "127.0.0.1", port, rate, per_device))
         fleet_cpu = time.process_time() - fleet_cpu
         stored, other, _ = _stored(store, res["published"])
+        sampler.stop()
     finally:
         cpu = sum(_reap(p) for p, _ in procs)
         broker_cpu = _reap(broker)
@@ -104,6 +149,9 @@ def one_run(city, folder, store, rate, per_device, collectors, tag, code=None):
     last = max(stored.values(), default=first)
     pub_end = max((v[1] for v in sent.values()), default=first)
     n = len(lat)
+    # CPU of the publishing phase alone (first publish to last stored: no TLS handshakes, no start-up)
+    ph = {k: sampler.between(first, last, pids) for k, pids in
+          (("collector", [p.pid for p, _ in procs]), ("broker", [broker.pid]), ("fleet", [0]))}
     return {"collectors": collectors, "rate_offered": rate, "published": len(res["published"]),
             "published_acked": len(sent), "stored": n, "acked_not_stored": len(set(sent) - set(stored)),
             "rejected": other["rejected"], "gave_up": len(res["errors"]), "connect_s": round(res["connect_s"], 1),
@@ -117,6 +165,8 @@ def one_run(city, folder, store, rate, per_device, collectors, tag, code=None):
             "us_per_summary": {k: round(v * 1e6 / n) if n else None for k, v in
                                (("collector", cpu), ("broker", broker_cpu), ("fleet", fleet_cpu))},
             "ceiling_2_free_cores_per_s": round(2 * n / (cpu + broker_cpu + fleet_cpu)) if n else None,
+            "us_per_summary_publishing": {k: round(v * 1e6 / n) if n else None for k, v in ph.items()},
+            "ceiling_2_free_cores_publishing_per_s": round(2 * n / sum(ph.values())) if n and sum(ph.values()) else None,
             "load_before": round(load0, 2),
             "load_after": round(os.getloadavg()[0], 2)}
 
@@ -181,7 +231,7 @@ def main(argv=None):
             "store", "code", "run", "coll", "offered", "stored/s", "x verify", "p50 ms", "p99 ms", "per cpu-s",
             "lost", "us coll/brk/fleet", "load"))
         for r in rows:
-            us = r["us_per_summary"]
+            us = r["us_per_summary_publishing"]
             print("%-10s %-8s %-6s %4d %8s %9s %8.2f %8s %8s %9s %6d %17s %5s-%s" % (
                 r["backend"], r["code"], r["kind"], r["collectors"],
                 "flood" if r["kind"] == "flood" else int(r["rate_offered"]), r["stored_per_s"], r["x_verify_only"],
