@@ -101,7 +101,13 @@ class Inbox:
     def poll(self, now=None, wait=0.1):
         """One at a time: on_message(topic, payload) for what arrived, each acknowledged after it
         returns (not if it raised); -> connection events."""
-        for d in self.take(1000, 0.0, wait):
-            self.on_message(d.topic, d.payload)
+        got = self.take(1000, 0.0, wait)
+        for i, d in enumerate(got):
+            try:
+                self.on_message(d.topic, d.payload)
+            except BaseException:
+                with self._ready:  # the ones after it wait for the next poll
+                    self._inbox.extendleft(reversed(got[i + 1:]))
+                raise
             self.ack([d])
         return self.events()

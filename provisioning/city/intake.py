@@ -23,8 +23,9 @@ DEFAULT_LINGER_MS = 50  # how long a batch waits to fill, at most
 
 
 def inflight_for(batch):
-    """Unacknowledged messages the broker may send: two batches, so one arrives while one commits."""
-    return max(20, 2 * batch)
+    """Unacknowledged messages the broker may send: two batches, so one arrives while one commits
+    (within MQTT 5's Receive Maximum and AMQP's prefetch count: at most 65535)."""
+    return min(65535, max(20, 2 * batch))
 
 
 class Intake:

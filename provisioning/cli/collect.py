@@ -279,10 +279,11 @@ def do_collect(out, args):
     start = time.monotonic()
     try:
         while stop.reason is None:
+            seen = intake.messages
             news, events = intake.step(wait=0.1)
-            if events:
+            if intake.messages != seen:
                 clock["last"] = time.monotonic()
-                report(events)
+            report(events)
             for ev in news:
                 if ev[0] == "connected":
                     out.note("connected to %s (session %s)" % (args.broker, "resumed" if ev[1] else "new"))
