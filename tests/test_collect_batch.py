@@ -108,7 +108,7 @@ def _publish_all(port, items):
 class SlowCollector(Collector):
     """A store far slower than the keepalive: every batch takes `pause` seconds."""
 
-    pause = 3.5
+    pause = 4.0  # Mosquitto drops a client silent for 1.5 keepalives: 3 s here
 
     def handle_batch(self, messages):
         time.sleep(self.pause)
@@ -120,7 +120,7 @@ def test_the_collector_stays_connected_while_its_store_is_slower_than_keepalive(
     ring = collector_for(*devs).keyring
     with Broker(tmp_path) as b:
         c = SlowCollector(ring, None)
-        sub = Subscription("127.0.0.1", b.port, "slow-collector", ["civicmote/v1/+/+/summary"], keepalive=1,
+        sub = Subscription("127.0.0.1", b.port, "slow-collector", ["civicmote/v1/+/+/summary"], keepalive=2,
                            persistent=False)
         intake = Intake(sub, c, batch=100, linger_s=0.05)
         news = []
@@ -139,7 +139,7 @@ def test_the_collector_stays_connected_while_its_store_is_slower_than_keepalive(
         sub.close()
         log = b.log()
     assert len(stored) == len(items)
-    assert intake.batches >= 3  # so the store was busy for 3 x 3.5 s = 10.5 s, 7 keepalives
+    assert intake.batches >= 3  # so the store was busy for 3 x 4 s = 12 s, 6 keepalives
     assert [e[0] for e in news] == ["connected"], news  # never lost, never reconnected
     assert "exceeded timeout" not in log and sub.connects == 1
 
@@ -164,13 +164,13 @@ def test_a_burst_into_an_in_memory_collector_whose_output_waits_is_all_stored(tm
     dirs, sign = _device_dirs(tmp_path, 4)
     sent = [sign(d, seq) for seq in range(1, 201) for d in dirs]  # 800, as the board's flush
     with Broker(tmp_path) as b:
-        proc = _collect([], b.port, dirs, "--keepalive", "1", "--count", str(len(sent)), "--duration", "120")
+        proc = _collect([], b.port, dirs, "--keepalive", "2", "--count", str(len(sent)), "--duration", "120")
         assert proc.stderr.readline().startswith("connected to")
         time.sleep(0.3)
         _publish_all(b.port, [(topic, msg) for _, topic, msg in sent])
-        # Nobody reads its output for 5 s (keepalive 1 s): its event lines fill the pipe (64 KiB,
-        # about 200 summaries) and its store's thread waits on them.
-        time.sleep(5)
+        # Nobody reads its output for 6 s (keepalive 2 s: Mosquitto drops a client silent for 3 s):
+        # its event lines fill the pipe (64 KiB, about 200 summaries) and its store's thread waits.
+        time.sleep(6)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
