@@ -40,6 +40,7 @@ class Inbox:
         self._outbox = collections.deque()  # (topic, payload, qos, retain) from publish()
         self._events = collections.deque()
         self._conn = 0  # connection number: which connection a delivery came on
+        self._want = 1  # the batch size the store's side is waiting for
         self._stop = False
         self._thread = None
 
@@ -54,7 +55,10 @@ class Inbox:
         d = Delivery(topic, payload, time.time(), tag, qos, self._conn)
         with self._ready:
             self._inbox.append(d)
-            self._ready.notify()
+            # wake the store's side for the first message and for a full batch, not for each one
+            # (every wake-up hands the interpreter lock over and back)
+            if len(self._inbox) == 1 or len(self._inbox) >= self._want:
+                self._ready.notify()
 
     def take(self, max_n, linger=0.0, wait=0.1):
         """Up to max_n deliveries: waits up to `wait` s for the first, then up to `linger` s more
@@ -62,17 +66,18 @@ class Inbox:
         self.start()
         out = []
         with self._ready:
+            self._want = max_n
             if not self._inbox:
                 self._ready.wait(wait)
-            end = time.monotonic() + linger
-            while len(out) < max_n:
-                if self._inbox:
-                    out.append(self._inbox.popleft())
-                    continue
-                left = end - time.monotonic()
-                if not out or left <= 0:
-                    break
-                self._ready.wait(left)
+            if self._inbox and linger > 0:
+                end = time.monotonic() + linger
+                while len(self._inbox) < max_n:  # woken when the batch is full, or at the end
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._ready.wait(left)
+            while self._inbox and len(out) < max_n:
+                out.append(self._inbox.popleft())
         return out
 
     def ack(self, deliveries):
