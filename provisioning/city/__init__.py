@@ -3,7 +3,9 @@
 Used by the city's operators: `broker_config` writes the Mosquitto configuration (mutual TLS,
 per-device ACLs pinned to the registered district, CRL, persistence, queue limits), `broker_ops`
 reloads a running broker and reports expiry, `units` writes the systemd units, `embedded_broker`
-is the demo's stand-in broker (amqtt), `subscription` is the collector's MQTT session. Every
+is the demo's stand-in broker (amqtt), `subscription` is the collector's MQTT session (its network
+in a thread of its own, handing messages over through `inbox`), and `intake` stores them in
+batches, one transaction each, acknowledging a message only once its batch committed. Every
 message is judged by `verifier`: the byte-exact envelope (`envelope`), the signature, one strict
 canonical decode (`strict_cbor`) and one schema check (`schema`, the CDDL of docs/wire-format.md).
 `collector` classifies and stores with de-duplication, gaps, held and rejected messages, and

@@ -1,15 +1,15 @@
 """The collector's session with the clustered broker: a competing consumer of its quorum queue (CPython only).
 
-    sub = AmqpSubscription([("city1", 5671), ("city2", 5671)], tls, on_message)
-    while running:
-        for ev in sub.poll(time.monotonic(), wait=0.1): ...   # ("connected", False), ("lost", reason)
+    sub = AmqpSubscription([("city1", 5671), ("city2", 5671)], tls)
+    batch = sub.take(500, linger=0.05); ...; sub.ack(batch)      # see city/inbox.py
 
-The same contract as the MQTT Subscription (provisioning/city/subscription.py): `on_message(topic,
-payload)` runs inside poll() and the message is acknowledged only after it returns, so one whose
-handling raised, or a collector killed mid-way, is delivered again (to this collector or another).
+The same contract as the MQTT Subscription (provisioning/city/subscription.py): the connection
+lives in a network thread of its own (heartbeats never wait for the store), a message is
+acknowledged only once ack() is called after its batch committed, so one whose batch failed,
+or a collector killed mid-way, is delivered again (to this collector or another).
 On connect it declares the quorum queue (cluster_config.QUEUE) and binds it to the device topics,
-both idempotent, then consumes with a bounded prefetch; N collectors on one queue share its
-messages. It logs in with its certificate (SASL EXTERNAL: CN = civicmote-collector). When a node
+both idempotent, then consumes with a bounded prefetch (`inflight` unacknowledged messages);
+N collectors on one queue share its messages. It logs in with its certificate (SASL EXTERNAL: CN = civicmote-collector). When a node
 goes, it connects to the next one, with exponential backoff and jitter between rounds. Needs pika.
 """
 import ssl
@@ -17,26 +17,28 @@ import time
 
 from agent.net.transport import Backoff
 from provisioning.city.cluster_config import KINDS, QUEUE, routing_key
+from provisioning.city.inbox import Inbox
 from provisioning.errors import EnvironmentProblem
 
+TICK = 0.02  # seconds the network thread waits for the connection before writing acks asked for
 
-class AmqpSubscription:
-    def __init__(self, nodes, tls, on_message, prefix="civicmote/v1", prefetch=50, timeout=10.0, backoff=None):
+
+class AmqpSubscription(Inbox):
+    def __init__(self, nodes, tls, on_message=None, prefix="civicmote/v1", prefetch=1000, timeout=10.0,
+                 backoff=None):
         try:
             import pika
         except ImportError:
             raise EnvironmentProblem("an amqps:// broker needs pika: pip install pika")
+        Inbox.__init__(self, on_message)
         self.pika = pika
         self.nodes = list(nodes)
         self.tls = tls
-        self.on_message = on_message
         self.prefix = prefix
         self.prefetch = prefetch
         self.timeout = timeout
         self.backoff = backoff or Backoff(base=0.5, cap=15.0)
         self.conn = self.channel = None
-        self.connects = 0
-        self.last_error = None
         self._next = 0
 
     @property
@@ -60,48 +62,54 @@ class AmqpSubscription:
         for kind in KINDS:
             ch.queue_bind(QUEUE, "amq.topic", routing_key("%s/*/*/%s" % (self.prefix, kind)))
         ch.basic_qos(prefetch_count=self.prefetch)
-        ch.basic_consume(QUEUE, self._deliver, auto_ack=False)
+        ch.basic_consume(QUEUE, self._on_delivery, auto_ack=False)
         self.conn, self.channel = conn, ch
+        self._conn += 1
         self.connects += 1
 
-    def _deliver(self, ch, method, properties, body):
-        self.on_message(routing_key(method.routing_key), body)
-        ch.basic_ack(method.delivery_tag)
+    def _on_delivery(self, ch, method, properties, body):
+        self._deliver(routing_key(method.routing_key), body, method.delivery_tag, 1)
 
-    def publish(self, topic, payload):
-        """Publish one message to the device topics' exchange (a receipt; the MQTT plugin hands it
-        to the device's subscription); False when not connected."""
-        if self.channel is None:
-            return False
-        try:
-            self.channel.basic_publish("amq.topic", routing_key(topic), payload)
-        except (self.pika.exceptions.AMQPError, OSError):
-            return False
-        return True
-
-    def poll(self, now, wait=0.1):
+    # -- the network thread ----------------------------------------------------------------------
+    def _run(self):
         errors = (self.pika.exceptions.AMQPError, OSError, ssl.SSLError)
-        if self.conn is None:
-            if not self.backoff.ready(now):
-                time.sleep(min(wait, max(0.0, self.backoff.next_at - now)))
-                return []
+        while not self._stop:
+            now = time.monotonic()
+            if self.conn is None:
+                if not self.backoff.ready(now):
+                    time.sleep(min(TICK * 5, max(0.0, self.backoff.next_at - now)))
+                    continue
+                try:
+                    self._connect()
+                except errors as e:
+                    self.last_error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
+                    if self._next % len(self.nodes) == 0:  # a whole round of nodes failed: wait, then again
+                        self.backoff.failed(now)
+                        self._events.append(("lost", self.last_error))
+                    continue
+                self.backoff.succeeded()
+                self._events.append(("connected", False))
+                continue
             try:
-                self._connect()
+                self.conn.process_data_events(time_limit=TICK)
+                self._write_queued()
             except errors as e:
                 self.last_error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
-                if self._next % len(self.nodes) == 0:  # a whole round of nodes failed: wait, then again
-                    self.backoff.failed(now)
-                    return [("lost", self.last_error)]
-                return []
-            self.backoff.succeeded()
-            return [("connected", False)]
+                self._drop()
+                self._events.append(("lost", self.last_error))
         try:
-            self.conn.process_data_events(time_limit=wait)
-        except errors as e:
-            self.last_error = "%s: %s" % (type(e).__name__, e) if str(e) else type(e).__name__
-            self._drop()
-            return [("lost", self.last_error)]
-        return []
+            if self.conn is not None:
+                self._write_queued()
+        except errors:
+            pass
+        self._drop()
+
+    def _write_queued(self):
+        for d in self._acks_due():
+            self.channel.basic_ack(d.tag)
+        while self._outbox:
+            topic, payload, _, _ = self._outbox.popleft()
+            self.channel.basic_publish("amq.topic", routing_key(topic), payload)
 
     def _drop(self):
         try:
@@ -112,4 +120,10 @@ class AmqpSubscription:
         self.conn = self.channel = None
 
     def close(self, linger=1.0):
-        self._drop()
+        """Stop the network thread: acknowledgements asked for are written, then the connection
+        closes (what was delivered and not acknowledged goes back to the queue)."""
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(self.timeout + 5)
+        else:
+            self._drop()

@@ -41,6 +41,7 @@ import time
 
 from provisioning.city import gaps, store_pg
 from provisioning.city.envelope import open_envelope
+from provisioning.city.gaps import DROPPED, MISSING, SKIPPED, holes, uncovered
 from provisioning.city.schema import MAX_AHEAD
 from provisioning.city.store_pg import open_store
 from provisioning.city.verifier import verify_message
@@ -49,9 +50,7 @@ DEFAULT_PREFIX = "civicmote/v1"
 KINDS = ("summary", "manifest")
 STATUS = "status"  # unsigned, retained online/offline: kept for known devices, never judged as data
 STATUSES = (b"online", b"offline")
-DROPPED = "dropped-on-device"
-SKIPPED = "skipped-at-reboot"
-MISSING = "missing"
+__all__ = ("Collector", "parse_topic", "committed_seqs", "DROPPED", "MISSING", "SKIPPED", "SEQ_RESET")
 SEQ_RESET = "seq-reset"
 
 
@@ -64,6 +63,21 @@ def parse_topic(topic, prefix=DEFAULT_PREFIX):
     if len(parts) != 3 or not all(parts):
         return None
     return parts[0], parts[1], parts[2]
+
+
+def store_errors():
+    """The exceptions that mean the store failed (not the message): nothing is recorded then."""
+    return (sqlite3.Error, OSError, MemoryError) + store_pg.driver_errors()
+
+
+def committed_seqs(events):
+    """[(device_id, seq)] of the summaries that events say are in the store: stored by this
+    transaction ("summary") or found stored already ("duplicate", e.g. a device's re-send)."""
+    return [(e["device_id"], e["seq"]) for e in events if e["event"] in ("summary", "duplicate")]
+
+
+def _defect(e):
+    return "defect", "the collector could not judge this message (%s: %s)" % (type(e).__name__, str(e)[:200])
 
 
 class _Device:
@@ -101,21 +115,59 @@ class Collector:
         self.store = open_store(store_path)
         self._devices = {}
         self._locked = set()  # devices locked by the transaction in progress
-        self.on_committed = None  # callable([(device_id, seq)]) after they are committed (receipts)
+        # Called after every commit with that transaction's events (the receipts' hook: what is
+        # stored now, see committed_seqs); in the thread that called handle/handle_batch.
+        self.on_committed = []
 
     def handle(self, topic, payload, received_at=None):
         """Judge and record one message; -> [event dicts]. Raises only if the store fails
         (then nothing of this message is recorded and it should not be acknowledged)."""
-        now = self.clock() if received_at is None else received_at
-        return self._committed(self._record(topic, bytes(payload), now, None))
+        return self.handle_batch([(topic, payload, received_at)])[0]
 
-    def _committed(self, events):
-        # -- receipts hook (issue 25, city/receipts.py): re-attach to the batch-commit hook --------
-        if self.on_committed is not None:
-            pairs = [(e["device_id"], e["seq"]) for e in events if e["event"] in ("summary", "duplicate")]
-            if pairs:
-                self.on_committed(pairs)
-        return events
+    def handle_batch(self, messages):
+        """Judge and record messages [(topic, payload, received_at or None)] in one transaction
+        (group commit); -> [[event dicts] per message, in order]. Every message gets its own
+        judgement: one that fails a check is rejected with its reason, as alone.
+
+        If the batch's transaction fails, each message is tried again in a transaction of its
+        own, so one message the store refuses never holds back the rest. Raises only if the store
+        fails for a message then: the exception's `committed` holds the results of the messages
+        before it (recorded: acknowledge those), nothing of it or after it is recorded."""
+        items = []
+        for topic, payload, at in messages:
+            payload = bytes(payload)
+            now = self.clock() if at is None else at
+            items.append((topic, payload, now, self._verdict(topic, payload, now)))
+        try:
+            results = self._commit(items)
+        except store_errors():
+            if len(items) == 1:
+                raise
+            results = None
+        except Exception:  # a defect of ours in one message: find which, one transaction each
+            results = None
+        if results is not None:
+            return self._notify(results)
+        done = []
+        for item in items:
+            try:
+                got = self._commit([item])
+            except store_errors() as e:
+                e.committed = done
+                raise
+            except Exception as e:  # a defect of ours must not stop the city: reject the message, loudly
+                got = self._commit([item[:3] + (_defect(e),)])
+            done += self._notify(got)
+        return done
+
+    def _notify(self, results):
+        """Tell the on_committed hooks what a transaction recorded; a hook's exception propagates
+        (what it was told about is stored)."""
+        if self.on_committed:
+            events = [ev for r in results for ev in r]
+            for hook in self.on_committed:
+                hook(events)
+        return results
 
     def update_keyring(self, keyring, received_at=None):
         """Use a new key ring (the registry changed) and judge every message held for a device it
@@ -132,26 +184,49 @@ class Collector:
                 if not batch:
                     break
                 for held_id, topic, message, at in batch:
-                    events += self._committed(self._record(topic, message, at, held_id))
+                    item = (topic, message, at, self._verdict(topic, message, at))
+                    try:
+                        got = self._commit([item], held_id)
+                    except store_errors():
+                        raise
+                    except Exception as e:
+                        got = self._commit([item[:3] + (_defect(e),)], held_id)
+                    events += self._notify(got)[0]
         return events
 
-    def _record(self, topic, payload, now, held_id):
+    def _verdict(self, topic, payload, now):
+        """What can be judged without the store (topic, signature, schema): done before the
+        transaction, so the database is held only for the store's part."""
+        parsed = parse_topic(topic, self.prefix)
+        if parsed is not None and parsed[2] in KINDS:
+            return parsed, verify_message(payload, self.keyring, now, self.max_ahead)
+        return parsed, None
+
+    def _commit(self, items, held_id=None):
+        """One transaction for items [(topic, payload, now, verdict)]; -> [[events] per item].
+        Every device the items may touch is locked first, in one order (device id), so
+        collectors sharing a PostgreSQL store never wait on each other in a cycle."""
         self._locked = set()
         try:
             with self.store.transaction():
                 if held_id is not None and not self.store.drop_held(held_id):
-                    return []  # another collector sharing the store judged it already
-                return self._handle(topic, payload, now)
-        except (sqlite3.Error, OSError, MemoryError) + store_pg.driver_errors():
+                    return [[]]  # another collector sharing the store judged it already
+                devs = sorted({d for d in map(self._owner, items) if d is not None})
+                for dev, version in self.store.lock_devices(devs).items():
+                    st = self._devices.get(dev)
+                    if st is None or st.version != version:
+                        self._devices[dev] = _Device(self.store, dev, version)
+                    self._locked.add(dev)
+                self.store.prefetch([(v.device_id, v.seq) for _, v in (it[3] for it in items)
+                                     if getattr(v, "kind", None) == "summary" and v.ok])
+                return [self._handle(*item) for item in items]
+        except BaseException:
             self._devices.clear()  # the transaction rolled back: forget what memory learnt from it
             raise
-        except Exception as e:  # a defect of ours must not stop the city: reject the message, loudly
-            self._devices.clear()
-            with self.store.transaction():
-                if held_id is not None:
-                    self.store.drop_held(held_id)
-                return self._reject(topic, None, "the collector could not judge this message (%s: %s)"
-                                    % (type(e).__name__, str(e)[:200]), payload, now)
+
+    def _owner(self, item):
+        parsed = item[3][0] if type(item[3][0]) is tuple else None
+        return parsed[1] if parsed is not None and self.keyring.knows(parsed[1]) else None
 
     def devices(self):
         """{device_id: {district, received, accepted, duplicates, rejected, manifests, bytes,
@@ -195,17 +270,18 @@ class Collector:
     def _counted(st):
         st.version = (st.version or 0) + 1  # store.count() added one to `received`
 
-    def _handle(self, topic, payload, now):
-        parsed = parse_topic(topic, self.prefix)
+    def _handle(self, topic, payload, now, verdict):
+        if verdict[0] == "defect":
+            return self._reject(topic, None, verdict[1], payload, now)
+        parsed, v = verdict
         if parsed is not None and parsed[2] == STATUS:
             return self._status(parsed[1], parsed[0], payload, now)
         topic_dev = parsed[1] if parsed else None
         owner = topic_dev if topic_dev is not None and self.keyring.knows(topic_dev) else None
-        if parsed is None or parsed[2] not in KINDS:
+        if v is None:
             return self._reject(topic, owner, "topic %r is not %s/{district}/{device_id}/summary or /manifest"
                                 % (topic[:200], self.prefix), payload, now)
         district, _, kind = parsed
-        v = verify_message(payload, self.keyring, now, self.max_ahead)
         if v.unknown and v.device_id == topic_dev:
             reason = "signed by %s, not in the registry yet: held until it is" % topic_dev
             if self.store.hold(topic, topic_dev, payload, now):
@@ -269,7 +345,7 @@ class Collector:
             # A device announces its drops again in every summary until one of those summaries is
             # delivered, so only the part of the range not announced before is news.
             count, first, last = s["gap"]
-            fresh = self._uncovered(st, first, last)
+            fresh = uncovered(st.announced, first, last)
             if fresh:
                 known = 0
                 for a, b, c in st.announced:
@@ -287,7 +363,7 @@ class Collector:
             if (s.get("h") or {}).get("sr") == 2 and boot is not None and boot > st.high + 1:
                 events.append(self._gap(st, dev, st.high + 1, boot - 1, 0, SEQ_RESET, seq, now))
                 st.announced.append((st.high + 1, boot - 1, 0))
-            for first, last, cause in self._holes(st, st.high + 1, seq - 1, boot):
+            for first, last, cause in holes(st.announced, st.high + 1, seq - 1, boot):
                 events.append(self._gap(st, dev, first, last, last - first + 1, cause, seq, now))
         late = st.high is not None and seq < st.high
         mh_ok = None if st.mh is None else s["mh"] == st.mh
@@ -309,32 +385,3 @@ class Collector:
         ev = {"event": "gap", "device_id": dev}
         ev.update(g)
         return ev
-
-    @staticmethod
-    def _uncovered(st, lo, hi):
-        """[(first, last)] of [lo, hi] that no announced drop covers, ascending."""
-        segments = [(lo, hi)]
-        for a, b, _ in st.announced:
-            cut = []
-            for x, y in segments:
-                if b < x or a > y:
-                    cut.append((x, y))
-                    continue
-                if x < a:
-                    cut.append((x, a - 1))
-                if b < y:
-                    cut.append((b + 1, y))
-            segments = cut
-        return sorted(segments)
-
-    @classmethod
-    def _holes(cls, st, lo, hi, boot):
-        """[(first, last, cause)] of [lo, hi] not covered by an announced drop, split at boot."""
-        out = []
-        for x, y in cls._uncovered(st, lo, hi):
-            if boot is not None and x < boot:
-                out.append((x, min(y, boot - 1), SKIPPED))
-                x = boot
-            if x <= y:
-                out.append((x, y, MISSING))
-        return out

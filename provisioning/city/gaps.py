@@ -71,3 +71,33 @@ def _minus(segs, cuts):
         if a <= b:
             out.append((a, b))
     return out
+
+
+def uncovered(announced, lo, hi):
+    """[(first, last)] of [lo, hi] that no announced drop (first, last, count) covers, ascending."""
+    segments = [(lo, hi)]
+    for a, b, _ in announced:
+        cut = []
+        for x, y in segments:
+            if b < x or a > y:
+                cut.append((x, y))
+                continue
+            if x < a:
+                cut.append((x, a - 1))
+            if b < y:
+                cut.append((b + 1, y))
+        segments = cut
+    return sorted(segments)
+
+
+def holes(announced, lo, hi, boot):
+    """[(first, last, cause)] of [lo, hi] not covered by an announced drop, split at boot: below it
+    skipped-at-reboot, from it on missing (the collector's provisional gap events)."""
+    out = []
+    for x, y in uncovered(announced, lo, hi):
+        if boot is not None and x < boot:
+            out.append((x, min(y, boot - 1), SKIPPED))
+            x = boot
+        if x <= y:
+            out.append((x, y, MISSING))
+    return out

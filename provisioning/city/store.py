@@ -33,6 +33,7 @@ The interface the collector uses (another backend, e.g. PostgreSQL, provides the
     add_rejected(topic, dev, reason, message, now), rejected(),
     hold(topic, dev, message, now) -> bool, held_devices(), take_held(dev, limit), drop_held(id) -> bool,
     lock_device(dev) -> received counter | None (inside a transaction: N collectors take turns per device),
+    lock_devices([dev]) -> {dev: received | None} (the same, in the order given), prefetch([(dev, seq)]),
     marks(dev, since=0) -> [(seq, boot, gap)] (for gaps.outstanding); lowest_seq(dev)
 provisioning/city/store_pg.py is that backend; open_store(path or URL) picks one.
 Every value handed in has passed city/schema.py: integers fit a signed 64-bit column.
@@ -154,6 +155,13 @@ class Store:
         counter (None if never seen), which every message of the device increases."""
         row = self.db.execute("SELECT received FROM devices WHERE device_id=?", (dev,)).fetchone()
         return None if row is None else row[0]
+
+    def lock_devices(self, devs):
+        """lock_device of each, in the order given; -> {dev: received or None}."""
+        return {dev: self.lock_device(dev) for dev in devs}
+
+    def prefetch(self, keys):
+        """PostgreSQL reads the batch's stored (dev, seq) in one round trip; a local file needs not."""
 
     def device(self, dev):
         """The device's row as a dict, or None."""

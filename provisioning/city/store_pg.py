@@ -11,6 +11,7 @@ committed: de-duplication and gap detection are computed from the store, not fro
 Needs psycopg 3 (pip install 'psycopg[binary]'); PostgreSQL 12 or later.
 """
 import json
+import sys
 import threading
 
 from provisioning.city.store import (COUNTERS, MAX_HELD, MAX_HELD_PER_DEVICE, MAX_REJECTED_PER_DEVICE,
@@ -111,6 +112,7 @@ class PgStore:
             raise UsageError("%s: collector store schema %s, this collector reads %d; use another --store"
                              % (self.path, row[0], SCHEMA_VERSION))
         self.lock = threading.RLock()
+        self._known = None  # {(dev, seq): stored message or None} read by prefetch, this transaction
 
     def _refuse_foreign(self):
         """Tables but no collector `meta` in this database's schema: someone else's; touch nothing."""
@@ -132,6 +134,27 @@ class PgStore:
         self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (dev,))
         row = self._one("SELECT received FROM devices WHERE device_id=%s", (dev,))
         return None if row is None else row[0]
+
+    def lock_devices(self, devs):
+        """Inside a transaction: lock devices in one round trip, in the order given (the caller
+        sorts, so two collectors never wait on each other in a cycle); -> {dev: received or None}."""
+        devs = list(devs)
+        self.db.execute("SELECT pg_advisory_xact_lock(hashtextextended(d, 0)) FROM "
+                        "(SELECT d, n FROM unnest(%s::text[]) WITH ORDINALITY AS u(d, n) ORDER BY n) AS s", (devs,))
+        got = dict(self.db.execute("SELECT device_id, received FROM devices WHERE device_id = ANY(%s)",
+                                   (devs,)).fetchall())
+        return {dev: got.get(dev) for dev in devs}
+
+    def prefetch(self, keys):
+        """Inside a transaction: read the stored messages of [(dev, seq)] in one round trip;
+        summary_payload answers for them from this until the transaction ends."""
+        self._known = dict.fromkeys(keys)
+        if keys:
+            rows = self.db.execute("SELECT s.device_id, s.seq, s.message FROM summaries s JOIN "
+                                   "unnest(%s::text[], %s::bigint[]) AS k(d, q) ON s.device_id = k.d AND s.seq = k.q",
+                                   ([k[0] for k in keys], [k[1] for k in keys])).fetchall()
+            for dev, seq, message in rows:
+                self._known[(dev, seq)] = bytes(message)
 
     def device(self, dev):
         row = self._one("SELECT device_id, district, received, accepted, duplicates, rejected, manifests, "
@@ -171,11 +194,15 @@ class PgStore:
 
     # -- summaries -----------------------------------------------------------------------
     def summary_payload(self, dev, seq):
+        if self._known is not None and (dev, seq) in self._known:
+            return self._known[(dev, seq)]
         row = self._one("SELECT message FROM summaries WHERE device_id=%s AND seq=%s", (dev, seq))
         return None if row is None else bytes(row[0])
 
     def add_summary(self, s, mh_ok, topic, now, message):
         h = s.get("h") or {}
+        if self._known is not None:
+            self._known[(s["dev"], s["seq"])] = bytes(message)
         self.db.execute(
             "INSERT INTO summaries VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (s["dev"], s["seq"], s["t0"], s["t1"], to_json(s["m"]), bytes(s["mh"]),
@@ -200,8 +227,8 @@ class PgStore:
     # -- manifests -----------------------------------------------------------------------
     def add_manifest(self, dev, mh, manifest, message, now):
         mh = bytes(mh)
-        cur = self.db.execute("UPDATE manifests SET last_seen=%s WHERE device_id=%s AND mh=%s", (now, dev, mh))
-        new = cur.rowcount == 0
+        new = self._one("UPDATE manifests SET last_seen=%s WHERE device_id=%s AND mh=%s RETURNING 1",
+                        (now, dev, mh)) is None
         if new:
             self.db.execute("INSERT INTO manifests VALUES (%s, %s, %s, %s, %s, %s)",
                             (dev, mh, to_json(manifest), bytes(message), now, now))
@@ -255,7 +282,7 @@ class PgStore:
 
     def drop_held(self, held_id):
         """Delete a held message; False if it was gone (another collector took it first)."""
-        return self.db.execute("DELETE FROM held WHERE id=%s", (held_id,)).rowcount > 0
+        return self._one("DELETE FROM held WHERE id=%s RETURNING id", (held_id,)) is not None
 
     # -- status (retained online/offline, unsigned) ----------------------------------------
     def set_status(self, dev, district, status, now):
@@ -277,25 +304,35 @@ def _first_line(e):
 
 
 class _Transaction:
-    """One PostgreSQL transaction (READ COMMITTED), committed, or rolled back if the block raised."""
+    """One PostgreSQL transaction (READ COMMITTED), committed, or rolled back if the block raised.
+    In pipeline mode: a statement whose result nobody reads (the writes) costs no round trip of
+    its own; a read waits for what was sent before it."""
 
     def __init__(self, store):
         self.store = store
-        self.tx = None
+        self.tx = self.pipe = None
 
     def __enter__(self):
         self.store.lock.acquire()
         try:
+            self.pipe = self.store.db.pipeline()
+            self.pipe.__enter__()
             self.tx = self.store.db.transaction()
             self.tx.__enter__()
         except BaseException:
+            if self.pipe is not None:
+                self.pipe.__exit__(*sys.exc_info())
             self.store.lock.release()
             raise
         return self.store
 
     def __exit__(self, exc_type, exc, tb):
+        self.store._known = None
         try:
-            self.tx.__exit__(exc_type, exc, tb)
+            try:
+                self.tx.__exit__(exc_type, exc, tb)
+            finally:
+                self.pipe.__exit__(exc_type, exc, tb)
         finally:
             self.store.lock.release()
         return False

@@ -1,61 +1,175 @@
-"""A QoS 1 subscriber on paho-mqtt 2.x that acknowledges a message only once it is handled (CPython only).
+"""The collector's MQTT session: paho-mqtt 2.x, MQTT 5, in a network thread of its own (CPython only).
 
-    sub = Subscription(host, port, "civicmote-collector", ["civicmote/v1/+/+/summary"], on_message)
-    while running:
-        for ev in sub.poll(time.monotonic(), wait=0.1): ...   # ("connected", session_present), ("lost", reason)
+    sub = Subscription(host, port, "civicmote-collector", ["civicmote/v1/+/+/summary"], tls=...)
+    batch = sub.take(500, linger=0.05); ...; sub.ack(batch)      # see city/inbox.py
 
-The session is persistent (clean_session=False) under a stable client id, so a collector that
-was away gets, when it returns, what the broker queued for it meanwhile. `on_message(topic,
-payload)` runs inside poll(); its PUBACK is sent only after it returns, so a message whose
-handling raised (or a collector killed mid-way) is delivered again. The session itself
-(agent/net/paho_session.py) is the agent's: paho never reconnects on its own; poll() does, with
-exponential backoff and jitter. Every wait is bounded: TCP/TLS connect and CONNACK by
-`timeout`, each poll by `wait`.
+Why a thread: keepalive, PINGREQ/PINGRESP and reconnects must not wait for the store. The
+network thread owns the paho client (every paho call happens in it, none from the store's
+thread): it connects, reads, hands each message over through a queue, and writes the PUBACKs
+that the store's side asks for with ack(). However long a batch takes to commit, the session
+stays alive. It reconnects by itself with exponential backoff and jitter.
+
+Nothing is lost and nothing is acknowledged early:
+- A message is acknowledged only by ack(), after its batch committed. An acknowledgement for a
+  message delivered on an earlier connection is not sent (its packet id belongs to that
+  connection); the broker delivers the message again on the new one and the store counts it
+  as a duplicate.
+- The session is persistent (clean start off, MQTT 5 session expiry `session_expiry`; never
+  expiring for a collector with a store) under a stable client id, so what arrives while the
+  collector is away, or reconnecting, waits in its session. persistent=False (an in-memory
+  store: nothing to resume in a new process) starts clean once and keeps the session across
+  this process' reconnects only, for `session_expiry` seconds.
+- Flow control: the broker sends at most `inflight` unacknowledged messages (MQTT 5 Receive
+  Maximum), so the queue between the threads never holds more, and never blocks the network.
+
+poll(now, wait) (city/inbox.py) is the one-message-at-a-time form for tests and small tools.
 """
+import socket
+import ssl
 import time
 
-from agent.net.paho_session import CONNECTED, CONNECTING, IDLE, PahoSession  # noqa: F401 (re-exported)
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent.net import mqtt_codec
+from agent.net.socket_cpython import client_context
 from agent.net.transport import Backoff
+from provisioning.city.inbox import Inbox
+
+DEFAULT_INFLIGHT = 1000  # unacknowledged messages the broker may send (MQTT 5 Receive Maximum)
+NEVER = 0xFFFFFFFF  # MQTT 5 session expiry: the session never expires
+VOLATILE_SESSION_S = 600  # an in-memory collector's session outlives a reconnect, not the process
+TICK = 0.02  # seconds the network thread waits for the socket before writing acks asked for
 
 
-class Subscription(PahoSession):
-    """Subscription(host, port, client_id, topics, on_message, tls=None, keepalive=30, timeout=10.0).
+class Subscription(Inbox):
+    """Subscription(host, port, client_id, topics, on_message=None, tls=None, keepalive=30,
+    timeout=10.0, backoff=None, persistent=True, inflight=1000, session_expiry=None).
 
-    tls: None, or {cafile, certfile, keyfile} (PEM files; certfile/keyfile may be None when
-    the broker does not ask for a client certificate). `connects`: CONNACKs received.
-    `close(linger=1.0)` leaves cleanly; the broker keeps the session for the next run.
-    persistent=False asks for a clean session (a collector whose store is in memory has nothing
-    to resume, and must not leave a session queueing on the broker forever).
+    tls: None, an ssl.SSLContext, or {cafile, certfile, keyfile} (PEM files). `connects`: CONNACKs
+    accepted; `last_error`: why the last attempt or connection failed. The thread starts on the
+    first take(), poll() or start(); close(linger=1.0) leaves cleanly (the session is kept).
     """
 
-    def __init__(self, host, port, client_id, topics, on_message, tls=None, keepalive=30, timeout=10.0,
-                 backoff=None, persistent=True):
-        PahoSession.__init__(self, host, port, client_id, tls, keepalive, timeout, not persistent,
-                             backoff or Backoff(base=0.5, cap=15.0), manual_ack=True)
-        self.topics = list(topics)
-        self.on_message = on_message
+    def __init__(self, host, port, client_id, topics, on_message=None, tls=None, keepalive=30, timeout=10.0,
+                 backoff=None, persistent=True, inflight=DEFAULT_INFLIGHT, session_expiry=None):
+        Inbox.__init__(self, on_message)
+        self.host, self.port, self.topics = host, port, list(topics)
+        self.keepalive, self.timeout = keepalive, timeout
+        self.backoff = backoff or Backoff(base=0.5, cap=15.0)
+        self._connected = False
+        props = Properties(PacketTypes.CONNECT)
+        props.ReceiveMaximum = inflight
+        props.SessionExpiryInterval = (session_expiry or NEVER) if persistent else \
+            (session_expiry or VOLATILE_SESSION_S)
+        self._props = props
+        self._clean_start = False if persistent else paho.MQTT_CLEAN_START_FIRST_ONLY
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
+                        reconnect_on_failure=False, manual_ack=True)
+        c.connect_timeout = timeout
+        ctx = client_context(tls)
+        if ctx is not None:
+            c.tls_set_context(ctx)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        self._c = c
 
-    def poll(self, now, wait=0.1):
-        """Connect when due, read for at most `wait` seconds, hand messages over; -> events."""
-        if self.state == IDLE:
-            if self.backoff.ready(now):
-                self.connect(now)
-            else:
-                time.sleep(min(wait, max(0.0, self.backoff.next_at - now)))
-        return PahoSession.poll(self, now, wait)
+    @property
+    def connected(self):
+        return self._connected
 
-    def publish(self, topic, payload):
-        """Publish one retained QoS 1 message (a receipt to a device); False when not connected."""
-        if self.state != CONNECTED:
-            return False
-        return self._c.publish(topic, payload, 1, True).rc == 0
+    # -- the network thread ----------------------------------------------------------------------
+    def _run(self):
+        connecting_until = None
+        first = True
+        while not self._stop:
+            now = time.monotonic()
+            if connecting_until is None and not self._connected:
+                if not self.backoff.ready(now):
+                    time.sleep(min(TICK * 5, max(0.0, self.backoff.next_at - now)))
+                    continue
+                try:
+                    if first:
+                        self._c.connect(self.host, self.port, self.keepalive, clean_start=self._clean_start,
+                                        properties=self._props)
+                        first = False
+                    else:
+                        self._c.reconnect()
+                except (OSError, ssl.SSLError, socket.timeout, ValueError) as e:
+                    self._lose("connect to %s:%d failed: %s" % (self.host, self.port, e))
+                    continue
+                connecting_until = now + self.timeout
+            rc = self._c.loop(timeout=TICK)
+            if rc != paho.MQTT_ERR_SUCCESS and (self._connected or connecting_until is not None):
+                connecting_until = None
+                self._lose("connection lost: %s" % paho.error_string(rc))
+                continue
+            if self._connected:
+                connecting_until = None
+                self._write_queued()
+            elif connecting_until is not None and time.monotonic() >= connecting_until:
+                connecting_until = None
+                self._lose("no CONNACK within %ss from %s:%d" % (self.timeout, self.host, self.port))
+        if self._connected:
+            self._write_queued()
 
-    # -- PahoSession hooks (inside poll) ---------------------------------------------------------
-    def _session_up(self, client):
+    def _write_queued(self):
+        for d in self._acks_due():
+            self._c.ack(d.tag, d.qos)
+        while self._outbox:
+            topic, payload, qos, retain = self._outbox.popleft()
+            self._c.publish(topic, payload, qos=qos, retain=retain)
+
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        if reason.is_failure:
+            self._lose("broker refused the connection: %s" % reason)
+            return
+        self._conn += 1
+        self._connected = True
+        self.connects += 1
+        self.backoff.succeeded()
         # Subscribe on every connect: a broker restarted without persistence forgot the session.
         client.subscribe([(t, 1) for t in self.topics])
+        self._events.append(("connected", bool(flags.session_present)))
 
     def _on_message(self, client, userdata, msg):
-        self.on_message(msg.topic, msg.payload)
-        if msg.qos:
-            client.ack(msg.mid, msg.qos)
+        self._deliver(msg.topic, msg.payload, msg.mid, msg.qos)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        if self._connected:
+            self._lose("disconnected: %s" % reason)
+
+    def _lose(self, reason):
+        """Abrupt loss: no DISCONNECT, so the broker keeps the session (and sends no clean goodbye)."""
+        self._connected = False
+        self.last_error = reason
+        self._c._sock_close()  # paho has no public abort (a no-op when there is no socket)
+        delay = self.backoff.failed(time.monotonic())
+        self._events.append(("lost", "%s; retrying in %.1fs" % (reason, delay)))
+
+    def close(self, linger=1.0):
+        """Leave cleanly: acknowledgements asked for are written, then DISCONNECT; the session is
+        kept for next time. What the broker still sends meanwhile is read and dropped (so not
+        acknowledged: delivered again next time) until it closes, for at most `linger` seconds."""
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(self.timeout + 5)
+        sock = self._c.socket()
+        was, self._connected = self._connected, False
+        if was and sock is not None:
+            end = time.monotonic() + min(linger, self.timeout)
+            try:
+                sock.setblocking(True)
+                sock.settimeout(max(0.001, end - time.monotonic()))
+                self._c.loop_write()  # blocking, so no packet is left half written
+                sock.sendall(mqtt_codec.disconnect())
+                sock.shutdown(socket.SHUT_WR)
+                while time.monotonic() < end:
+                    sock.settimeout(max(0.001, end - time.monotonic()))
+                    if not sock.recv(4096):
+                        break
+            except (OSError, ValueError):
+                pass
+        self._c._sock_close()

@@ -8,6 +8,7 @@ from provisioning import broker_url
 from provisioning.device import devicedir
 from provisioning.city import store_pg
 from provisioning.city.collector import DEFAULT_PREFIX, Collector
+from provisioning.city.intake import DEFAULT_BATCH, DEFAULT_LINGER_MS, Intake, inflight_for
 from provisioning.cli.common import add_command
 from provisioning.errors import EXIT_FAILED, EnvironmentProblem, UsageError
 from provisioning.city.verifier import KeyRing
@@ -68,6 +69,15 @@ def register(sub, common):
                    "0 turns the check off, for devices on a simulated clock: civicmote run --fast)")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                    help="give up (exit 3) if the broker has not let us in after S seconds (default 10)")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help="group commit: store up to N messages in one transaction, and acknowledge each to the "
+                   "broker only after its transaction committed (default %d)" % DEFAULT_BATCH)
+    p.add_argument("--batch-ms", type=float, default=DEFAULT_LINGER_MS, metavar="T",
+                   help="wait at most T milliseconds for a batch to fill; what has arrived is taken at once "
+                   "(default %g)" % DEFAULT_LINGER_MS)
+    p.add_argument("--keepalive", type=int, default=30, metavar="S",
+                   help="MQTT keepalive in seconds (default 30); the session's network runs in its own thread, "
+                   "so a slow store never delays it")
 
 
 def receipt_signer(args):
@@ -218,10 +228,12 @@ def do_collect(out, args):
             raise UsageError("--share is for MQTT brokers; collectors on amqps:// already share its queue")
     else:
         host, port, use_tls = broker_url.parse(args.broker)
-    for name in ("count", "duration", "idle", "connect_timeout"):
+    for name in ("count", "duration", "idle", "connect_timeout", "batch", "keepalive"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise UsageError("--%s must be positive" % name.replace("_", "-"))
+    if args.batch_ms < 0:
+        raise UsageError("--batch-ms must be 0 (take only what has arrived) or positive")
     if args.share is not None and (not args.share or any(ch in args.share for ch in "/+#")):
         raise UsageError("--share %r: a group name has no '/', '+' or '#'" % args.share)
     if args.share and not args.client_id:  # the default is one per store, and they all share one
@@ -251,10 +263,6 @@ def do_collect(out, args):
         if args.count and tally["accepted"] >= args.count:
             stop.reason = "count"
 
-    def on_message(topic, payload):
-        clock["last"] = time.monotonic()
-        report(collector.handle(topic, payload))
-
     watch = _RegistryWatch(args.registry) if args.registry else None
 
     def reload_registry():
@@ -278,16 +286,20 @@ def do_collect(out, args):
     if amqp_nodes:
         from provisioning.city.amqp_subscription import AmqpSubscription
 
-        sub = AmqpSubscription(amqp_nodes, tls, on_message, prefix=args.prefix)
+        sub = AmqpSubscription(amqp_nodes, tls, prefix=args.prefix, prefetch=inflight_for(args.batch))
     else:
-        sub = Subscription(host, port, args.client_id, topics, on_message, tls=tls, persistent=bool(args.store))
+        sub = Subscription(host, port, args.client_id, topics, tls=tls, keepalive=args.keepalive,
+                           persistent=bool(args.store), inflight=inflight_for(args.batch))
+    intake = Intake(sub, collector, args.batch, args.batch_ms / 1000.0)
     issuer = None
-    if signer is not None:  # receipts (issue 25): re-attach collector.on_committed to the batch hook
+    if signer is not None:  # receipts (issue 25): told of every commit, published by the network thread
+        from provisioning.city.collector import committed_seqs
         from provisioning.city.receipts import ReceiptIssuer
 
-        issuer = ReceiptIssuer(collector.store, signer[0], signer[1], sub.publish, signer[2], prefix=args.prefix,
-                               interval=args.receipt_interval)
-        collector.on_committed = issuer.committed
+        issuer = ReceiptIssuer(collector.store, signer[0], signer[1],
+                               lambda topic, payload: sub.publish(topic, payload, qos=1, retain=True), signer[2],
+                               prefix=args.prefix, interval=args.receipt_interval)
+        collector.on_committed.append(lambda events: issuer.committed(committed_seqs(events)))
     previous = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -300,8 +312,12 @@ def do_collect(out, args):
     start = time.monotonic()
     try:
         while stop.reason is None:
-            now = time.monotonic()
-            for ev in sub.poll(now, wait=0.1):
+            seen = intake.messages
+            news, events = intake.step(wait=0.1)
+            if intake.messages != seen:
+                clock["last"] = time.monotonic()
+            report(events)
+            for ev in news:
                 if ev[0] == "connected":
                     out.note("connected to %s (session %s)" % (args.broker, "resumed" if ev[1] else "new"))
                 else:
