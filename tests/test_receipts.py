@@ -19,6 +19,7 @@ from agent.core import receipt
 from agent.crypto import verifying_key_from_sec1
 from agent.crypto.cpython_backend import SigningKey
 from agent.runtime.receipts import Receipts
+from provisioning.city.collector import committed_seqs
 from provisioning.city.receipts import ReceiptIssuer, covered, issue_cert, topic
 
 SOAK = os.environ.get("CIVICMOTE_SOAK") == "1"
@@ -52,9 +53,9 @@ class City:
 
         def publish(t, payload):
             col.published.append(payload)
-            return col.sub.publish(t, payload)
+            return col.sub.publish(t, payload, qos=1, retain=True)  # as `civicmote collect` does
         col.issuer = ReceiptIssuer(col.collector.store, self.signer, self.cert, publish, CID, interval=interval)
-        col.collector.on_committed = col.issuer.committed
+        col.collector.on_committed.append(lambda events: col.issuer.committed(committed_seqs(events)))
         return col
 
 
@@ -133,7 +134,7 @@ def test_forged_replayed_and_unsent_receipts_are_refused(tmp_path):
         assert status[-1].startswith("online; the city has stored up to seq 1 at "), status
         old = agent.receipts
         first = col.published[0]  # the receipt that covered seq 1, as an attacker might have kept it
-        col.collector.on_committed = None  # the collector says nothing for a while
+        hooks, col.collector.on_committed = col.collector.on_committed, []  # the collector says nothing for a while
         run_windows(agent, clock, 3, pace=0.01, between=lambda: agent.flush(time.monotonic()))
         pump(agent, col, lambda: len(col.accepted()) == 4, 20, "summaries 2..4 not stored")
         assert agent.outbox.seqs() == [2, 3, 4]  # stored, but no receipt let go of them yet
@@ -164,7 +165,7 @@ def test_forged_replayed_and_unsent_receipts_are_refused(tmp_path):
         assert agent.outbox.seqs() == [2, 3, 4]  # the device kept its data
         assert old.hi == 1
         # The genuine one, from the collector, is accepted: the refusals above were not the only outcome.
-        col.collector.on_committed = col.issuer.committed
+        col.collector.on_committed = hooks
         col.issuer.committed([(dev, 4)])
         pump(agent, col, lambda: agent.outbox.depth == 0, 20, "the genuine receipt was not accepted")
         assert old.hi == 4 and agent.collector_time() is not None
