@@ -19,7 +19,7 @@ from agent.core.summary import MH_LEN
 FILE = "manifest.cose"
 # The manifest builder's version: bump it whenever agent/privacy/manifest*.py, the policy or the
 # profile validation change the bytes of any board's manifest (a test compares them per board).
-CODE = b"civicmote manifest 2"
+CODE = b"civicmote manifest 3"
 FINGERPRINT_LEN = 32
 _CHUNK = 256
 
