@@ -316,12 +316,12 @@ def do_collect(out, args):
             news, events = intake.step(wait=0.1)
             if intake.messages != seen:
                 clock["last"] = time.monotonic()
-            report(events)
-            for ev in news:
+            for ev in news:  # first: a resumed session's backlog comes with its connection
                 if ev[0] == "connected":
                     out.note("connected to %s (session %s)" % (args.broker, "resumed" if ev[1] else "new"))
                 else:
                     out.note("broker: %s" % ev[1])
+            report(events)
             if stop.reason is not None:
                 break
             now = time.monotonic()
