@@ -40,12 +40,12 @@ system-deps:
 	@tools/install-system-deps postgresql
 	@tools/install-system-deps rabbitmq
 
-# Test modules run in parallel (pytest-xdist): each module, or one parametrisation of the longest,
-# is one unit on one worker, with its own servers on free ports and its own temp dirs.
+# Test modules run in parallel (pytest-xdist): each module is one unit on one worker, with its
+# own servers on free ports and its own temp dirs (tests/conftest.py hands out the longest first).
 # TEST_JOBS=1 runs them one after another as before.
 TEST_JOBS ?= 3
 test: setup firmware-unix
-	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadgroup)
+	$(BIN)/python -m pytest $(if $(filter 1,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 # Firmware from a MicroPython source tree (tools/firmware.py; README "Firmware"). Cached in
 # build/firmware/: with nothing changed a second run takes seconds. The unix images are built

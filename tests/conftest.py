@@ -10,11 +10,10 @@ for p in (HERE / "portable", HERE):
         sys.path.insert(0, str(p))
 
 
-# `make test` runs modules in parallel (pytest-xdist, `--dist loadgroup`). Each module is one
-# work unit, so its module-scoped servers start once; the modules below split by one parameter,
-# since their parametrisations share nothing and each runs for minutes. Work units are handed
-# out in collection order, so the longest go first and the short ones fill in around them.
-SPLIT_BY_PARAM = {"test_micropython.py": "port", "test_bench_quick.py": "bench"}
+# `make test` runs modules in parallel (pytest-xdist, `--dist loadfile`): each module is one work
+# unit on one worker, so its module-scoped servers start once and its tests keep their order.
+# Work units are handed out in collection order, so the longest go first and the short ones
+# fill in around them.
 LONGEST_FIRST = ["test_micropython.py", "test_delivery_kill.py", "test_board_heap.py", "test_bench_privacy.py",
                  "test_board_native.py", "test_demo.py", "test_privacy_person_audit.py", "test_bench_quick.py",
                  "test_cluster_rabbitmq.py", "test_chip_bridge.py", "test_privacy_manifest_coverage.py",
@@ -22,21 +21,7 @@ LONGEST_FIRST = ["test_micropython.py", "test_delivery_kill.py", "test_board_hea
                  "test_sta_forward.py", "test_firmware_board.py", "test_privacy_driver_audit.py"]
 
 
-def _group(item):
-    module = item.path.name
-    param = SPLIT_BY_PARAM.get(module)
-    callspec = getattr(item, "callspec", None)
-    if param and callspec is not None and param in callspec.params:
-        value = callspec.params[param]
-        return "%s-%s" % (module, getattr(value, "name", value))
-    return module
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within a module
-    if getattr(config.option, "dist", "no") == "loadgroup":
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
-

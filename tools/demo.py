@@ -190,7 +190,9 @@ def main():
 
         from provisioning.demo.view import CollectorFeed
 
-        feed = CollectorFeed(export, "localhost", port, WORK / "broker", WORK / "city.db")
+        # amqtt speaks MQTT 3.1.1 only; Mosquitto, the city's broker, MQTT 5
+        feed = CollectorFeed(export, "localhost", port, WORK / "broker", WORK / "city.db",
+                             protocol=5 if kind == "mosquitto" else "3.1.1")
         # The simulated morning rush of today, 07:15-08:05 UTC: it crosses 08:00, where the hourly
         # people counts come out, late enough that the live table's last rows still show them.
         start = int(time.time())

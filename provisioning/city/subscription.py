@@ -45,7 +45,12 @@ TICK = 0.02  # seconds the network thread waits for the socket before writing ac
 
 class Subscription(Inbox):
     """Subscription(host, port, client_id, topics, on_message=None, tls=None, keepalive=30,
-    timeout=10.0, backoff=None, persistent=True, inflight=1000, session_expiry=None).
+    timeout=10.0, backoff=None, persistent=True, inflight=1000, session_expiry=None, protocol=5).
+
+    protocol: 5 (MQTT 5: the broker holds at most `inflight` unacknowledged messages, the session
+    expires as asked) or "3.1.1" for a broker that speaks only that (the demo's embedded amqtt
+    broker): a persistent session is then clean_session=False and the broker's own inflight
+    limit applies.
 
     tls: None, an ssl.SSLContext, or {cafile, certfile, keyfile} (PEM files). `connects`: CONNACKs
     accepted; `last_error`: why the last attempt or connection failed. The thread starts on the
@@ -53,7 +58,7 @@ class Subscription(Inbox):
     """
 
     def __init__(self, host, port, client_id, topics, on_message=None, tls=None, keepalive=30, timeout=10.0,
-                 backoff=None, persistent=True, inflight=DEFAULT_INFLIGHT, session_expiry=None):
+                 backoff=None, persistent=True, inflight=DEFAULT_INFLIGHT, session_expiry=None, protocol=5):
         Inbox.__init__(self, on_message)
         self.host, self.port, self.topics = host, port, list(topics)
         self.keepalive, self.timeout = keepalive, timeout
@@ -65,8 +70,15 @@ class Subscription(Inbox):
             (session_expiry or VOLATILE_SESSION_S)
         self._props = props
         self._clean_start = False if persistent else paho.MQTT_CLEAN_START_FIRST_ONLY
-        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
-                        reconnect_on_failure=False, manual_ack=True)
+        if str(protocol) == "5":
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5,
+                            reconnect_on_failure=False, manual_ack=True)
+        elif str(protocol) == "3.1.1":
+            self._props, self._clean_start = None, paho.MQTT_CLEAN_START_FIRST_ONLY  # v5 only
+            c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv311,
+                            clean_session=not persistent, reconnect_on_failure=False, manual_ack=True)
+        else:
+            raise ValueError("MQTT protocol %r: 5 or 3.1.1" % (protocol,))
         c.connect_timeout = timeout
         ctx = client_context(tls)
         if ctx is not None:

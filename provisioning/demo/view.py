@@ -24,13 +24,14 @@ SUPPRESSED = "suppressed"  # the manifest's own word for it (manifest_words.coun
 
 
 class CollectorFeed:
-    def __init__(self, export, host, port, broker_dir, store):
+    def __init__(self, export, host, port, broker_dir, store, protocol=5):
         self.collector = Collector(load_export(str(export), KeyRing()), str(store))
         self.events = []
         b = Path(broker_dir)
         tls = {"cafile": str(b / "ca.crt"), "certfile": str(b / "collector.crt"), "keyfile": str(b / "collector.key")}
         self.sub = Subscription(host, port, "civicmote-demo-collector",
-                                [PREFIX + "/+/+/summary", PREFIX + "/+/+/manifest", PREFIX + "/+/+/status"], self._on_message, tls=tls)
+                                [PREFIX + "/+/+/summary", PREFIX + "/+/+/manifest", PREFIX + "/+/+/status"], self._on_message, tls=tls,
+                                protocol=protocol)
         self.manifests = {}
         self._res = {}
 
