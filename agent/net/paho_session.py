@@ -1,4 +1,4 @@
-# CPython only: the paho-mqtt 2.x session shared by PahoTransport and the collector's Subscription.
+# CPython only: the paho-mqtt 2.x session of PahoTransport, and the clean leave the collector's Subscription shares.
 """PahoSession: one MQTT 3.1.1 session on paho-mqtt 2.x, driven by the caller's loop.
 
 No paho thread: `poll(now, wait)` -> `Client.loop(timeout=wait)`, so every wait is bounded:
@@ -142,20 +142,29 @@ class PahoSession:
         kernel send a reset, and the broker would discard what it had not read yet (paho's
         own disconnect() does exactly that).
         """
-        sock = self._c.socket()
         was, self.state, self._deadline = self.state, IDLE, None
-        if was == CONNECTED and sock is not None:
-            end = time.monotonic() + min(linger, self.timeout)
-            try:
-                sock.setblocking(True)
+        leave_cleanly(self._c, was == CONNECTED, min(linger, self.timeout))
+
+
+def leave_cleanly(client, connected, linger):
+    """Leave an MQTT session on paho's client without a reset: what is queued is written, then
+    DISCONNECT, then what the broker still sends is read and dropped (not acknowledged:
+    delivered again next time) until it closes, for at most `linger` seconds. Closing at once
+    with unread bytes would make the kernel send a reset, and the broker would discard what it
+    had not read yet (paho's own disconnect() does exactly that). The socket is closed after."""
+    sock = client.socket()
+    if connected and sock is not None:
+        end = time.monotonic() + linger
+        try:
+            sock.setblocking(True)
+            sock.settimeout(max(0.001, end - time.monotonic()))
+            client.loop_write()  # blocking, so no packet is left half written
+            sock.sendall(mqtt_codec.disconnect())
+            sock.shutdown(socket.SHUT_WR)
+            while time.monotonic() < end:
                 sock.settimeout(max(0.001, end - time.monotonic()))
-                self._c.loop_write()  # blocking, so no packet is left half written
-                sock.sendall(mqtt_codec.disconnect())
-                sock.shutdown(socket.SHUT_WR)
-                while time.monotonic() < end:
-                    sock.settimeout(max(0.001, end - time.monotonic()))
-                    if not sock.recv(4096):
-                        break
-            except (OSError, ValueError):
-                pass
-        self._c._sock_close()
+                if not sock.recv(4096):
+                    break
+        except (OSError, ValueError):
+            pass
+    client._sock_close()  # paho has no public abort (a no-op when there is no socket)

@@ -32,7 +32,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.net import mqtt_codec
+from agent.net.paho_session import leave_cleanly
 from agent.net.socket_cpython import client_context
 from agent.net.transport import Backoff
 from provisioning.city.inbox import Inbox
@@ -168,20 +168,5 @@ class Subscription(Inbox):
         self._stop = True
         if self._thread is not None:
             self._thread.join(self.timeout + 5)
-        sock = self._c.socket()
         was, self._connected = self._connected, False
-        if was and sock is not None:
-            end = time.monotonic() + min(linger, self.timeout)
-            try:
-                sock.setblocking(True)
-                sock.settimeout(max(0.001, end - time.monotonic()))
-                self._c.loop_write()  # blocking, so no packet is left half written
-                sock.sendall(mqtt_codec.disconnect())
-                sock.shutdown(socket.SHUT_WR)
-                while time.monotonic() < end:
-                    sock.settimeout(max(0.001, end - time.monotonic()))
-                    if not sock.recv(4096):
-                        break
-            except (OSError, ValueError):
-                pass
-        self._c._sock_close()
+        leave_cleanly(self._c, was, min(linger, self.timeout))
