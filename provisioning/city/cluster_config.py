@@ -71,6 +71,16 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
     topics = [{"user": collector, "vhost": "/", "exchange": "amq.topic",
                "write": "^%s\\.[^.]+\\.[^.]+\\.%s$" % (key, RECEIPT),  # receipts to devices, nothing else
                "read": "^%s\\.[^.]+\\.[^.]+\\.(%s)$" % (key, "|".join(KINDS))}]
+    # the rollout service (docs/updates.md): reads update requests and statuses through its MQTT
+    # session's own queue; writes district orders and per-device answers
+    rollout = broker_config.ROLLOUT_CN
+    own = "mqtt-subscription-%sqos[01]" % _re(rollout)
+    users.append({"name": rollout, "password_hash": "", "tags": []})
+    perms.append({"user": rollout, "vhost": "/", "configure": "^%s$" % own, "write": "^(amq\\.topic|%s)$" % own,
+                  "read": "^(amq\\.topic|%s)$" % own})
+    topics.append({"user": rollout, "vhost": "/", "exchange": "amq.topic",
+                   "write": "^%s\\.[^.]+\\.(ota\\.order|[^.]+\\.ota\\.down)$" % key,
+                   "read": "^%s\\.[^.]+\\.[^.]+\\.ota\\.(req|status)$" % key})
     for r in records:
         if r["status"] != "active":
             continue
@@ -82,8 +92,9 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
                       "read": "^(amq\\.topic|%s)$" % own})
         district = _re(routing_key(r["district"])) if r.get("district") else "[^.]+"  # pinned, as Mosquitto's ACL
         topics.append({"user": dev, "vhost": "/", "exchange": "amq.topic",
-                       "write": "^%s\\.%s\\.%s\\.(%s|status)$" % (key, district, _re(dev), "|".join(KINDS)),
-                       "read": "^%s\\.%s\\.%s\\.%s$" % (key, district, _re(dev), RECEIPT)})
+                       "write": "^%s\\.%s\\.%s\\.(%s|status|ota\\.req|ota\\.status)$"
+                                % (key, district, _re(dev), "|".join(KINDS)),
+                       "read": "^%s\\.%s\\.(%s\\.(%s|ota\\.down)|ota\\.order)$" % (key, district, _re(dev), RECEIPT)})
     return {"rabbit_version": "3.10.8", "vhosts": [{"name": "/"}], "users": users, "permissions": perms,
             "topic_permissions": topics}
 
