@@ -11,6 +11,8 @@ OUT/ holds everything `mosquitto -c OUT/mosquitto.conf` needs:
                      /manifest and /status, and reads only its /receipt; the collector reads all
                      and writes receipts
     collector.receipt  the collector's receipts certificate: its key, certified by the CA (city/receipts.py)
+    rollout.crt/.key, rollout.orders   the rollout service's identity and its key certified by the CA
+                     for signing update orders (ota/rollout_key.py)
     registry.json    the registry export the collector verifies against (no private data), with
                      ca_public_key: the key a receipt's collector certificate is checked with
     collector.crt/.key  the city collector's client identity
@@ -27,6 +29,7 @@ from pathlib import Path
 from provisioning import files
 from provisioning.city.envelope import MAX_MESSAGE
 from provisioning.errors import EnvironmentProblem
+from provisioning.ota import rollout_key
 
 COLLECTOR_CN = "civicmote-collector"
 ROLLOUT_CN = "civicmote-rollout"  # the rollout service (provisioning/ota/, docs/updates.md)
@@ -222,6 +225,7 @@ def write(authority, records, out_dir, port=DEFAULT_PORT, bind=None, hosts=(), u
         new_collector = _keep_or_issue(authority, d / "collector.crt", d / "collector.key", COLLECTOR_CN, "client",
                                        [], collector, 0o600, now)
         _receipts_cert(authority, d)
+        rollout_key.write_identity(authority, d, now, _keep_or_issue, ROLLOUT_CN)
         entries = []
         for r in records:
             if r["status"] != "active" and r.get("certificate"):
@@ -247,7 +251,8 @@ def write(authority, records, out_dir, port=DEFAULT_PORT, bind=None, hosts=(), u
     who = user if os.geteuid() == 0 and user else _name(me[0])
     readers = {"mosquitto.conf": who, "acl": who, "ca.crt": "anyone", "server.crt": "anyone", "server.key": who,
                "crl.pem": "anyone", "data/": who, "collector.crt": "anyone", "collector.receipt": "anyone",
-               "collector.key": collector_user or _name(me[0])}
+               "collector.key": collector_user or _name(me[0]), "rollout.key": _name(me[0]),
+               "rollout.orders": "anyone"}
     if export is not None:
         readers["registry.json"] = collector_user or _name(me[0])
     return {"out": str(d.absolute()), "conf": str((d / "mosquitto.conf").absolute()), "port": port,

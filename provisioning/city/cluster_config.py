@@ -5,6 +5,8 @@ host), the same rules as for Mosquitto:
     ca.crt, server.crt/.key   mutual TLS on every listener; the broker's certificate (SANs as Mosquitto's)
     collector.crt/.key        the collectors' identity (AMQPS, SASL EXTERNAL: its CN)
     collector.receipt         collector.key certified by the CA for signing receipts (city/receipts.py)
+    rollout.crt/.key, rollout.orders   the rollout service's identity (MQTT) and its order-signing
+                              certificate (ota/rollout_key.py)
     crl.pem                   the CRL, as for Mosquitto (for a TLS front end; see "revocation" below)
     definitions.json          users = the active devices (CN = identity, no password: only a certificate
                               logs in) and the collector; a device may write only under its own id
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from provisioning.city import broker_config
 from provisioning.errors import EnvironmentProblem, UsageError
+from provisioning.ota import rollout_key
 
 QUEUE = "civicmote.city"
 KINDS = ("summary", "manifest")
@@ -144,6 +147,7 @@ def write(authority, records, out_dir, nodes=None, hosts=()):
         new_collector = broker_config._keep_or_issue(authority, d / "collector.crt", d / "collector.key",
                                                      broker_config.COLLECTOR_CN, "client", [], None, 0o600, now)
         broker_config._receipts_cert(authority, d)
+        rollout_key.write_identity(authority, d, now, broker_config._keep_or_issue, broker_config.ROLLOUT_CN)
         refused = [(cert_serial(r["certificate"]),
                     datetime.datetime.fromtimestamp(r["updated"], datetime.timezone.utc), r["status"] == "disabled")
                    for r in records if r["status"] != "active" and r.get("certificate")]

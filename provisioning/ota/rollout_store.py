@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     district TEXT NOT NULL, canaries TEXT NOT NULL, stages TEXT NOT NULL, stage INTEGER NOT NULL,
     state TEXT NOT NULL, reason TEXT, threshold INTEGER NOT NULL, min_done INTEGER NOT NULL,
     cap INTEGER NOT NULL, salt BLOB NOT NULL, order_seq INTEGER NOT NULL DEFAULT 0,
-    order_exp INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL, updated REAL NOT NULL, done_at REAL);
+    order_exp INTEGER NOT NULL DEFAULT 0, order_for TEXT NOT NULL DEFAULT '', counts TEXT NOT NULL DEFAULT '{}',
+    targeted INTEGER NOT NULL DEFAULT 0, pending TEXT NOT NULL DEFAULT '[]', started REAL NOT NULL,
+    updated REAL NOT NULL, done_at REAL);
 CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, rollout INTEGER NOT NULL, district TEXT NOT NULL, cose BLOB NOT NULL, made REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
@@ -131,6 +133,11 @@ class RolloutStore:
             raise UsageError("rollout %s: no such rollout (civicmote rollout status lists them)" % rid)
         return _rollout(r)
 
+    def newest_per_district(self):
+        """{district: the newest rollout there} (the one whose order devices are told)."""
+        rows = self.db.execute("SELECT * FROM rollouts WHERE id IN (SELECT MAX(id) FROM rollouts GROUP BY district)")
+        return {r["district"]: _rollout(r) for r in rows}
+
     def rollouts(self, live_only=False):
         q = "SELECT * FROM rollouts" + (" WHERE state IN ('running','paused')" if live_only else "") + " ORDER BY id"
         return [_rollout(r) for r in self.db.execute(q)]
@@ -154,10 +161,17 @@ class RolloutStore:
         row = self.db.execute("SELECT MAX(seq) FROM orders").fetchone()
         return (row[0] or 0) + 1
 
-    def add_order(self, seq, rid, district, cose, exp):
+    def add_order(self, seq, rid, district, cose, exp, order_for):
+        """order_for: what it says, "stage:K" or "stop" (so the service knows whether to sign anew)."""
         with self.transaction():
             self.db.execute("INSERT INTO orders VALUES (?,?,?,?,?)", (seq, rid, district, bytes(cose), self.clock()))
-            self.db.execute("UPDATE rollouts SET order_seq=?, order_exp=? WHERE id=?", (seq, exp, rid))
+            self.db.execute("UPDATE rollouts SET order_seq=?, order_exp=?, order_for=? WHERE id=?",
+                            (seq, exp, order_for, rid))
+
+    def set_progress(self, rid, counts, targeted, pending):
+        """The service's latest count of the targeted devices per state (what status and the fleet page show)."""
+        self.db.execute("UPDATE rollouts SET counts=?, targeted=?, pending=? WHERE id=?",
+                        (json.dumps(counts, sort_keys=True), targeted, json.dumps(sorted(pending)[:50]), rid))
 
     def latest_order(self, district):
         """The COSE bytes of the newest order for a district, or None."""
@@ -207,8 +221,8 @@ def _release(r):
 
 def _rollout(r):
     d = dict(r)
-    d["canaries"] = json.loads(d["canaries"])
-    d["stages"] = json.loads(d["stages"])
+    for k in ("canaries", "stages", "counts", "pending"):
+        d[k] = json.loads(d[k])
     d["release"] = bytes(d["release"])
     d["salt"] = bytes(d["salt"])
     return d
