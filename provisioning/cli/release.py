@@ -97,7 +97,7 @@ def do_sign(out, args):
         fields["min_seq"] = args.min_seq
     if args.expires_days is not None:
         fields["exp"] = int(time.time() + args.expires_days * 86400)
-    cose = release_doc.sign(key, kid, fields)
+    cose = release_doc.sign(key, sec1, fields)
     files.write_file(args.out, cose, 0o644)
     rel, digest, _ = release_doc.read(cose)
     out.record(_fields(rel, digest, kid, args.out), _human)

@@ -1,25 +1,20 @@
 """What devices send the rollout service, checked: `ota/req` and device-signed `ota/status` (CPython only).
 
     kind, district, dev = parse_topic(prefix, topic)            # or None: not ours
-    st = check_status(payload, ring, dev, district)              # or raise Refused(reason)
+    st = StatusChecker(ring).check(payload, dev, district)       # or raise Refused(reason)
     req = check_request(payload)                                 # or raise Refused(reason)
 
-A status is believed only as the collector believes a summary: the one accepted COSE_Sign1
-envelope (city/envelope.py), the kid an active device of the registry's key ring, the signature
-valid under that device's key, the payload a status (agent.ota.docs) naming the same device,
-published under that device's own topic and its registered district. Requests are not signed
+A status is believed only as the collector believes a summary: the kid an active device of the
+registry's key ring, the signature valid under that device's key, the payload a status
+(agent.ota.docs.open_status) naming the same device, published under that device's own topic
+and its registered district. Requests are not signed
 (the broker's ACL says who may write a device's `ota/req`); they only ask for public data.
 """
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 
 from agent.core import cbor
 from agent.errors import AgentError
-from provisioning.city.envelope import EnvelopeError, open_envelope
-from provisioning.city.verifier import _der as der_signature
 
-_ES256 = ec.ECDSA(hashes.SHA256())
 MAX_REQUEST = 128  # bytes; the largest request is about 60
 OPS = ("order", "release", "blk")
 
@@ -39,36 +34,33 @@ def parse_topic(prefix, topic):
     return parts[3], parts[0], parts[1]
 
 
-def check_status(payload, ring, dev, district):
-    """The status map of a device-signed status published on dev's topic; raise Refused."""
-    from agent.ota import docs
+class StatusChecker:
+    """check(payload, dev, district) -> the status map of a status dev signed, published on its own
+    topic under its registered district; raise Refused. ring: the registry's KeyRing."""
 
-    try:
-        kid, body, tbs, sig = open_envelope(payload)
-    except EnvelopeError as e:
-        raise Refused(str(e))
-    if kid != dev:
-        raise Refused("status signed by %s, published on the topic of %s" % (kid, dev))
-    key = ring.keys.get(dev)
-    if key is None:
-        raise Refused("device %s is %s" % (dev, ring.refused.get(dev, "not in the registry")))
-    if ring.districts.get(dev) not in (None, district):
-        raise Refused("published under district %r, but %s is in district %r" % (district, dev,
-                                                                               ring.districts.get(dev)))
-    der = der_signature(sig)
-    try:
-        if der is None:
-            raise InvalidSignature()
-        key.verify(der, tbs, _ES256)
-    except InvalidSignature:
-        raise Refused("status signature does not match %s's key" % dev)
-    try:
-        st = docs.open_status(body)
-    except AgentError as e:
-        raise Refused("status: %s" % e)
-    if st["dev"] != dev:
-        raise Refused("status about %s, signed by %s" % (st["dev"], dev))
-    return st
+    def __init__(self, ring):
+        self.ring = ring
+        self._keys = {}  # device_id -> agent verifying key (made once)
+
+    def check(self, payload, dev, district):
+        from agent.crypto import verifying_key_from_sec1
+        from agent.ota import docs
+
+        ring = self.ring
+        pub = ring.keys.get(dev)
+        if pub is None:
+            raise Refused("device %s is %s" % (dev, ring.refused.get(dev, "not in the registry")))
+        if ring.districts.get(dev) not in (None, district):
+            raise Refused("published under district %r, but %s is in district %r" % (district, dev,
+                                                                                   ring.districts.get(dev)))
+        key = self._keys.get(dev)
+        if key is None:
+            key = self._keys[dev] = verifying_key_from_sec1(pub.public_bytes(
+                serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint))
+        try:
+            return docs.open_status(bytes(payload), key, dev)
+        except docs.Refused as e:
+            raise Refused("status %s: %s" % (e.reason, e))
 
 
 def check_request(payload):

@@ -8,11 +8,9 @@ bytes) is what devices pin: DEVICE_FILE in the device folder, the CBOR array of 
 such byte strings (`device init --release-key`, `provision --release-key`).
 kid = b"rel-" + hex of the first 4 bytes of SHA-256(SEC1) (docs/wire-format.md, "Updates").
 """
-import hashlib
 import os
 import sys
 
-from agent.core import cbor
 from provisioning import files
 from provisioning.errors import UsageError
 
@@ -24,7 +22,9 @@ MIN_PASSPHRASE = 8
 
 
 def kid(sec1):
-    return b"rel-" + hashlib.sha256(bytes(sec1)).digest()[:4].hex().encode()
+    from agent.ota import docs
+
+    return docs.release_kid(sec1)
 
 
 def public_sec1(private_key):
@@ -116,10 +116,12 @@ def parse_public(text, what="--release-key"):
 
 def device_file(keys):
     """The bytes of DEVICE_FILE for one or two SEC1 keys (the CBOR array of byte strings)."""
+    from agent.ota import docs
+
     keys = [bytes(k) for k in keys]
     if not 1 <= len(keys) <= MAX_KEYS or len(set(keys)) != len(keys):
         raise UsageError("--release-key: give one or two different keys (the current one and its successor)")
-    return cbor.dumps(keys)
+    return docs.dump_release_keys(keys)
 
 
 def refuse_known(sec1, ca_sec1=None, device_keys=()):

@@ -1,6 +1,6 @@
 """The release document: signed offline by a release key, shown and checked by the city (CPython only).
 
-    cose = sign(key, kid, fields)                   # fields: seq, ver, comp, class, size, sha256, state, privacy, ...
+    cose = sign(key, public_sec1, fields)           # fields: seq, ver, comp, classes, size, sha256, state, privacy, ...
     rel, digest, kid = read(cose)                   # its payload (shape checked), SHA-256 of the bytes, kid
     verify(cose, release_keys, ca_sec1, device_keys)  # raise Refused naming the signer when not a release key
 
@@ -17,10 +17,10 @@ class Refused(Exception):
     """A release the city must not roll out; str(e) starts with the device's reason code."""
 
 
-def sign(key, kid, fields):
+def sign(key, public_sec1, fields):
     from agent.ota import docs
 
-    return docs.make_release(key, kid, **fields)
+    return docs.make_release(key, public_sec1, **fields)
 
 
 def read(cose):
@@ -29,10 +29,14 @@ def read(cose):
     from agent.ota import docs
 
     try:
+        if len(cose) > docs.MAX_DOC:
+            raise docs.Refused("malformed", "release: more than %d bytes" % docs.MAX_DOC)
         msg = cose_mod.decode1(bytes(cose))
-        rel = docs.release_fields(msg.payload)
+        rel = docs._parse(msg.payload, "release", docs.RELEASE_FIELDS, docs.RELEASE_OPTIONAL)
+    except docs.Refused as e:
+        raise Refused("%s: %s" % (e.reason, e))
     except AgentError as e:
-        raise Refused("bad_sig: not a release document (%s)" % e)
+        raise Refused("malformed: not a release document (%s)" % e)
     return rel, hashlib.sha256(bytes(cose)).digest(), msg.kid
 
 
@@ -50,6 +54,7 @@ def _verifies(cose, sec1):
 def verify(cose, release_keys, ca_sec1=None, device_keys=None):
     """The release map if one of release_keys (SEC1) signed cose; else raise Refused naming why.
     ca_sec1 / device_keys ({device_id: SEC1}): named as the wrong signer when they did sign it."""
+    from agent.crypto import verifying_key_from_sec1
     from agent.ota import docs
 
     rel, digest, kid = read(cose)
@@ -59,6 +64,6 @@ def verify(cose, release_keys, ca_sec1=None, device_keys=None):
         if _verifies(cose, sec1):
             raise Refused("wrong_signer: signed by device %s's key" % dev)
     try:
-        return docs.check_release(bytes(cose), list(release_keys))
-    except AgentError as e:
-        raise Refused("%s" % e)
+        return docs.open_release(bytes(cose), list(release_keys), verifying_key_from_sec1)[0]
+    except docs.Refused as e:
+        raise Refused("%s: %s" % (e.reason, e))

@@ -50,9 +50,8 @@ class OrderSigner:
     def order(self, seq, release, district, devices, pct, salt, nb, exp):
         from agent.ota import docs
 
-        return docs.make_order(self.key, self.cert, seq=seq, release=bytes(release), district=district,
-                               devices=list(devices), pct=pct, salt=bytes(salt), nb=int(nb), exp=int(exp),
-                               kid=self.rollout_id.encode())
+        return docs.make_order(self.key, self.cert, self.rollout_id, seq, bytes(release), district, pct, bytes(salt),
+                               int(nb), int(exp), devices=list(devices) or None)
 
 
 def load_signer(folder=None, key_path=None, cert_path=None):

@@ -47,6 +47,7 @@ class RolloutService:
         self.clock, self.order_ttl = clock, order_ttl
         self.log = log or (lambda event: None)
         self.caps = {}  # district -> DownloadCap
+        self.statuses = device_msgs.StatusChecker(ring)
         self.counts = {"req": 0, "status": 0, "refused": 0, "orders": 0, "answers": 0}
         self._releases = {}
 
@@ -67,7 +68,7 @@ class RolloutService:
             self.log({"event": "refused", "device_id": dev, "topic": topic, "reason": str(e)})
 
     def _status(self, district, dev, payload):
-        st = device_msgs.check_status(payload, self.ring, dev, district)
+        st = self.statuses.check(payload, dev, district)
         self.counts["status"] += 1
         self.store.record_status(district, st, payload)
         self._cap(district).status(dev, st["state"])

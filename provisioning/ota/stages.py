@@ -77,8 +77,8 @@ def evaluate(rollout, release, devices, statuses, member):
     bad_canary = [d for d in failed if d in rollout["canaries"]]
     if bad_canary:
         st = statuses[bad_canary[0]]
-        return Decision("halt", counts, pending, failed, target, "canary %s: %s %s" % (
-            bad_canary[0], st["state"], st["reason"] or "").strip())
+        why = ("canary %s: %s %s" % (bad_canary[0], st["state"], st["reason"])).strip()
+        return Decision("halt", counts, pending, failed, target, why)
     if finished >= rollout["min_done"] and len(failed) * 100 > rollout["threshold"] * finished:
         return Decision("halt", counts, pending, failed, target, "failure threshold: %d of %d finished failed "
                         "(more than %d%%)" % (len(failed), finished, rollout["threshold"]))
