@@ -47,6 +47,7 @@ class OtaDevice:
         self.off, self.sha, self.want_until = 0, None, 0
         self.phase = "idle"  # idle | release | download | trial
         self.states = []  # every status sent: (state, reason)
+        self.first = {}  # state -> monotonic s it was first reported
         self.pid = 0
         self.writer = None
         self.sent_bytes = self.received_bytes = 0
@@ -66,6 +67,7 @@ class OtaDevice:
     def status(self, state, reason="", off=0):
         rseq, release, size = (self.rel[0]["seq"], self.rel[1], self.rel[0]["size"]) if self.rel else (0, b"", 0)
         self.states.append((state, reason))
+        self.first.setdefault(state, time.monotonic())
         self._send(self.topic("status"), docs.make_status(self.d.key, self.d.dev, state, reason, rseq, release, off,
                                                           size, self.sw, int(time.time())), retain=True)
 

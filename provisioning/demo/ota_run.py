@@ -70,16 +70,16 @@ class OtaCity:
         self.start_service()
         return self
 
-    def start_service(self, default_cap=50):
+    def start_service(self, default_cap=50, port=None, protocol=5):
         ring = load_export(self.city.export, KeyRing())
         d = str(self.broker_dir)
-        session = Subscription("127.0.0.1", self.port, ROLLOUT_CN + "-test", topics("civicmote/v1"),
+        session = Subscription("127.0.0.1", port or self.port, ROLLOUT_CN, topics("civicmote/v1"),
                                tls={"cafile": d + "/ca.crt", "certfile": d + "/rollout.crt",
-                                    "keyfile": d + "/rollout.key"}, persistent=False)
+                                    "keyfile": d + "/rollout.key"}, persistent=False, protocol=protocol)
         self.store = rollout_store.RolloutStore(self.state, create=True)
-        self.events = []
+        self.events = []  # (monotonic s, event)
         self.service = RolloutService(self.store, ring, rollout_key.load_signer(d), session, docs.member,
-                                      default_cap=default_cap, log=self.events.append)
+                                      default_cap=default_cap, log=lambda e: self.events.append((time.monotonic(), e)))
         self.crashed = None
 
         def run():

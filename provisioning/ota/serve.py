@@ -36,7 +36,9 @@ def serve(out, args, monotonic):
     store = rollout_store.RolloutStore(args.state or rollout_store.default_path(), create=True)
     tls_files = {"cafile": os.path.join(d, "ca.crt"), "certfile": os.path.join(d, "rollout.crt"),
                  "keyfile": os.path.join(d, "rollout.key")} if tls else None
-    session = Subscription(host, port, "%s-%s" % (ROLLOUT_CN, os.urandom(3).hex()), topics(args.prefix),
+    # client id = the identity: one service per city (it owns the state), and RabbitMQ names the
+    # session's queue after it (cluster_config's permissions)
+    session = Subscription(host, port, ROLLOUT_CN, topics(args.prefix),
                            tls=tls_files, persistent=False, protocol=args.mqtt)
     service = RolloutService(store, ring, signer, session, docs.member, prefix=args.prefix, log=out_log(out))
     stop = {"now": False}
