@@ -48,6 +48,7 @@ class OtaDevice:
         self.phase = "idle"  # idle | release | download | trial
         self.states = []  # every status sent: (state, reason)
         self.first = {}  # state -> monotonic s it was first reported
+        self.orders_via = set()  # "order" (the retained district topic) / "down" (the answer to its request)
         self.pid = 0
         self.writer = None
         self.sent_bytes = self.received_bytes = 0
@@ -72,11 +73,11 @@ class OtaDevice:
                                                           size, self.sw, int(time.time())), retain=True)
 
     # -- what arrives ------------------------------------------------------------------------------
-    def on_message(self, payload):
+    def on_message(self, topic, payload):
         kind, body = payload[:1], payload[1:]
         try:
             if kind == b"O":
-                self.on_order(body)
+                self.on_order(body, topic.rsplit("/", 1)[-1])
             elif kind == b"R" and self.phase == "release":
                 self.on_release(body)
             elif kind == b"B" and self.phase == "download":
@@ -91,7 +92,7 @@ class OtaDevice:
         self.status(state, reason)
         self.rel, self.phase = None, "idle"
 
-    def on_order(self, cose):
+    def on_order(self, cose, via="down"):
         try:
             o = docs.check_order(cose, self.ca_key, verifying_key_from_sec1, self.d.dev, self.d.district,
                                  int(time.time()), self.last_order)
@@ -100,6 +101,7 @@ class OtaDevice:
                 self.status("refused", e.reason)
             return
         self.last_order = o["seq"]
+        self.orders_via.add(via)
         if o["release"] == b"":  # stop: abandon what has not reached its trial
             if self.phase in ("release", "download"):
                 self.status("refused", "stopped")
@@ -194,7 +196,7 @@ class OtaDevice:
                     if isinstance(ev, Publish):
                         if ev.qos:
                             self.writer.write(mqtt_codec.puback(ev.packet_id))
-                        self.on_message(bytes(ev.payload))
+                        self.on_message(ev.topic, bytes(ev.payload))
                 await self.writer.drain()
         finally:
             self.writer.close()

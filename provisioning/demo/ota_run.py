@@ -43,7 +43,7 @@ def release_key():
 
 
 class OtaCity:
-    def __init__(self, folder, devices=20, districts=1, artefact_kib=16, seq=2, port=None):
+    def __init__(self, folder, devices=20, districts=1, artefact_kib=16, seq=2, port=None, mosquitto=True):
         self.folder = Path(folder)
         self.city = FleetCity.create(self.folder / "fleet", devices, districts=districts)
         self.port = port or free_port()
@@ -62,8 +62,11 @@ class OtaCity:
         self.state = str(self.folder / "rollout.db")
         self.broker = self.service = self.thread = None
         self._stop = False
+        self.mosquitto = mosquitto
 
     def __enter__(self):
+        if not self.mosquitto:  # another broker (a RabbitMQ cluster): the caller starts the service
+            return self
         self.broker = subprocess.Popen([MOSQUITTO, "-c", str(self.broker_dir / "mosquitto.conf")],
                                        stdout=subprocess.DEVNULL, stderr=open(self.folder / "mosquitto.log", "wb"))
         _wait_port(self.port, self.broker)
