@@ -41,8 +41,9 @@ def test_stages_in_order(tmp_path):
         assert r["state"] == "done" and r["stage"] == 3, r
         assert all(d.sw == 2 for d in devs), [(d.d.dev, d.states) for d in devs if d.sw != 2]
         assert r["counts"] == {"confirmed": 24}
-        started = _stage_started(oc, rid)
-        assert sorted(started) == [0, 1, 2, 3], started
+        signed = _stage_started(oc, rid)  # a stage that adds no device is passed without an order of its own
+        assert 0 in signed and 3 in signed and sorted(signed, key=signed.get) == sorted(signed), signed
+        started = {k: signed[min(j for j in signed if j >= k)] for k in range(4)}
         plan = [0, 5, 25, 100]
         canaries = set(r["canaries"])
         stage_of = {}
@@ -61,6 +62,28 @@ def test_stages_in_order(tmp_path):
         o = docs.check_order(last, verifying_key_from_sec1(oc.ca_sec1), verifying_key_from_sec1, devs[0].d.dev,
                              "district00", int(time.time()), None)
         assert o["pct"] == 100 and o["release"] == hashlib.sha256(oc.release).digest()
+        _fleet_view(oc, tmp_path, devs, rid)
+
+
+def _fleet_view(oc, tmp_path, devs, rid):
+    """/fleet and /fleet.json show each device's installed release and last attempt, and the rollout."""
+    import json
+
+    from provisioning.city.store import Store
+    from provisioning.web.app import Settings, create_app
+
+    Store(str(tmp_path / "city.db")).close()  # an empty collector store: the update data is the rollout's
+    c = create_app(Settings(str(tmp_path / "city.db"), None, rollout=oc.state)).test_client()
+    doc = json.loads(c.get("/fleet.json").get_data(as_text=True))
+    assert [x["rollout"] for x in doc["rollouts"]] == [rid]
+    ro = doc["rollouts"][0]
+    assert ro["state"] == "done" and ro["pct"] == 100 and ro["counts"] == {"confirmed": len(devs)}
+    rows = {x["device_id"]: x for x in doc["devices"]}
+    for d in devs:
+        u = rows[d.d.dev]["ota"]
+        assert u["installed_seq"] == 2 and u["installed"] == "0.2.0" and u["result"] == "confirmed", u
+    html = c.get("/fleet").get_data(as_text=True)
+    assert 'data-rollout="%d"' % rid in html and "0.2.0: confirmed" in html, html[html.find("<tbody"):][:3000]
 
 
 def test_halts_at_threshold(tmp_path):
