@@ -72,6 +72,14 @@ def test_keygen_build_sign_show(city, capsys):
     assert "agent/ota/docs.py" in got and "provisioning/cli/release.py" in got
     assert not [p for p in got if "__pycache__" in p]
 
+    code, out, err = cli(capsys, "release", "build", "--kind", "board", "--class", "mpy2822", "--out",
+                         t / "board.bundle", "--json")
+    assert code == 0, err
+    board = (t / "board.bundle").read_bytes()
+    assert board.startswith(bundle.MAGIC) and b"lib/agent/ota/docs.mpy" in board and b"lib/agent/ota/docs.py" not in board
+    code, _, err = cli(capsys, "release", "build", "--kind", "board", "--out", t / "x.bundle")
+    assert code == 2 and "--class" in err
+
     code, out, err = cli(capsys, "release", "sign", "--key", t / "rel.pem", "--artefact", t / "pi.bundle", "--seq", 7,
                          "--ver", "0.9.1", "--privacy", "0011223344556677", "--min-seq", 3, "--expires-days", 30,
                          "--out", t / "pi.release", "--json")

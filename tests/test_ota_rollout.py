@@ -172,3 +172,32 @@ def test_acl(tmp_path):
         finally:
             spy.close()
             victim.close()
+
+
+def test_rollout_serve_command(tmp_path):
+    """`civicmote rollout serve` as the operator runs it: a process of its own, broker-config's folder."""
+    import json
+    import signal
+    import subprocess
+
+    from cli_helpers import CIVICMOTE
+
+    with OtaCity(tmp_path, devices=6, service=False) as oc:
+        rid = oc.start(stages="100")
+        err = open(tmp_path / "serve.err", "wb")
+        p = subprocess.Popen([CIVICMOTE, "rollout", "serve", "--state", oc.state, "--registry", oc.city.export,
+                              "--broker", "mqtts://localhost:%d" % oc.port, "--broker-dir", str(oc.broker_dir),
+                              "--json"], stdout=subprocess.PIPE, stderr=err)
+        try:
+            assert wait_for(lambda: oc.rollout(rid)["order_seq"] > 0 or p.poll() is not None, 60), \
+                (tmp_path / "serve.err").read_text()
+            devs = oc.run_fleet(until=oc.finished(rid), timeout=60)
+            assert oc.rollout(rid)["state"] == "done" and all(d.sw == 2 for d in devs)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out = p.communicate(timeout=30)[0].decode()
+        events = [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+        assert p.returncode == 0, (tmp_path / "serve.err").read_text()
+        assert {"event": "done", "rollout": rid} in events
+        assert events[-1]["event"] == "stopped" and events[-1]["status"] >= 6 * 5 and events[-1]["refused"] == 0
+        assert b"PRIVATE" not in out.encode() and open(oc.broker_dir / "rollout.key").read() not in out

@@ -43,7 +43,8 @@ def release_key():
 
 
 class OtaCity:
-    def __init__(self, folder, devices=20, districts=1, artefact_kib=16, seq=2, port=None, mosquitto=True):
+    def __init__(self, folder, devices=20, districts=1, artefact_kib=16, seq=2, port=None, mosquitto=True,
+                 service=True):
         self.folder = Path(folder)
         self.city = FleetCity.create(self.folder / "fleet", devices, districts=districts)
         self.port = port or free_port()
@@ -62,7 +63,8 @@ class OtaCity:
         self.state = str(self.folder / "rollout.db")
         self.broker = self.service = self.thread = None
         self._stop = False
-        self.mosquitto = mosquitto
+        self.mosquitto, self.with_service = mosquitto, service
+        self.crashed = None
 
     def __enter__(self):
         if not self.mosquitto:  # another broker (a RabbitMQ cluster): the caller starts the service
@@ -70,7 +72,8 @@ class OtaCity:
         self.broker = subprocess.Popen([MOSQUITTO, "-c", str(self.broker_dir / "mosquitto.conf")],
                                        stdout=subprocess.DEVNULL, stderr=open(self.folder / "mosquitto.log", "wb"))
         _wait_port(self.port, self.broker)
-        self.start_service()
+        if self.with_service:
+            self.start_service()
         return self
 
     def start_service(self, default_cap=50, port=None, protocol=5):
