@@ -17,7 +17,6 @@ updater, the board slots) is tested on its own; this stands in for a fleet of th
 """
 import asyncio
 import hashlib
-import ssl
 import struct
 import time
 import zlib

@@ -6,8 +6,9 @@ Stage k targets the canaries plus every active device of the district whose memb
 (agent.ota.docs.member: SHA-256(device_id || salt) mod 100) is below its pct, so each stage holds
 the last one's devices. What each targeted device's latest signed status says about this release:
     confirmed   it runs the release (status `confirmed` for it, or `sw` at or above its seq)
-    failed      `rolled_back` or `refused` for it (any reason: a member was meant to take it)
-    pending     anything else: queued, downloading, verifying, trial, or nothing heard yet
+    failed      `rolled_back` or `refused` for it (any reason but `stopped`: a member was meant to take it)
+    pending     anything else: queued, downloading, verifying, trial, a download a stop order
+                (pause, halt) abandoned, or nothing heard yet
 The rollout
     halts       when a canary failed, or when at least `min_done` targeted devices finished
                 (confirmed or failed) and more than `threshold` % of those finished failed;
@@ -42,7 +43,7 @@ def outcome(st, release, rseq):
         return "pending"
     if st["state"] == "confirmed":
         return "confirmed"
-    if st["state"] in ("rolled_back", "refused"):
+    if st["state"] in ("rolled_back", "refused") and st["reason"] != "stopped":
         return "failed"
     return "pending"
 
