@@ -1,54 +1,88 @@
-"""Answers to a device's `ota/req` for a release and its blocks (CPython only).
+"""Answers to a device's `ota/req`: its order, a release, blocks (CPython only).
 
-An interim, minimal block server for the rollout service, written to the spec's topics table
-(docs/wire-format.md, "Updates") until provisioning/city/ota_blocks.py (the device side's own,
-issue 23d) is merged; the rollout service calls only `answer(req)`, so either fits.
+INTERIM: the device side's block server, provisioning/city/ota_blocks.py (issue 23d), has this
+same interface and replaces this module when both are merged (import BlockServer from there and
+delete this file); the rollout service only constructs it and calls handle().
 
-    answers = BlockAnswers(lookup)          # lookup(release hash) -> (release COSE, artefact path) or None
-    for payload in answers.answer(req): publish(PREFIX/{district}/{dev}/ota/down, payload)
+    srv = BlockServer(artefacts, order_for, prefix, admit, on_request)
+    for topic, payload in srv.handle(topic, payload, now): publish(topic, payload, qos=1, retain=False)
 
-    {"op": "release", "r": hash32}              -> b"R" + release COSE
-    {"op": "blk", "r": hash32, "off": o, "n": k} -> k blocks (1..4) of 4096 bytes from o, each
-        b"B" + hash[:8] + u32 BE offset + u32 BE CRC32 of data + data; none past the artefact's end
-An unknown release, or a request out of range, gets no answer (the device re-requests, then
-reports `stalled`).
+artefacts: release(h) -> COSE bytes or None, size(h) -> bytes or None, read(h, off, n) -> bytes;
+order_for(district, dev) -> order COSE or None; admit(district, dev, h, off) -> bool (False: a
+block request stays unanswered, the download cap); on_request(district, dev, req, now).
+Replies (docs/wire-format.md, "Updates") go to PREFIX/{district}/{dev}/ota/down: b"O" + order,
+b"R" + release, b"B" + hash[:8] + u32 BE offset + u32 BE CRC-32 + data (4096 bytes, the last one
+shorter). A malformed request, an unknown release, an offset off a block boundary or past the
+end gets no answer.
 """
 import struct
 import zlib
 
+from agent.core import cbor
+from agent.errors import AgentError
+
 BLOCK = 4096
-MAX_BLOCKS = 4
+MAX_N = 4
+MAX_REQUEST = 128
 
 
-class BlockAnswers:
-    def __init__(self, lookup):
-        self.lookup = lookup
-        self.bytes_sent = 0
-        self.blocks_sent = 0
-
-    def answer(self, req):
-        op, r = req.get("op"), req.get("r")
-        if not isinstance(r, bytes) or len(r) != 32:
-            return []
-        found = self.lookup(r)
-        if found is None:
-            return []
-        cose, path = found
-        if op == "release":
-            return [b"R" + bytes(cose)]
+def parse_request(payload):
+    if len(payload) > MAX_REQUEST:
+        raise ValueError("request of %d bytes" % len(payload))
+    req = cbor.loads(bytes(payload), max_depth=2, max_items=8)
+    if not isinstance(req, dict) or req.get("op") not in ("order", "release", "blk"):
+        raise ValueError("request: op must be order, release or blk")
+    if req["op"] != "order" and not (isinstance(req.get("r"), bytes) and len(req["r"]) == 32):
+        raise ValueError("request: r must be a 32-byte release hash")
+    if req["op"] == "blk":
         off, n = req.get("off"), req.get("n")
-        if op != "blk" or not _uint(off) or not _uint(n) or not 1 <= n <= MAX_BLOCKS:
+        if not _uint(off) or off % BLOCK or not _uint(n) or not 1 <= n <= MAX_N:
+            raise ValueError("request: off must be a multiple of %d, n 1..%d" % (BLOCK, MAX_N))
+    return req
+
+
+class BlockServer:
+    def __init__(self, store, order_for, prefix="civicmote/v1", admit=None, on_request=None):
+        self.store, self.order_for, self.prefix = store, order_for, prefix.rstrip("/")
+        self.admit, self.on_request = admit, on_request
+        self.served = {"O": 0, "R": 0, "B": 0}
+        self.bytes_out = self.refused = 0
+
+    def handle(self, topic, payload, now=None):
+        head, tail = self.prefix + "/", "/ota/req"
+        parts = topic[len(head):-len(tail)].split("/") if topic.startswith(head) and topic.endswith(tail) else []
+        if len(parts) != 2 or not all(parts):
+            return []
+        district, dev = parts
+        try:
+            req = parse_request(payload)
+        except (AgentError, ValueError):
+            self.refused += 1
+            return []
+        if self.on_request is not None:
+            self.on_request(district, dev, req, now)
+        down = "%s/%s/%s/ota/down" % (self.prefix, district, dev)
+        out = [(down, body) for body in self._answer(district, dev, req)]
+        for _, body in out:
+            self.served[body[:1].decode()] += 1
+            self.bytes_out += len(body)
+        return out
+
+    def _answer(self, district, dev, req):
+        if req["op"] == "order":
+            order = self.order_for(district, dev)
+            return [b"O" + bytes(order)] if order else []
+        h = req["r"]
+        if req["op"] == "release":
+            rel = self.store.release(h)
+            return [b"R" + bytes(rel)] if rel else []
+        size, off = self.store.size(h), req["off"]
+        if size is None or off >= size or (self.admit is not None and not self.admit(district, dev, h, off)):
             return []
         out = []
-        with open(path, "rb") as f:
-            f.seek(off)
-            for i in range(n):
-                data = f.read(BLOCK)
-                if not data:
-                    break
-                out.append(b"B" + r[:8] + struct.pack(">II", off + i * BLOCK, zlib.crc32(data)) + data)
-                self.bytes_sent += len(data)
-                self.blocks_sent += 1
+        for at in range(off, min(size, off + req["n"] * BLOCK), BLOCK):
+            data = self.store.read(h, at, BLOCK)
+            out.append(b"B" + h[:8] + struct.pack(">II", at, zlib.crc32(data) & 0xFFFFFFFF) + data)
         return out
 
 

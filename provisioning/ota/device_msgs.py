@@ -1,22 +1,15 @@
-"""What devices send the rollout service, checked: `ota/req` and device-signed `ota/status` (CPython only).
+"""What devices send the rollout service: where it came from, and device-signed `ota/status` checked (CPython only).
 
     kind, district, dev = parse_topic(prefix, topic)            # or None: not ours
     st = StatusChecker(ring).check(payload, dev, district)       # or raise Refused(reason)
-    req = check_request(payload)                                 # or raise Refused(reason)
 
 A status is believed only as the collector believes a summary: the kid an active device of the
 registry's key ring, the signature valid under that device's key, the payload a status
 (agent.ota.docs.open_status) naming the same device, published under that device's own topic
-and its registered district. Requests are not signed
-(the broker's ACL says who may write a device's `ota/req`); they only ask for public data.
+and its registered district. Requests (`ota/req`) are not signed: the broker's ACL says who may
+write a device's `ota/req`, and they only ask for public data (the block server parses them).
 """
 from cryptography.hazmat.primitives import serialization
-
-from agent.core import cbor
-from agent.errors import AgentError
-
-MAX_REQUEST = 128  # bytes; the largest request is about 60
-OPS = ("order", "release", "blk")
 
 
 class Refused(Exception):
@@ -61,16 +54,3 @@ class StatusChecker:
             return docs.open_status(bytes(payload), key, dev)
         except docs.Refused as e:
             raise Refused("status %s: %s" % (e.reason, e))
-
-
-def check_request(payload):
-    """The request map ({"op": ...}); raise Refused naming the fault."""
-    if len(payload) > MAX_REQUEST:
-        raise Refused("request of %d bytes (at most %d)" % (len(payload), MAX_REQUEST))
-    try:
-        req = cbor.loads(bytes(payload), max_depth=2, max_items=8, tags=())
-    except AgentError as e:
-        raise Refused("request: %s" % e)
-    if not isinstance(req, dict) or req.get("op") not in OPS:
-        raise Refused("request: not a map with op one of %s" % ", ".join(OPS))
-    return req

@@ -11,8 +11,10 @@ One MQTT session (city/subscription.py, as the collector's) under the service's 
   retained on PREFIX/{district}/ota/order. A device also asks on every connect ({"op": "order"}
   on its ota/req): the answer goes to its own ota/down, because a RabbitMQ cluster keeps
   retained messages on the node they were published to only.
-- Releases and blocks: {"op": "release"} and {"op": "blk"} are answered by the block server
-  (`blocks.answer(req)`), blocks only within the download cap (ota/download_cap.py).
+- Releases and blocks: every request is answered by the embedded block server (its
+  BlockServer(artefacts, order_for, prefix, admit, on_request).handle(), see ota/block_answers.py),
+  blocks only within the download cap (ota/download_cap.py), from the artefacts `rollout start`
+  recorded.
 - Status: device-signed, checked against the registry's keys (ota/device_msgs.py), recorded.
 - Stages: each running rollout is evaluated (ota/stages.py) every `step`: advance, halt, done.
 What the operator asks (`civicmote rollout start|pause|resume|abort`) arrives through the
@@ -21,7 +23,7 @@ rollout state file, read every step.
 import time
 
 from provisioning.ota import device_msgs, stages
-from provisioning.ota.block_answers import BlockAnswers
+from provisioning.ota.block_answers import BlockServer
 from provisioning.ota.download_cap import DownloadCap
 
 PREFIX = "civicmote/v1"
@@ -32,24 +34,24 @@ STEP_S = 1.0
 
 
 class RolloutService:
-    """RolloutService(store, ring, signer, session, member, prefix, blocks, default_cap, clock, order_ttl).
+    """RolloutService(store, ring, signer, session, member, prefix, default_cap, clock, order_ttl, log).
 
     store: RolloutStore; ring: KeyRing (registry export); signer: OrderSigner; session: an Inbox
-    (publish, take, ack); member(dev, salt) -> 0..99 (agent.ota.docs.member); blocks: anything
-    with answer(req) -> [payload] (default: BlockAnswers over the store's releases)."""
+    (publish, take, ack); member(dev, salt) -> 0..99 (agent.ota.docs.member)."""
 
-    def __init__(self, store, ring, signer, session, member, prefix=PREFIX, blocks=None, default_cap=DEFAULT_CAP,
+    def __init__(self, store, ring, signer, session, member, prefix=PREFIX, default_cap=DEFAULT_CAP,
                  clock=time.time, order_ttl=ORDER_TTL_S, log=None):
         self.store, self.ring, self.signer, self.session, self.member = store, ring, signer, session, member
         self.prefix = prefix.rstrip("/")
-        self.blocks = blocks or BlockAnswers(self._lookup)
+        self.blocks = BlockServer(Artefacts(store), lambda district, dev: store.latest_order(district), self.prefix,
+                                  admit=lambda district, dev, h, off: self._cap(district).admit(dev, time.monotonic()),
+                                  on_request=self._counted)
         self.default_cap = default_cap
         self.clock, self.order_ttl = clock, order_ttl
         self.log = log or (lambda event: None)
         self.caps = {}  # district -> DownloadCap
         self.statuses = device_msgs.StatusChecker(ring)
         self.counts = {"req": 0, "status": 0, "refused": 0, "orders": 0, "answers": 0}
-        self._releases = {}
 
     # -- messages from devices --------------------------------------------------------------------
     def handle(self, topic, payload, now=None):
@@ -62,7 +64,7 @@ class RolloutService:
             if kind == "status":
                 self._status(district, dev, payload)
             else:
-                self._request(district, dev, payload, now)
+                self._request(topic, district, dev, payload, now)
         except device_msgs.Refused as e:
             self.counts["refused"] += 1
             self.log({"event": "refused", "device_id": dev, "topic": topic, "reason": str(e)})
@@ -73,33 +75,23 @@ class RolloutService:
         self.store.record_status(district, st, payload)
         self._cap(district).status(dev, st["state"])
 
-    def _request(self, district, dev, payload, now):
+    def _request(self, topic, district, dev, payload, now):
+        """Only a registered device, under its own district, is answered (the broker's ACL already
+        lets a device write only its own ota/req); what it asks for is public."""
         if dev not in self.ring.keys:
             raise device_msgs.Refused("device %s is %s" % (dev, self.ring.refused.get(dev, "not in the registry")))
         if self.ring.districts.get(dev) not in (None, district):
             raise device_msgs.Refused("request under district %r, but %s is in %r" % (district, dev,
                                                                                     self.ring.districts.get(dev)))
-        req = device_msgs.check_request(payload)
-        self.counts["req"] += 1
-        if req["op"] == "order":
-            order = self.store.latest_order(district)
-            answers = [b"O" + order] if order is not None else []
-        elif req["op"] == "blk" and not self._cap(district).admit(dev, now):
-            answers = []  # over the cap: it asks again in 10 s
-        else:
-            answers = self.blocks.answer(req)
-        down = "%s/%s/%s/ota/down" % (self.prefix, district, dev)
-        for a in answers:
-            self.session.publish(down, a, 1, False)
+        refused = self.blocks.refused
+        for down, body in self.blocks.handle(topic, payload, now):
+            self.session.publish(down, body, 1, False)
             self.counts["answers"] += 1
+        if self.blocks.refused > refused:
+            raise device_msgs.Refused("malformed request")
 
-    def _lookup(self, digest):
-        if digest not in self._releases:
-            r = self.store.release(digest)
-            if r is None:
-                return None
-            self._releases[digest] = (r["cose"], r["artefact"])
-        return self._releases[digest]
+    def _counted(self, district, dev, req, now):
+        self.counts["req"] += 1
 
     def _cap(self, district):
         if district not in self.caps:
@@ -170,3 +162,34 @@ class RolloutService:
             if time.monotonic() >= next_step:
                 self.step()
                 next_step = time.monotonic() + step_s
+
+
+class Artefacts:
+    """The block server's view of the releases `rollout start` recorded: release(h), size(h),
+    read(h, off, n); each release's row read once."""
+
+    def __init__(self, store):
+        self.store = store
+        self._rows = {}
+
+    def _row(self, h):
+        h = bytes(h)
+        if h not in self._rows:
+            r = self.store.release(h)
+            if r is None:
+                return None
+            self._rows[h] = r
+        return self._rows[h]
+
+    def release(self, h):
+        r = self._row(h)
+        return r["cose"] if r else None
+
+    def size(self, h):
+        r = self._row(h)
+        return r["size"] if r else None
+
+    def read(self, h, off, n):
+        with open(self._row(h)["artefact"], "rb") as f:
+            f.seek(off)
+            return f.read(n)
