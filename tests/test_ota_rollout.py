@@ -107,6 +107,11 @@ def test_halts_at_threshold(tmp_path):
         rc, out = oc.cli("rollout", "status", "--state", oc.state)
         row = out["rollouts"][0]
         assert rc == 0 and row["state"] == "halted" and row["counts"].get("rolled_back", 0) >= 1
+        # the operator accepts those failures and resumes: a new order for the stage, the failures forgiven
+        rc, out = oc.cli("rollout", "resume", "--state", oc.state, str(rid))
+        assert rc == 0 and out["state"] == "running"
+        assert set(out["accepted_failures"]) == {d.d.dev for d in failed if ("rolled_back", "crash_loop") in d.states}
+        assert wait_for(lambda: oc.rollout(rid)["order_for"].startswith("stage:"), 10)
 
 
 def test_failed_canary_halts(tmp_path):

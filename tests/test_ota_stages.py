@@ -64,6 +64,12 @@ def test_advance_wait_halt_done():
     many[DEVS[151]] = st("rolled_back", "crash_loop")
     d = stages.evaluate(r, REL, DEVS, many, docs.member)  # 11 of 102: above 10 %
     assert d.action == "halt" and d.reason.startswith("failure threshold: 11 of 102")
+    # failures the operator accepted by resuming count as finished, not failed
+    forgiven = dict(rollout(stage=3, threshold=10, min_done=10), forgiven=sorted(few) + [DEVS[150], DEVS[151]])
+    assert stages.evaluate(forgiven, REL, DEVS, many, docs.member).action == "wait"
+    c = dict(rollout(stage=0, canaries=DEVS[:2]), forgiven=[DEVS[1]])
+    assert stages.evaluate(c, REL, DEVS, {DEVS[0]: st("confirmed"), DEVS[1]: st("rolled_back", "crash_loop")},
+                           docs.member).action == "advance"
     # a stage that adds nobody is passed at once
     salt = next(bytes([i]) * 8 for i in range(256) if all(docs.member(x, bytes([i]) * 8) >= 1 for x in DEVS[:3]))
     empty = rollout(stage=0, stages_=(1, 100), salt=salt)

@@ -14,6 +14,7 @@ from provisioning.ota.service import DEFAULT_CAP
 
 THRESHOLD = 10  # % of the finished devices that may fail before the rollout halts
 MIN_DONE = 10   # finished devices before the threshold applies (a failed canary halts at once)
+MAX_CANARIES = 10
 
 
 def _state_option(p):
@@ -37,7 +38,8 @@ def register(sub, common):
     p.add_argument("--release-key", action="append", default=[], required=True, metavar="HEX",
                    help="a trusted release key (the ones devices pin; repeatable)")
     p.add_argument("--ca", metavar="DIR", help="the provisioning CA folder: a release it signed is refused by name")
-    p.add_argument("--canary", action="append", default=[], metavar="DEVICE_ID", help="a canary device (repeatable)")
+    p.add_argument("--canary", action="append", default=[], metavar="DEVICE_ID",
+                   help="a canary device (repeatable, at most %d)" % MAX_CANARIES)
     p.add_argument("--stages", default=",".join(str(s) for s in stages.DEFAULT_STAGES), metavar="PCT,...",
                    help="the stages' shares of the district, increasing, ending at 100 (default %(default)s)")
     p.add_argument("--threshold", type=int, default=THRESHOLD, metavar="PCT",
@@ -53,7 +55,8 @@ def register(sub, common):
     p.add_argument("rollout", nargs="?", type=int, metavar="ID", help="one rollout")
     for name, verb, what in (("pause", do_pause, "pause a rollout: devices are told to stop (an order without "
                                                  "a release); downloads not yet in trial are abandoned"),
-                             ("resume", do_resume, "resume a paused or halted rollout at its stage"),
+                             ("resume", do_resume, "resume a paused or halted rollout at its stage (the "
+                                                   "failures that halted it no longer count; new ones do)"),
                              ("abort", do_abort, "abort a rollout for good: devices are told to stop")):
         p = add_command(g, name, verb, common, what)
         _state_option(p)
@@ -89,6 +92,12 @@ def do_start(out, args):
         v = getattr(args, name)
         if v < (0 if name != "cap" else 1) or (name == "threshold" and v > 100):
             raise UsageError("--%s %d: out of range" % (name.replace("_", "-"), v))
+    from agent.core.identity import is_device_id
+
+    bad = [d for d in args.canary if not is_device_id(d)]
+    if bad or len(set(args.canary)) > MAX_CANARIES:
+        raise UsageError("--canary %s: device ids (cm + 16 base32 characters), at most %d (they are named in "
+                         "every order, which stays under 1 KiB)" % ((bad or ["..."])[0], MAX_CANARIES))
     if not args.district or any(c in args.district for c in "/+#"):
         raise UsageError("--district %r: a topic level (no '/', '+' or '#')" % args.district)
     try:
@@ -129,6 +138,7 @@ def _row(r, rel=None):
            "reason": r["reason"], "stage": r["stage"], "pct": plan[min(r["stage"], len(plan) - 1)],
            "canaries": r["canaries"], "stages": r["stages"], "threshold": r["threshold"], "cap": r["cap"],
            "counts": r["counts"], "targeted": r["targeted"], "waiting_for": r["pending"], "order_seq": r["order_seq"],
+           "accepted_failures": r["forgiven"],
            "started": r["started"], "done_at": r["done_at"]}
     if rel is not None:
         out.update(seq=rel["seq"], ver=rel["ver"])
@@ -177,7 +187,14 @@ def do_pause(out, args):
 
 
 def do_resume(out, args):
-    return _move(args, "running", ("paused", "halted"), out)
+    store = _store(args)
+    try:
+        r = store.resume(args.rollout)
+    finally:
+        store.close()
+    out.record(_row(r), lambda x: "rollout %d is running again%s; the service tells the devices within a second"
+               % (x["rollout"], " (%d failure(s) accepted)" % len(r["forgiven"]) if r["forgiven"] else ""))
+    return 0
 
 
 def do_abort(out, args):

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
     state TEXT NOT NULL, reason TEXT, threshold INTEGER NOT NULL, min_done INTEGER NOT NULL,
     cap INTEGER NOT NULL, salt BLOB NOT NULL, order_seq INTEGER NOT NULL DEFAULT 0,
     order_exp INTEGER NOT NULL DEFAULT 0, order_for TEXT NOT NULL DEFAULT '', counts TEXT NOT NULL DEFAULT '{}',
-    targeted INTEGER NOT NULL DEFAULT 0, pending TEXT NOT NULL DEFAULT '[]', started REAL NOT NULL,
+    targeted INTEGER NOT NULL DEFAULT 0, pending TEXT NOT NULL DEFAULT '[]', forgiven TEXT NOT NULL DEFAULT '[]',
+    started REAL NOT NULL,
     updated REAL NOT NULL, done_at REAL);
 CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, rollout INTEGER NOT NULL, district TEXT NOT NULL, cose BLOB NOT NULL, made REAL NOT NULL);
@@ -153,6 +154,21 @@ class RolloutStore:
                             (state, reason, now, now if state == "done" else None, rid))
         return self.rollout(rid)
 
+    def resume(self, rid):
+        """A paused or halted rollout runs again. The failures that halted it are the operator's to
+        judge: those devices are `forgiven` (they no longer count toward the threshold, nor halt a
+        canary stage); a new failure counts as before."""
+        with self.transaction():
+            r = self.rollout(rid)
+            if r["state"] not in ("paused", "halted"):
+                raise StateError("rollout %d is %s; only a paused or halted rollout can be resumed" % (rid, r["state"]))
+            failed = sorted(set(r["forgiven"]) | set(
+                dev for dev, st in self.device_states(r["district"]).items() if st["release"] == r["release"]
+                and st["state"] in ("rolled_back", "refused") and st["reason"] != "stopped"))
+            self.db.execute("UPDATE rollouts SET state='running', reason=NULL, forgiven=?, updated=? WHERE id=?",
+                            (json.dumps(failed), self.clock(), rid))
+        return self.rollout(rid)
+
     def set_stage(self, rid, stage):
         self.db.execute("UPDATE rollouts SET stage=?, updated=? WHERE id=?", (stage, self.clock(), rid))
 
@@ -221,7 +237,7 @@ def _release(r):
 
 def _rollout(r):
     d = dict(r)
-    for k in ("canaries", "stages", "counts", "pending"):
+    for k in ("canaries", "stages", "counts", "pending", "forgiven"):
         d[k] = json.loads(d[k])
     d["release"] = bytes(d["release"])
     d["salt"] = bytes(d["salt"])

@@ -9,7 +9,8 @@ the last one's devices. What each targeted device's latest signed status says ab
     failed      `rolled_back` or `refused` for it (any reason but `stopped`: a member was meant to take it)
     pending     anything else: queued, downloading, verifying, trial, a download a stop order
                 (pause, halt) abandoned, or nothing heard yet
-The rollout
+Devices whose failure the operator accepted by resuming a halted rollout (`forgiven`) count as
+finished, not as failed. The rollout
     halts       when a canary failed, or when at least `min_done` targeted devices finished
                 (confirmed or failed) and more than `threshold` % of those finished failed;
     advances    when every targeted device finished, to the next stage, or is done after the last.
@@ -62,12 +63,15 @@ def evaluate(rollout, release, devices, statuses, member):
     device ids; statuses: {dev: latest status dict}."""
     target = targeted(rollout, devices, member)
     counts, pending, failed, confirmed = {}, [], [], 0
+    forgiven = set(rollout.get("forgiven") or ())
     for dev in sorted(target):
         st = statuses.get(dev)
         state = st["state"] if st is not None and (st["release"] == release["hash"] or st["sw"] >= release["seq"]) \
             else "none"
         counts[state] = counts.get(state, 0) + 1
         o = outcome(st, release["hash"], release["seq"])
+        if o == "failed" and dev in forgiven:  # failed before the operator resumed: finished, not counted
+            continue
         if o == "failed":
             failed.append(dev)
         elif o == "pending":
