@@ -196,8 +196,9 @@ def test_rollout_serve_command(tmp_path):
         try:
             assert wait_for(lambda: oc.rollout(rid)["order_seq"] > 0 or p.poll() is not None, 60), \
                 (tmp_path / "serve.err").read_text()
-            devs = oc.run_fleet(until=oc.finished(rid), timeout=60)
-            assert oc.rollout(rid)["state"] == "done" and all(d.sw == 2 for d in devs)
+            devs = oc.run_fleet(until=lambda d: p.poll() is not None or oc.finished(rid)(d), timeout=60)
+            assert oc.rollout(rid)["state"] == "done" and all(d.sw == 2 for d in devs), \
+                (tmp_path / "serve.err").read_text()[-2000:]
         finally:
             p.send_signal(signal.SIGTERM)
             out = p.communicate(timeout=30)[0].decode()

@@ -47,7 +47,8 @@ class OtaDevice:
         self.phase = "idle"  # idle | release | download | trial
         self.states = []  # every status sent: (state, reason)
         self.first = {}  # state -> monotonic s it was first reported
-        self.orders_via = set()  # "order" (the retained district topic) / "down" (the answer to its request)
+        self.orders_seen = []  # (where, order seq) of every order that arrived: "order" (the district topic) or
+                               # "down" (the answer to its request)
         self.pid = 0
         self.writer = None
         self.sent_bytes = self.received_bytes = 0
@@ -92,6 +93,12 @@ class OtaDevice:
         self.rel, self.phase = None, "idle"
 
     def on_order(self, cose, via="down"):
+        from agent.core import cose as cose_mod
+
+        try:
+            self.orders_seen.append((via, cbor.loads(cose_mod.decode1(cose).payload).get("seq")))
+        except Exception:  # noqa: BLE001 - a malformed order is refused below, with its reason
+            pass
         try:
             o = docs.check_order(cose, self.ca_key, verifying_key_from_sec1, self.d.dev, self.d.district,
                                  int(time.time()), self.last_order)
@@ -100,7 +107,6 @@ class OtaDevice:
                 self.status("refused", e.reason)
             return
         self.last_order = o["seq"]
-        self.orders_via.add(via)
         if o["release"] == b"":  # stop: abandon what has not reached its trial
             if self.phase in ("release", "download"):
                 self.status("refused", "stopped")
