@@ -119,3 +119,38 @@ def test_rollout_state(tmp_path):
     (tmp_path / "other.db").write_bytes(b"")
     with pytest.raises(UsageError):
         RolloutStore(tmp_path / "missing.db")
+
+
+def test_serve_reloads_a_changed_registry_export(tmp_path):
+    import json
+    import os
+
+    from provisioning.cli.output import Output
+    from provisioning.demo.ota_run import release_key
+    from provisioning.ota.serve import registry_watch
+
+    devs = []
+    for _ in range(2):
+        from agent.core.identity import device_id
+
+        pub = release_key()[1]  # any P-256 public key stands for a device's here
+        devs.append({"device_id": device_id(pub), "public_key": pub.hex(), "status": "active", "district": "north"})
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps({"version": 1, "devices": devs[:1]}))
+
+    class Service:
+        ring = None
+
+        def set_ring(self, ring):
+            self.ring = ring
+
+    svc = Service()
+    check = registry_watch(str(path), svc, Output(True, stderr=open(os.devnull, "w")), every=0)
+    check()
+    assert svc.ring is None  # unchanged since the service loaded it
+    path.write_text(json.dumps({"version": 1, "devices": devs}))
+    check()
+    assert set(svc.ring.keys) == {d["device_id"] for d in devs}
+    path.write_text("{damaged")
+    check()
+    assert set(svc.ring.keys) == {d["device_id"] for d in devs}  # a damaged export keeps the previous one

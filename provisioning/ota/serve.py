@@ -46,7 +46,8 @@ def serve(out, args, monotonic):
     previous = signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
     out.note("civicmote rollout serve: %s:%d as %s, state %s" % (host, port, ROLLOUT_CN, store.path))
     try:
-        service.run(lambda: stop["now"] or (end is not None and monotonic() >= end))
+        service.run(lambda: stop["now"] or (end is not None and monotonic() >= end),
+                    on_step=registry_watch(args.registry, service, out))
     except KeyboardInterrupt:
         pass
     finally:
@@ -57,6 +58,40 @@ def serve(out, args, monotonic):
                lambda r: "stopped: %d request(s), %d status(es), %d refused, %d order(s) signed"
                % (r["req"], r["status"], r["refused"], r["orders"]))
     return 0
+
+
+def registry_watch(path, service, out, every=5.0):
+    """on_step for the service: reload the registry export when the file changed (broker-config
+    rewrites it after a provisioning or a revocation), at most every `every` s; a damaged file keeps
+    the previous one."""
+    import time
+
+    def stamp():
+        try:
+            st = os.stat(path)
+            return st.st_ino, st.st_size, st.st_mtime_ns
+        except OSError:
+            return None
+
+    seen = {"stamp": stamp(), "next": 0.0}
+
+    def check():
+        now = time.monotonic()
+        if now < seen["next"]:
+            return
+        seen["next"] = now + every
+        s = stamp()
+        if s is None or s == seen["stamp"]:
+            return
+        seen["stamp"] = s
+        try:
+            ring = load_export(path, KeyRing())
+        except UsageError as e:
+            out.note("registry export not reloaded, keeping the previous one: %s" % e)
+            return
+        service.set_ring(ring)
+        out.note("registry export reloaded: %d device keys" % len(ring.keys))
+    return check
 
 
 def out_log(out):

@@ -93,6 +93,11 @@ class RolloutService:
     def _counted(self, district, dev, req, now):
         self.counts["req"] += 1
 
+    def set_ring(self, ring):
+        """A new registry export (devices provisioned, revoked, moved): used from the next message on."""
+        self.ring = ring
+        self.statuses = device_msgs.StatusChecker(ring)
+
     def _cap(self, district):
         if district not in self.caps:
             self.caps[district] = DownloadCap(self.default_cap)
@@ -150,8 +155,9 @@ class RolloutService:
         self.log({"event": "order", "rollout": r["id"], "seq": seq, "says": want, "district": r["district"]})
 
     # -- the loop ---------------------------------------------------------------------------------
-    def run(self, stop=lambda: False, step_s=STEP_S):
-        """Until stop() is true: take what devices sent (acknowledged once handled), step every step_s."""
+    def run(self, stop=lambda: False, step_s=STEP_S, on_step=None):
+        """Until stop() is true: take what devices sent (acknowledged once handled), step every step_s
+        (and call on_step() first: e.g. reload the registry export when it changed)."""
         next_step = 0.0
         while not stop():
             for d in self.session.take(500, 0.0, 0.05):
@@ -160,6 +166,8 @@ class RolloutService:
             for ev in self.session.events():
                 self.log({"event": ev[0], "detail": ev[1]})
             if time.monotonic() >= next_step:
+                if on_step is not None:
+                    on_step()
                 self.step()
                 next_step = time.monotonic() + step_s
 
