@@ -47,10 +47,6 @@ def register(sub, common):
     p.add_argument("--location", metavar="TEXT", help="where the device is mounted (for people)")
     p.add_argument("--rekey", action="store_true",
                    help="give the device a new key and identity; the old one is revoked")
-    p.add_argument("--release-key", action="append", default=[], metavar="HEX",
-                   help="a release public key the device trusts for updates (from 'civicmote release keygen'; "
-                   "twice for the current key and its successor); installed as the device's release_keys file "
-                   "(on a board too). Without it the device refuses every update (docs/updates.md)")
 
 
 def add_common_options(p):
@@ -60,6 +56,10 @@ def add_common_options(p):
                    help="registry database (default $CIVICMOTE_REGISTRY or ./registry.db)")
     p.add_argument("--broker", metavar="URL", help="the city broker, e.g. mqtts://broker.city.example:8883")
     p.add_argument("--contact", metavar="TEXT", help="who to contact about the device (shown on its label)")
+    p.add_argument("--release-key", action="append", default=[], metavar="HEX",
+                   help="a release public key the device trusts for updates (from 'civicmote release keygen'; "
+                   "twice for the current key and its successor); installed as the device's release_keys file "
+                   "(on a board too). Without it the device refuses every update (docs/updates.md)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="(ssh) do not have the device connect to the broker before its service starts "
                    "(e.g. provisioning on a bench without the city network)")
@@ -91,6 +91,8 @@ def do_provision(out, args):
                            check=args.check, release_keys=args.release_key)
         if getattr(target, "deployed", None):
             result["deploy"] = target.deployed
+        if args.release_key:
+            result["release_keys"] = [ota_keys.kid(ota_keys.parse_public(k)).decode() for k in args.release_key]
         if args.port:
             from provisioning.field.serial_target import WIFI_FILE
 
