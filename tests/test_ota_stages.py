@@ -64,6 +64,12 @@ def test_advance_wait_halt_done():
     many[DEVS[151]] = st("rolled_back", "crash_loop")
     d = stages.evaluate(r, REL, DEVS, many, docs.member)  # 11 of 102: above 10 %
     assert d.action == "halt" and d.reason.startswith("failure threshold: 11 of 102")
+    # a stage timeout passes over devices that never finished, once it has run out
+    slow = dict(rollout(stage=1, canaries=DEVS[:2]), stage_timeout=600, stage_at=1000.0)
+    waiting = dict(statuses, **{one: st("downloading")})
+    assert stages.evaluate(slow, REL, DEVS, waiting, docs.member, now=1599.0).action == "wait"
+    assert stages.evaluate(slow, REL, DEVS, waiting, docs.member, now=1600.0).action == "advance"
+    assert stages.evaluate(dict(slow, stage=3), REL, DEVS, {}, docs.member, now=1600.0).action == "done"
     # failures the operator accepted by resuming count as finished, not failed
     forgiven = dict(rollout(stage=3, threshold=10, min_done=10), forgiven=sorted(few) + [DEVS[150], DEVS[151]])
     assert stages.evaluate(forgiven, REL, DEVS, many, docs.member).action == "wait"

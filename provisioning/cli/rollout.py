@@ -46,6 +46,9 @@ def register(sub, common):
                    help="halt when more than PCT %% of the finished devices failed (default %(default)s)")
     p.add_argument("--min-done", type=int, default=MIN_DONE, metavar="N",
                    help="finished devices before the threshold applies (default %(default)s)")
+    p.add_argument("--stage-timeout", type=int, default=0, metavar="S",
+                   help="a stage goes on S seconds after it began without the devices that have not finished "
+                   "(they still update when they come back; default 0: wait for every device)")
     p.add_argument("--cap", type=int, default=DEFAULT_CAP, metavar="N",
                    help="devices downloading at once in the district (default %(default)s)")
     p = add_command(g, "status", do_status, common, "show the rollouts: stage, state, counts per device state",
@@ -88,7 +91,7 @@ def do_start(out, args):
     from provisioning.ota import release_doc
 
     stage_list = stages.parse_stages(args.stages)
-    for name in ("threshold", "min_done", "cap"):
+    for name in ("threshold", "min_done", "cap", "stage_timeout"):
         v = getattr(args, name)
         if v < (0 if name != "cap" else 1) or (name == "threshold" and v > 100):
             raise UsageError("--%s %d: out of range" % (name.replace("_", "-"), v))
@@ -122,7 +125,7 @@ def do_start(out, args):
         with store.transaction():
             store.add_release(digest, rel, cose, os.path.abspath(args.artefact))
         rid = store.start(digest, args.district, args.canary, stage_list, args.threshold, args.min_done, args.cap,
-                          os.urandom(8))
+                          os.urandom(8), args.stage_timeout)
         r = store.rollout(rid)
     finally:
         store.close()
@@ -138,7 +141,7 @@ def _row(r, rel=None):
            "reason": r["reason"], "stage": r["stage"], "pct": plan[min(r["stage"], len(plan) - 1)],
            "canaries": r["canaries"], "stages": r["stages"], "threshold": r["threshold"], "cap": r["cap"],
            "counts": r["counts"], "targeted": r["targeted"], "waiting_for": r["pending"], "order_seq": r["order_seq"],
-           "accepted_failures": r["forgiven"],
+           "accepted_failures": r["forgiven"], "stage_timeout": r["stage_timeout"],
            "started": r["started"], "done_at": r["done_at"]}
     if rel is not None:
         out.update(seq=rel["seq"], ver=rel["ver"])

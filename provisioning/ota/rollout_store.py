@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS rollouts (
     cap INTEGER NOT NULL, salt BLOB NOT NULL, order_seq INTEGER NOT NULL DEFAULT 0,
     order_exp INTEGER NOT NULL DEFAULT 0, order_for TEXT NOT NULL DEFAULT '', counts TEXT NOT NULL DEFAULT '{}',
     targeted INTEGER NOT NULL DEFAULT 0, pending TEXT NOT NULL DEFAULT '[]', forgiven TEXT NOT NULL DEFAULT '[]',
-    started REAL NOT NULL,
+    stage_timeout INTEGER NOT NULL DEFAULT 0, stage_at REAL NOT NULL DEFAULT 0, started REAL NOT NULL,
     updated REAL NOT NULL, done_at REAL);
 CREATE TABLE IF NOT EXISTS orders (
     seq INTEGER PRIMARY KEY, rollout INTEGER NOT NULL, district TEXT NOT NULL, cose BLOB NOT NULL, made REAL NOT NULL);
@@ -112,8 +112,10 @@ class RolloutStore:
     def releases(self):
         return [_release(r) for r in self.db.execute("SELECT * FROM releases ORDER BY seq")]
 
-    def start(self, digest, district, canaries, stages, threshold, min_done, cap, salt):
-        """A new rollout (running, at its first stage); refuses a second live one in the district."""
+    def start(self, digest, district, canaries, stages, threshold, min_done, cap, salt, stage_timeout=0):
+        """A new rollout (running, at its first stage); refuses a second live one in the district.
+        stage_timeout: seconds after which a stage stops waiting for devices that have not finished
+        (0: it waits for every one)."""
         with self.transaction():
             live = self.db.execute("SELECT id FROM rollouts WHERE district=? AND state IN ('running','paused')",
                                    (district,)).fetchone()
@@ -123,9 +125,9 @@ class RolloutStore:
             now = self.clock()
             cur = self.db.execute(
                 "INSERT INTO rollouts (release, district, canaries, stages, stage, state, threshold, min_done, cap, "
-                "salt, started, updated) VALUES (?,?,?,?,0,'running',?,?,?,?,?,?)",
+                "salt, stage_timeout, stage_at, started, updated) VALUES (?,?,?,?,0,'running',?,?,?,?,?,?,?,?)",
                 (bytes(digest), district, json.dumps(list(canaries)), json.dumps(list(stages)), threshold, min_done,
-                 cap, bytes(salt), now, now))
+                 cap, bytes(salt), int(stage_timeout), now, now, now))
             return cur.lastrowid
 
     def rollout(self, rid):
@@ -165,12 +167,14 @@ class RolloutStore:
             failed = sorted(set(r["forgiven"]) | set(
                 dev for dev, st in self.device_states(r["district"]).items() if st["release"] == r["release"]
                 and st["state"] in ("rolled_back", "refused") and st["reason"] != "stopped"))
-            self.db.execute("UPDATE rollouts SET state='running', reason=NULL, forgiven=?, updated=? WHERE id=?",
-                            (json.dumps(failed), self.clock(), rid))
+            now = self.clock()  # the stage's wait starts again
+            self.db.execute("UPDATE rollouts SET state='running', reason=NULL, forgiven=?, stage_at=?, updated=? "
+                            "WHERE id=?", (json.dumps(failed), now, now, rid))
         return self.rollout(rid)
 
     def set_stage(self, rid, stage):
-        self.db.execute("UPDATE rollouts SET stage=?, updated=? WHERE id=?", (stage, self.clock(), rid))
+        now = self.clock()
+        self.db.execute("UPDATE rollouts SET stage=?, stage_at=?, updated=? WHERE id=?", (stage, now, now, rid))
 
     # -- orders ------------------------------------------------------------------------------------
     def next_order_seq(self):

@@ -125,7 +125,7 @@ class RolloutService:
         devices = self.district_devices(r["district"])
         statuses = self.store.device_states(r["district"])
         while True:
-            d = stages.evaluate(r, release, devices, statuses, self.member)
+            d = stages.evaluate(r, release, devices, statuses, self.member, self.clock())
             self.store.set_progress(r["id"], d.counts, len(d.targeted), d.pending)
             if d.action == "advance":
                 self.store.set_stage(r["id"], r["stage"] + 1)

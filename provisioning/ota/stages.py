@@ -14,7 +14,9 @@ finished, not as failed. The rollout
     halts       when a canary failed, or when at least `min_done` targeted devices finished
                 (confirmed or failed) and more than `threshold` % of those finished failed;
     advances    when every targeted device finished, to the next stage, or is done after the last.
-A stage waits for devices that say nothing: `rollout status` lists them (pause or abort to stop).
+A stage waits for devices that say nothing (`rollout status` lists them) for `stage_timeout`
+seconds after it began, if set: then the ones still pending are passed over (neither confirmed
+nor failed; the order still includes them, so they update when they come back).
 """
 FINISHED = ("confirmed", "failed")
 DEFAULT_STAGES = (5, 25, 100)
@@ -58,9 +60,9 @@ class Decision:
         self.targeted, self.reason = targeted, reason
 
 
-def evaluate(rollout, release, devices, statuses, member):
+def evaluate(rollout, release, devices, statuses, member, now=None):
     """Decide for one running rollout. release: its row (hash, seq); devices: the district's active
-    device ids; statuses: {dev: latest status dict}."""
+    device ids; statuses: {dev: latest status dict}; now: Unix s (for stage_timeout; None: no timeout)."""
     target = targeted(rollout, devices, member)
     counts, pending, failed, confirmed = {}, [], [], 0
     forgiven = set(rollout.get("forgiven") or ())
@@ -87,6 +89,9 @@ def evaluate(rollout, release, devices, statuses, member):
     if finished >= rollout["min_done"] and len(failed) * 100 > rollout["threshold"] * finished:
         return Decision("halt", counts, pending, failed, target, "failure threshold: %d of %d finished failed "
                         "(more than %d%%)" % (len(failed), finished, rollout["threshold"]))
+    timeout = rollout.get("stage_timeout") or 0
+    if pending and timeout and now is not None and now - rollout.get("stage_at", now) >= timeout:
+        pending = []  # waited long enough: the stage goes on without them
     if pending or not target:
         if not target and rollout["stage"] < len(plan(rollout)) - 1:
             return Decision("advance", counts, pending, failed, target)
