@@ -82,6 +82,10 @@ def _fleet_view(oc, tmp_path, devs, rid):
     for d in devs:
         u = rows[d.d.dev]["ota"]
         assert u["installed_seq"] == 2 and u["installed"] == "0.2.0" and u["result"] == "confirmed", u
+    metrics = c.get("/metrics").get_data(as_text=True)
+    assert 'civicmote_rollout_devices{rollout="%d",district="district00",state="confirmed"} %d' % (rid, len(devs)) \
+        in metrics and 'civicmote_rollout_running{rollout="%d",district="district00"} 0' % rid in metrics
+    assert 'civicmote_device_installed_release{device_id="%s",district="district00"} 2' % devs[0].d.dev in metrics
     html = c.get("/fleet").get_data(as_text=True)
     assert 'data-rollout="%d"' % rid in html and "0.2.0: confirmed" in html, html[html.find("<tbody"):][:3000]
 

@@ -201,7 +201,10 @@ def create_app(settings):
     @app.route("/metrics")
     def metrics():
         operator()
-        return Response(fleet.metrics_text(data()), 200, mimetype="text/plain; version=0.0.4; charset=utf-8")
+        text = fleet.metrics_text(data())
+        if settings.rollout:
+            text += fleet_ota.metrics_text(*fleet_ota.read(settings.rollout))
+        return Response(text, 200, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     sta.register(app, data)  # /sta/v1.1: the same public data for SensorThings clients
     return app

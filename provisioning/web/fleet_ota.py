@@ -57,3 +57,32 @@ def add_to_rows(rows, devices):
         row.update({name: None for _, name in fleet.HEALTH})
         rows.append(row)
     return rows
+
+
+OTA_METRICS = (
+    ("civicmote_device_installed_release", "gauge", "release seq the device runs (its last signed update status)"),
+    ("civicmote_rollout_devices", "gauge", "devices a rollout targets now, by their update state"),
+    ("civicmote_rollout_stage_percent", "gauge", "share of the district the rollout's current stage targets"),
+    ("civicmote_rollout_running", "gauge", "1 while the rollout runs, 0 when paused, halted, aborted or done"),
+)
+
+
+def metrics_text(devices, rollouts):
+    """The same numbers in the Prometheus text format (appended to /metrics when --rollout is given)."""
+    from provisioning.web.fleet import _labels
+
+    lines = []
+    for name, kind, text in OTA_METRICS:
+        lines += ["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind)]
+        if name == "civicmote_device_installed_release":
+            lines += ["%s%s %d" % (name, _labels(device_id=dev, district=u["district"]), u["installed_seq"])
+                      for dev, u in sorted(devices.items())]
+        for r in rollouts:
+            who = {"rollout": r["rollout"], "district": r["district"]}
+            if name == "civicmote_rollout_devices":
+                lines += ["%s%s %d" % (name, _labels(**dict(who, state=s)), n) for s, n in sorted(r["counts"].items())]
+            elif name == "civicmote_rollout_stage_percent":
+                lines.append("%s%s %d" % (name, _labels(**who), r["pct"]))
+            elif name == "civicmote_rollout_running":
+                lines.append("%s%s %d" % (name, _labels(**who), r["state"] == "running"))
+    return "\n".join(lines) + "\n"
