@@ -82,8 +82,8 @@ def register(sub, common):
     p.add_argument("--for", dest="run_for", type=float, metavar="S", help="stop after S seconds")
 
 
-def _store(args, create=False):
-    return rollout_store.RolloutStore(args.state or rollout_store.default_path(), create=create)
+def _store(args, create=False, readonly=False):
+    return rollout_store.RolloutStore(args.state or rollout_store.default_path(), create=create, readonly=readonly)
 
 
 def do_start(out, args):
@@ -160,7 +160,7 @@ def _human(x):
 
 
 def do_status(out, args):
-    store = _store(args)
+    store = _store(args, readonly=True)
     try:
         rows = [store.rollout(args.rollout)] if args.rollout else store.rollouts()
         rels = {r["hash"]: r for r in store.releases()}

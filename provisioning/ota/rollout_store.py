@@ -55,9 +55,10 @@ def default_path():
 
 
 class RolloutStore:
-    """RolloutStore(path, create=False, clock=time.time). Reads return plain dicts."""
+    """RolloutStore(path, create=False, clock=time.time, readonly=False). Reads return plain dicts.
+    readonly: for viewers (the web page), which may not be allowed to write beside the file."""
 
-    def __init__(self, path, create=False, clock=time.time):
+    def __init__(self, path, create=False, clock=time.time, readonly=False):
         self.path = str(path)
         self.clock = clock
         if os.path.isdir(self.path):
@@ -66,11 +67,17 @@ class RolloutStore:
             raise UsageError("%s: no rollout state here; start a rollout first (civicmote rollout start) or point "
                              "--state at it" % self.path)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            if readonly:
+                from urllib.parse import quote
+
+                self.db = sqlite3.connect("file:%s?mode=ro" % quote(os.path.abspath(self.path)), uri=True,
+                                          isolation_level=None, timeout=30, check_same_thread=False)
+            else:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # owner-only from its first byte
+                os.close(fd)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+                self.db.execute("PRAGMA journal_mode=WAL")  # the CLI and the service write side by side
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
             self._check_or_create()
         except sqlite3.DatabaseError as e:
             raise StateError("%s: not a usable civicmote rollout state (%s)" % (self.path, e))

@@ -15,7 +15,7 @@ def read(path):
         return {}, []
     from provisioning.ota import rollout_store, stages
 
-    store = rollout_store.RolloutStore(path)
+    store = rollout_store.RolloutStore(path, readonly=True)
     try:
         rels = {r["hash"]: r for r in store.releases()}
         by_seq = {r["seq"]: r["ver"] for r in rels.values()}
