@@ -33,8 +33,8 @@ def one(folder, devices, bad_share, stages, canaries, threshold, trial_s, kib):
         took = time.monotonic() - t
         r = oc.rollout(rid)
         return {"state": r["state"], "reason": r["reason"], "seconds": round(took, 2),
-                "confirmed": sum(1 for d in devs if d.sw), "rolled_back": sum(1 for d in devs
-                                                                              if ("rolled_back", "crash_loop") in d.states),
+                "confirmed": sum(1 for d in devs if d.sw),
+                "rolled_back": sum(1 for d in devs if ("rolled_back", "crash_loop") in d.states),
                 "orders": oc.service.counts["orders"], "answers": oc.service.counts["answers"],
                 "device_bytes_in": sum(d.received_bytes for d in devs),
                 "device_bytes_out": sum(d.sent_bytes for d in devs),

@@ -118,7 +118,8 @@ def do_start(out, args):
     import hashlib
 
     if len(data) != rel["size"] or hashlib.sha256(data).digest() != rel["sha256"]:
-        raise UsageError("%s: is not the artefact %s describes (size or SHA-256 differ)" % (args.artefact, args.release))
+        raise UsageError("%s: is not the artefact %s describes (size or SHA-256 differ)"
+                         % (args.artefact, args.release))
     digest = hashlib.sha256(cose).digest()
     store = _store(args, create=True)
     try:

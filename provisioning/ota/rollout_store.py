@@ -202,7 +202,8 @@ class RolloutStore:
 
     def latest_order(self, district):
         """The COSE bytes of the newest order for a district, or None."""
-        r = self.db.execute("SELECT cose FROM orders WHERE district=? ORDER BY seq DESC LIMIT 1", (district,)).fetchone()
+        r = self.db.execute("SELECT cose FROM orders WHERE district=? ORDER BY seq DESC LIMIT 1",
+                            (district,)).fetchone()
         return bytes(r[0]) if r else None
 
     def order_count(self, rid):

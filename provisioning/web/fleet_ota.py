@@ -22,8 +22,8 @@ def read(path):
         devices = {}
         for dev, st in store.device_states().items():
             rel = rels.get(st["release"])
-            devices[dev] = {"district": st["district"], "installed_seq": st["sw"], "installed": by_seq.get(st["sw"], "factory" if not st["sw"]
-                                                                                else "seq %d" % st["sw"]),
+            installed = by_seq.get(st["sw"], "factory" if not st["sw"] else "seq %d" % st["sw"])
+            devices[dev] = {"district": st["district"], "installed_seq": st["sw"], "installed": installed,
                             "attempt_seq": st["rseq"] or None, "attempt": rel["ver"] if rel else None,
                             "result": st["state"], "reason": st["reason"] or None, "at": st["received"]}
         rollouts = []
