@@ -85,8 +85,22 @@ class City:
         args = [CIVICMOTE, "collect", "--broker", "mqtts://localhost:%d" % self.port, "--registry",
                 self.out / "registry.json", "--store", self.tmp / store, "--tls-ca", self.out / "ca.crt",
                 "--tls-cert", self.out / "collector.crt", "--tls-key", self.out / "collector.key", "--json"]
-        return subprocess.Popen([str(a) for a in args + list(extra)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.Popen([str(a) for a in args + list(extra)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=dict(os.environ, CIVICMOTE_CA_PASSPHRASE=PASSPHRASE))
+        proc.lines = {"out": [], "err": []}
+        proc.connected = threading.Event()
+
+        def pump(stream, into, watch):
+            for line in stream:
+                into.append(line)
+                if watch and line.startswith("connected to"):
+                    proc.connected.set()
+
+        proc.pumps = [threading.Thread(target=pump, args=(proc.stdout, proc.lines["out"], False), daemon=True),
+                      threading.Thread(target=pump, args=(proc.stderr, proc.lines["err"], True), daemon=True)]
+        for t in proc.pumps:
+            t.start()
+        return proc
 
     def stored(self, store="city.db"):
         import sqlite3
@@ -119,8 +133,19 @@ def city(tmp_path, capsys, monkeypatch):
 
 
 def _finish(proc, timeout=90):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, json_lines(out), err
+    proc.wait(timeout=timeout)
+    for t in proc.pumps:
+        t.join(10)
+    return proc.returncode, json_lines("".join(proc.lines["out"])), "".join(proc.lines["err"])
+
+
+def _subscribed(proc, timeout=60):
+    """Wait for the collector's "connected to" line instead of sleeping: the collector sends its
+    SUBSCRIBE from the CONNACK's callback, before the event that writes this line, and a device
+    connecting after it (a TLS handshake) publishes later still."""
+    if not proc.connected.wait(timeout):
+        proc.kill()
+        raise AssertionError("the collector did not connect within %d s: %s" % (timeout, "".join(proc.lines["err"])))
 
 
 def test_broker_config_as_root_by_default_gives_a_working_broker_with_persistence(city):
@@ -175,7 +200,7 @@ def test_an_outage_flush_burst_while_the_collector_runs_loses_nothing(city):
     city.start()
     per_device = 300 if soak else 400
     proc = city.collect("--count", str(len(names) * per_device), "--duration", "300")
-    time.sleep(2)
+    _subscribed(proc)
     msgs = {n: [_summary(city.tmp / n, "north", s) for s in range(1, per_device + 1)] for n in names}
     devices = {n: city.device(n) for n in names}
 
@@ -201,7 +226,7 @@ def test_a_device_provisioned_while_the_collector_runs_is_stored_without_a_resta
     city.configure()
     city.start()
     proc = city.collect("--count", "3", "--duration", "60")
-    time.sleep(2)
+    _subscribed(proc)
     dev = city.device("old")
     dev.publish("civicmote/v1/north/%s/summary" % city.devs["old"], _summary(city.tmp / "old", "north", 1))
     new = city.provision("new", "south")
@@ -225,7 +250,7 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     city.configure()
     city.start()
     proc = city.collect("--idle", "6", "--duration", "120")
-    time.sleep(2)
+    _subscribed(proc)
     bad, good = city.device("bad"), city.device("good")
     topic = "civicmote/v1/north/%s/summary" % city.devs["bad"]
     rng = random.Random(5)
@@ -252,7 +277,7 @@ def test_hostile_messages_through_the_real_broker_never_stop_the_collector(city)
     assert sorted(s for d, s in city.stored() if d == city.devs["good"]) == list(range(1, 22))
     # Every collector that starts later gets the bad retained manifest again: rejected, and it runs on.
     proc = city.collect("--idle", "3", "--duration", "30")
-    time.sleep(2)
+    _subscribed(proc)
     good.publish("civicmote/v1/north/%s/summary" % city.devs["good"], _summary(city.tmp / "good", "north", 40))
     code, events, err = _finish(proc)
     assert code == 0 and "Traceback" not in err, err

@@ -48,8 +48,8 @@ RECEIPT_FIELDS = (("dev", "text"), ("lo", "uint"), ("hi", "uint"), ("t", "uint")
 
 
 # -- making them (the CA and the collector; keys are anything with sign(msg) -> 64 bytes) -----
-def make_cert(ca_key, collector_id, public_sec1, exp):
-    payload = cbor.dumps({"v": VERSION, "role": ROLE, "id": collector_id, "pk": bytes(public_sec1), "exp": exp})
+def make_cert(ca_key, collector_id, public_sec1, exp, role=ROLE):
+    payload = cbor.dumps({"v": VERSION, "role": role, "id": collector_id, "pk": bytes(public_sec1), "exp": exp})
     return cose.sign1(payload, ca_key, CA_KID)
 
 
@@ -60,12 +60,13 @@ def make(key, cert, dev, lo, hi, t_ms, collector_id):
 
 
 # -- checking them (the device) ---------------------------------------------------------------
-def open_cert(cert, ca_key):
-    """(collector id, its public key SEC1, exp) of a collector certificate the CA signed, or raise."""
+def open_cert(cert, ca_key, role=ROLE):
+    """(key id, its public key SEC1, exp) of a certificate the CA signed for `role` ("receipts":
+    a collector; "rollout": the city's rollout key, agent/ota/docs.py), or raise."""
     msg = cose.verify1(cert, ca_key)
-    c = _map(msg.payload, CERT_FIELDS, "collector certificate")
-    if c["role"] != ROLE or len(c["pk"]) != 65:
-        raise DecodeError("collector certificate: not a receipts key")
+    c = _map(msg.payload, CERT_FIELDS, "%s certificate" % role)
+    if c["role"] != role or len(c["pk"]) != 65:
+        raise DecodeError("%s certificate: not a %s key" % (role, role))
     return c["id"], c["pk"], c["exp"]
 
 
