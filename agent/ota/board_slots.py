@@ -179,8 +179,9 @@ def health_windows(device_dir):
         return HEALTH_WINDOWS
 
 
-def boot(device_dir, log=None):
-    """Decide which version runs now (see the module docstring) and put it first in sys.path."""
+def boot(device_dir, log=None, activate=True):
+    """Decide which version runs now (see the module docstring) and, if activate, put it first in
+    sys.path and drop every loaded agent module (so that the chosen version's are imported)."""
     log = log or (lambda text: None)
     try:
         j = Journal(device_dir)
@@ -206,8 +207,9 @@ def boot(device_dir, log=None):
     path = j.slot_dir(i)
     if not _exists(path + "/agent"):
         path += "/lib"  # a bundle of /lib/agent/... paths
-    sys.path.insert(0, path)
-    drop_agent_modules()
+    if activate:
+        sys.path.insert(0, path)
+        drop_agent_modules()
     return Boot(device_dir, i, j.step == "trial", path, log)
 
 

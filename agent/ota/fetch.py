@@ -225,7 +225,7 @@ class Fetcher:
         self.state.os, self.state.oh = o["seq"], self.trust.digest(msg)[:8]
         r = bytes(o["release"])
         trial = self.installer.trial()
-        if r == self.want or r == self.state.d or (trial is not None and r == trial[1]):
+        if r and (r == self.want or r == self.state.d or (trial is not None and r == trial[1])):
             self._save()
             return
         was = self.want
@@ -307,7 +307,8 @@ class Fetcher:
         try:
             with open(self.release_path, "rb") as f:
                 msg = f.read()
-            self.installer.install(doc, msg, self.part_path)
+            self.installer.install(doc, msg, self.part_path)  # a board restarts in it
+            self.part = None  # handed over (the Pi's updater takes it from here): nothing more to fetch
         except Refused as e:
             self._refuse(e.reason, doc["seq"], str(e))
         except OSError as e:

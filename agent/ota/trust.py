@@ -1,7 +1,8 @@
 """What a device trusts for updates (portable): the CA for orders, the pinned release keys for code.
 
     trust = Trust(ca_key, release_keys, key_from_sec1, classes=docs.device_classes())
-    trust.check_order(message, dev, district, wall, last_seq) -> order map     (docs.check_order)
+    trust.check_order(message, dev, district, wall, last_seq) -> order map     (docs.check_order, and
+                     docs.includes: a device neither named nor drawn is refused with not_member)
     trust.check_release(message, want, installed, refused, wall, limit) -> release map
     trust.last_seq   the seq of the last release whose signature verified (None if it did not)
     trust.status(key, dev, state, reason, rseq, release, off, size, sw, wall) -> status COSE
@@ -28,8 +29,11 @@ class Trust:
         return docs.doc_hash(message)
 
     def check_order(self, message, dev, district, wall, last_seq):
-        return docs.check_order(message, self.ca_key, self.key_from_sec1, dev, district, wall or None,
-                                last_seq or None)
+        o = docs.check_order(message, self.ca_key, self.key_from_sec1, dev, district, wall or None, last_seq or None)
+        if not docs.includes(o, dev):
+            raise docs.Refused("not_member", "order: this device is not named, and draws %d, not below %d" % (
+                docs.member(dev, o["salt"]), o["pct"]))
+        return o
 
     def check_release(self, message, want, installed, refused, wall, limit):
         self.last_seq = None
