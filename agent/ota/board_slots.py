@@ -159,7 +159,8 @@ class Boot:
             return False
         self._next_check = mono_s + 5
         if self.deadline is None:
-            self.deadline = mono_s + START_GRACE_S + health_windows(self.device_dir) * agent.window_s
+            windows, grace = trial_limits(self.device_dir)
+            self.deadline = mono_s + grace + windows * agent.window_s
         if Journal(self.device_dir).step != "trial":
             self.trial = False  # confirmed
             return False
@@ -169,14 +170,17 @@ class Boot:
         return True
 
 
-def health_windows(device_dir):
+def trial_limits(device_dir):
+    """(windows, grace s) a trial has to confirm: config.json `ota_health_windows` (default 3) and
+    `ota_start_grace_s` (default START_GRACE_S)."""
     import json
 
     try:
         with open(device_dir + "/config.json") as f:
-            return int(json.load(f).get("ota_health_windows", HEALTH_WINDOWS))
+            c = json.load(f)
+        return int(c.get("ota_health_windows", HEALTH_WINDOWS)), int(c.get("ota_start_grace_s", START_GRACE_S))
     except (OSError, ValueError, TypeError):
-        return HEALTH_WINDOWS
+        return HEALTH_WINDOWS, START_GRACE_S
 
 
 def boot(device_dir, log=None, activate=True):
@@ -254,6 +258,8 @@ def rollback(device_dir, reason, log, j=None):
     s = OtaState(device_dir)
     if seq > s.bad:
         s.bad = seq
+    held = j.sl[j.act] if j.act >= 0 else None  # the installed version is the journal's, whatever the trial said
+    s.sw, s.d = (held[0], bytes(held[1])) if held is not None else (0, b"")
     s.report("rolled_back", reason, seq, bytes(h))
     s.save()
     j.step, j.boots = "", 0

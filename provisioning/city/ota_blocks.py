@@ -207,9 +207,10 @@ class Orders:
         return self.by_district.get(district)
 
 
-def serve(server, host, port, tls, client_id="civicmote-ota-blocks", orders=None, ready=None):
-    """Run server on a paho session until KeyboardInterrupt/SIGTERM: subscribe to its requests,
-    publish each district's order retained (orders: an Orders), answer every request."""
+def serve(server, host, port, tls, client_id="civicmote-ota-blocks", orders=None, ready=None, stop=None):
+    """Run server on a paho session until `stop` (a threading.Event) is set, KeyboardInterrupt or
+    SIGTERM: subscribe to its requests, publish each district's order retained (orders: an
+    Orders), answer every request. publish_order(district) then re-publishes one."""
     import ssl
     import threading
 
@@ -222,6 +223,7 @@ def serve(server, host, port, tls, client_id="civicmote-ota-blocks", orders=None
         c.tls_set_context(ctx)
     c.max_inflight_messages_set(64)
     up = threading.Event()
+    lock = threading.Lock()  # paho's publish from this thread and the network thread
 
     def on_connect(client, userdata, flags, reason, properties):
         client.subscribe(server.REQ_FILTER, 1)
@@ -233,6 +235,12 @@ def serve(server, host, port, tls, client_id="civicmote-ota-blocks", orders=None
         for topic, body in server.handle(msg.topic, msg.payload):
             client.publish(topic, body, 1, False)
 
+    def publish_order(district):
+        with lock:
+            c.publish(server.order_topic(district), server.order_message(orders.by_district[district]), 1, True)
+
+    server.publish_order = publish_order
+
     c.on_connect = on_connect
     c.on_message = on_message
     c.connect(host, port, keepalive=30)
@@ -241,7 +249,7 @@ def serve(server, host, port, tls, client_id="civicmote-ota-blocks", orders=None
         up.wait(30)
         if ready is not None:
             ready()
-        threading.Event().wait()
+        (stop or threading.Event()).wait()
     finally:
         c.loop_stop()
         c.disconnect()
