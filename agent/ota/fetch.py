@@ -293,7 +293,6 @@ class Fetcher:
         try:
             self.part.check()
         except Refused as e:
-            self.state.bad = max(self.state.bad, self.doc["seq"])
             self._refuse(e.reason, self.doc["seq"], str(e))
             return
         self._persist()  # a cut while staging: the next boot finds the whole part and installs again
@@ -314,7 +313,6 @@ class Fetcher:
         except OSError as e:
             self._refuse("disk", doc["seq"], str(e))
         except AgentError as e:  # a bundle the release key signed and that does not unpack
-            self.state.bad = max(self.state.bad, doc["seq"])
             self._refuse("malformed", doc["seq"], str(e))
 
     def _confirm(self):
@@ -328,7 +326,11 @@ class Fetcher:
 
     # -- refusals ----------------------------------------------------------------------------
     def _refuse(self, reason, seq, text=""):
+        """Refuse the release being fetched; a signed one is never tried again (unless the flash
+        was full: that is ours, not the release's)."""
         self.log("update %d refused: %s" % (seq, text or reason))
+        if self.doc is not None and reason != "disk" and seq > self.state.bad:
+            self.state.bad = seq
         want = self.want
         self._abandon()
         self._report("refused", reason, seq, want)
