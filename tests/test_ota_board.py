@@ -193,6 +193,7 @@ def test_bad_versions_roll_back_within_n_windows_and_the_old_one_runs_on(tmp_pat
             state, journal = city.state()
             assert journal.act == -1 and journal.step == "" and state.bad == seq and state.sw == 0, which
             assert took < limit, (which, took)
+            print("%s rolled back (%s) %.1f s after its trial began" % (which, reason, took))
         # The old version runs on, is not offered the bad ones again, and a good release still goes in.
         n = board.resets
         time.sleep(3)
