@@ -164,11 +164,13 @@ def first_manifest(device_dir, board):
     from agent.runtime import manifest_file
     from agent.store import identity
 
-    from agent.ota.board_slots import running_sw
-
     key = identity.load_key(device_dir)
-    made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD,
-                                running_sw(device_dir))
+    sw = manifest_file.FACTORY_SW
+    if compat.file_exists(device_dir + "/ota/journal"):  # an update ran here: the journal names the running one
+        from agent.ota.board_slots import running_sw
+
+        sw = running_sw(device_dir)
+    made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD, sw)
     return key, made
 
 
