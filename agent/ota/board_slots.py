@@ -97,7 +97,7 @@ class Installer:
         j.save()
         rmtree(j.slot_dir(x))
         try:
-            unpack_into(part_path, j.slot_dir(x))
+            unpack_into(part_path, j.slot_dir(x), doc.get("size"))
         except Exception:
             rmtree(j.slot_dir(x))
             j.step = ""
@@ -127,8 +127,11 @@ def _digest(data):
     return hashlib.sha256(bytes(data)).digest()
 
 
-def unpack_into(part_path, dest):
-    """Unpack the bundle in part_path under dest (agent/ota/bundle.py: one buffer at a time)."""
+UNPACK_CHUNK = 512  # bytes per read while unpacking: a running board's heap has no 4 KB in one piece
+
+
+def unpack_into(part_path, dest, limit=None):
+    """Unpack the bundle in part_path under dest (agent/ota/bundle.py: one small buffer at a time)."""
     from agent.ota import bundle
 
     mkdirs(dest)
@@ -139,7 +142,7 @@ def unpack_into(part_path, dest):
         return open(full, "wb")
 
     with open(part_path, "rb") as f:
-        return bundle.unpack(f.read, open_file)
+        return bundle.unpack(f.read, open_file, limit, UNPACK_CHUNK)
 
 
 # -- boot (the factory agent's code, before any other agent module is imported) ----------------

@@ -105,15 +105,16 @@ class Fetcher:
     def offer(self, topic, payload, now):
         """A message on the order or down topic. Orders and releases wait for tick(); a block is
         written now (the buffer it came in is the only copy)."""
-        if topic == self.order_topic or topic == self.down_topic and payload[:1] == b"O":
-            if payload[:1] == b"O":
+        kind = bytes(payload[:1])  # payload may be a view into the transport's reused buffer
+        if topic == self.order_topic or topic == self.down_topic and kind == b"O":
+            if kind == b"O":
                 self.pending_order = bytes(payload[1:])
         elif topic != self.down_topic:
             return
-        elif payload[:1] == b"R":
+        elif kind == b"R":
             if self.want is not None and self.doc is None and self.trust.digest(payload[1:]) == self.want:
                 self.pending_release = bytes(payload[1:])
-        elif payload[:1] == b"B" and len(payload) >= 17:
+        elif kind == b"B" and len(payload) >= 17:
             self._block(payload, now)
 
     def _block(self, payload, now):

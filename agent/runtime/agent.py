@@ -379,6 +379,15 @@ class Agent:
         elif kind == "message" and self.ota is not None:
             self.ota.offer(ev[1], ev[2], self._net)
 
+    def on_message(self, topic, payload):
+        """A message handed over by the transport at once (a board's client with a reused receive
+        buffer: payload is valid only during this call)."""
+        try:
+            self._event(("message", topic, payload))
+        except Exception as e:  # noqa: BLE001 - one bad message must not stop sensing
+            self.net_errors += 1
+            self.log("message on %s not handled: %s: %s" % (topic, type(e).__name__, e))
+
     # -- updates (agent/ota/fetch.py) -----------------------------------------------------------
 
     def _update(self, now, t):

@@ -73,8 +73,12 @@ def network_plan(device_dir, config):
     return host, port, creds
 
 
-def mqtt_transport(plan, config, dev):
-    """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker."""
+RECEIVE_BUFFER = 4096 + 256  # one update block with its header and topic, allocated once at start-up
+
+
+def mqtt_transport(plan, config, dev, receive_buffer=0):
+    """Our MQTT client over the board's sockets (mutual TLS for mqtts://), or None if no broker.
+    receive_buffer: bytes of its one reused buffer for large messages (update blocks), or 0."""
     if plan is None:
         return None
     from agent.net import socket_mpy
@@ -84,7 +88,8 @@ def mqtt_transport(plan, config, dev):
     host, port, creds = plan
     status = topics(config.get("topic_prefix", DEFAULT_PREFIX), config["district"], dev)[2]
     # 5 s per network wait: below the watchdog's 8 s (the longest an RP2040 allows).
-    return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
+    return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0,
+                      receive_buffer=receive_buffer)
 
 
 def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, restart=None):
@@ -116,7 +121,9 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, restart=Non
                        manifest=manifest, street=chip_bridge(config), key=key, receipts=receipts, ota=ota)
     forget(BOOT_ONLY)
     if transport == "auto":
-        agent.transport = mqtt_transport(plan, config, config["device_id"])
+        agent.transport = mqtt_transport(plan, config, config["device_id"], RECEIVE_BUFFER if ota else 0)
+        if ota is not None and agent.transport is not None:
+            agent.transport.on_message = agent.on_message  # blocks are written from the one buffer, at once
     return agent
 
 
