@@ -212,7 +212,7 @@ def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None,
     wdt: a machine.WDT (fed every step, so a hung step resets the board). sleep(ms) between
     steps: time.sleep_ms on a board; a test with a simulated clock passes lambda ms: None.
     restart: how an update restarts the board (None: no updates). builder: the build() of the
-    version chosen at boot (default: this one); guard: its trial's guard (agent/ota/board_slots.py),
+    version chosen at boot (default: this one); guard: its trial's guard (agent/ota/board_boot.py),
     which may roll it back and restart.
     """
     agent = (builder or build)(device_dir, transport, clock, restart)
@@ -328,12 +328,12 @@ def main(device_dir=DEVICE_DIR):
 
 
 def start(device_dir=DEVICE_DIR, wdt=None, restart=None, windows=None):
-    """Choose the version to run (agent/ota/board_slots.py: the journal, a trial, a roll back),
+    """Choose the version to run (agent/ota/board_boot.py: the journal, a trial, a roll back),
     then run it with this module's loop, this version's trial guard around it. A crash is logged
     and restarts the board (a trial counts its starts)."""
-    from agent.ota import board_slots
+    from agent.ota import board_boot
 
-    chosen = board_slots.boot(device_dir, log=note)
+    chosen = board_boot.boot(device_dir, log=note)
     try:
         builder = None
         if chosen.path is not None:  # the slot's modules, imported fresh from it

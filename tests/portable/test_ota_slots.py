@@ -2,6 +2,7 @@
 trial, confirmed or rolled back; every step journalled so a cut anywhere leaves a runnable version."""
 import hashlib
 
+from agent.ota import board_boot as boot
 from agent.ota import board_slots as bs
 from agent.ota import bundle
 from agent.ota.state import OtaState
@@ -48,29 +49,29 @@ def test_staged_swapped_on_trial_then_confirmed():
     inst = _stage(d, part)
     assert _read(d + "/ota/slot0/agent/marker.py") == b"RELEASE = 7\n"
     assert bs.Journal(d).step == "staged" and inst.trial() is None
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
     assert b.trial and b.slot == 0 and b.path == d + "/ota/slot0"
     s = OtaState(d)
     assert s.st[0] == "trial" and s.st[2] == 7 and s.dl is None
     h = hashlib.sha256(b"release-7").digest()
     assert inst.trial() == (7, h) and bs.running_sw(d) == (7, h[:4])
     inst.confirm()
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
     assert not b.trial and b.slot == 0 and bs.Journal(d).act == 0
     assert bs.running_sw(d) == (7, h[:4])
     assert OtaState(d).sw == 7  # the state learns a confirm the fetcher could not write (a cut)
     # The next release goes to the other slot; the confirmed one stays whole.
     _stage(d, part, seq=9)
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
     assert b.slot == 1 and b.trial and _read(d + "/ota/slot0/agent/marker.py") == b"RELEASE = 7\n"
 
 
 def test_a_version_that_never_confirms_is_rolled_back_at_its_fourth_start():
     d, part = _device()
     _stage(d, part)
-    starts = [bs.boot(d, activate=False) for _ in range(3)]
+    starts = [boot.boot(d, activate=False) for _ in range(3)]
     assert all(b.trial and b.slot == 0 for b in starts) and bs.Journal(d).boots == 3
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
     assert not b.trial and b.slot == -1 and b.path is None  # the factory agent runs again
     s = OtaState(d)
     assert s.st[:3] == ["rolled_back", "crash_loop", 7] and s.bad == 7 and s.sw == 0
@@ -80,17 +81,17 @@ def test_a_version_that_never_confirms_is_rolled_back_at_its_fourth_start():
 def test_a_trial_past_its_deadline_is_rolled_back_by_the_guard():
     d, part = _device()
     _stage(d, part)
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
 
     class A:
         window_s = 10
 
     assert not b.guard(A(), 0)
-    deadline = bs.START_GRACE_S + bs.HEALTH_WINDOWS * 10
+    deadline = boot.START_GRACE_S + boot.HEALTH_WINDOWS * 10
     assert not b.guard(A(), deadline - 1)
     assert b.guard(A(), deadline + 5)
     assert OtaState(d).st[:2] == ["rolled_back", "health_timeout"] and bs.Journal(d).step == ""
-    assert bs.boot(d, activate=False).slot == -1
+    assert boot.boot(d, activate=False).slot == -1
 
 
 def test_a_cut_while_staging_leaves_the_running_version():
@@ -99,7 +100,7 @@ def test_a_cut_while_staging_leaves_the_running_version():
     j.step, j.x = "staging", 0
     j.save()
     bs.mkdirs(d + "/ota/slot0/agent")
-    b = bs.boot(d, activate=False)
+    b = boot.boot(d, activate=False)
     assert b.slot == -1 and not b.trial and bs.Journal(d).step == ""
     # A bundle that does not unpack leaves the journal as it was, and the slot empty.
     with open(part, "wb") as f:
@@ -111,4 +112,4 @@ def test_a_cut_while_staging_leaves_the_running_version():
         raise AssertionError("restarted into a truncated bundle")
     except Exception as e:  # noqa: BLE001
         assert "truncated" in str(e), e
-    assert bs.Journal(d).step == "" and bs.boot(d, activate=False).slot == -1
+    assert bs.Journal(d).step == "" and boot.boot(d, activate=False).slot == -1
