@@ -68,15 +68,19 @@ def factory(city):
 
 def one_update(city, heap, seq, until="confirmed", timeout=90):
     """Run the board at heap until the update with this seq reaches `until` ("staged": on trial in
-    the new slot; "confirmed"); returns seconds from the order, or None if it did not."""
+    the new slot; "confirmed"); returns seconds from the order (seq 1: ordered 2 s after the board
+    started; later ones: ordered before it starts, seconds from its start), or None."""
     factory(city)
     data = city.bundle
+    rel = city.release(data, seq)
+    if seq > 1:  # the order waits (retained) when the board starts: no older one is taken first
+        city.order(rel, seq)
     board = city.board_process(heap=heap).start()
     try:
-        time.sleep(2)
-        rel = city.release(data, seq)
+        if seq == 1:
+            time.sleep(2)
+            city.order(rel, seq)
         t0 = time.time()
-        city.order(rel, seq)
         end = t0 + timeout
         while time.time() < end:
             state, journal = city.state()
