@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+import mpy_port
 from board_city import collected
 from ota_board_support import OtaCity, board_bundle, wait_for
 from provision_support import Client
@@ -256,3 +257,32 @@ def test_what_the_board_must_refuse_it_refuses_and_says_so_signed(tmp_path):
         city.stop()
     assert all(s["dev"] == city.device_id for s in watch.got) and len(watch.got) >= 12
     assert city.state()[0].sw == 0  # nothing was installed
+
+
+FROZEN32_OTA_HEAP = 96 * 1024  # bench/bench_ota_board.py: 88 KB is the smallest that downloads and stages (4 KB steps)
+
+
+@pytest.mark.skipif(not mpy_port.FROZEN["frozen32"].exists(), reason="make firmware-unix builds the 32-bit image")
+def test_the_frozen_32bit_board_stages_at_96k_and_rolls_back_a_version_its_heap_cannot_hold(tmp_path):
+    """On the 32-bit frozen firmware (code in flash, the Pico W's stand-in) at 96 KB: the frozen agent
+    downloads, verifies and stages the bundle; the new version, run from its slot as .mpy files, does
+    not fit that heap, crash-loops, and is rolled back: the frozen agent runs on."""
+    city = OtaCity(tmp_path, interpreter="frozen32", chips=True).start()
+    board = city.board_process(heap=FROZEN32_OTA_HEAP).start()
+    try:
+        data, _ = board_bundle(tmp_path)
+        rel = city.release(data, 1)
+        city.order(rel, 1)
+        wait_for(lambda: city.state()[1].step == "trial", 90, board, "staged and on trial")
+        wait_for(lambda: (city.state()[0].st or [""])[0] == "rolled_back", 90, board, "the roll back")
+        state, journal = city.state()
+        assert state.st[1] == "crash_loop" and state.bad == 1 and journal.act == -1 and journal.step == ""
+        resets = board.resets
+        assert resets >= 4  # into the trial, then three starts that did not hold
+        n = board.text().count("MemoryError")
+        time.sleep(4)  # the frozen agent runs on: no more resets
+        assert board.resets == resets and board.proc.poll() is None
+    finally:
+        board.stop()
+        city.stop()
+    assert n >= 3, board.text()[-2000:]
