@@ -66,7 +66,7 @@ def factory(city):
     (city.device / "manifest.cose").write_bytes(city.factory_manifest)
 
 
-def one_update(city, heap, seq, until="confirmed", timeout=90):
+def one_update(city, heap, seq, until="confirmed", timeout=180):
     """Run the board at heap until the update with this seq reaches `until` ("staged": on trial in
     the new slot; "confirmed"); returns seconds from the order (seq 1: ordered 2 s after the board
     started; later ones: ordered before it starts, seconds from its start), or None."""
@@ -101,7 +101,7 @@ def agent_only(city, heap):
         closed, delivered, depth = city.run_board(2, heap=heap, timeout=120)[:3]
     except BoardFailed:
         return False
-    return closed >= 2 and delivered == closed
+    return closed >= 2 and delivered >= closed  # older summaries queued by earlier runs go too
 
 
 def smallest(works, lo, hi, step):
@@ -127,7 +127,9 @@ def main(argv=None):
         print(json.dumps({"skipped": "%s is not built (make firmware-unix)" % interp}))
         return 0
     folder = Path(tempfile.mkdtemp(prefix="bench-ota-"))
-    city = OtaCity(folder, interpreter=interp, chips=True, grace_s=30).start()
+    # A long grace: the trial's first summaries queue behind what earlier runs left in the outbox;
+    # what is measured here is the heap, not how fast a trial confirms.
+    city = OtaCity(folder, interpreter=interp, chips=True, grace_s=120).start()
     col = city.collect(100000, 3600, receipts=True)
     out = {"interpreter": interp}
     try:
