@@ -286,3 +286,34 @@ def test_the_frozen_32bit_board_stages_at_96k_and_rolls_back_a_version_its_heap_
         board.stop()
         city.stop()
     assert n >= 3, board.text()[-2000:]
+
+
+@pytest.mark.skipif(os.environ.get("CIVICMOTE_SOAK") != "1", reason="a soak: CIVICMOTE_SOAK=1")
+def test_power_cuts_at_random_instants_until_the_update_is_confirmed(tmp_path):
+    """SIGKILL at 40 random instants through download, staging, swap and trial (each block and step
+    is hit over the runs): after every cut the board starts, running the old or the new version,
+    the download resumes, and the update is confirmed in the end, staged exactly once per download."""
+    import random
+
+    rnd = random.Random(23)
+    city = OtaCity(tmp_path).start()
+    board = city.board_process().start()
+    seen = set()
+    try:
+        data, _ = board_bundle(tmp_path)
+        city.order(city.release(data, 1), 1)
+        for _ in range(40):
+            if city.state()[0].sw == 1:
+                break
+            time.sleep(rnd.uniform(0.2, 2.5))
+            board.kill()
+            state, journal = city.state()
+            seen.add(journal.step or ("download %d" % ((state.dl or [0, 0])[1] // 65536) if state.dl else "idle"))
+            assert journal.step in ("", "staging", "staged", "trial"), journal.step
+            board.start()
+        wait_for(lambda: city.state()[0].sw == 1, 180, board, "the update confirmed after the cuts")
+    finally:
+        board.stop()
+        city.stop()
+    print("cut in:", sorted(seen))
+    assert len(seen) >= 3, seen
