@@ -223,9 +223,12 @@ class Fetcher:
                 self.log("update order refused: %s" % e)
                 self._report("refused", e.reason)
             return
-        self.state.os, self.state.oh = o["seq"], self.trust.digest(msg)[:8]
         r = bytes(o["release"])
         trial = self.installer.trial()
+        if trial is not None and r != trial[1]:
+            self.later = [msg, now + LATER_S]  # no new download before the version on trial is confirmed
+            return
+        self.state.os, self.state.oh = o["seq"], self.trust.digest(msg)[:8]
         if r and (r == self.want or r == self.state.d or (trial is not None and r == trial[1])):
             self._save()
             return

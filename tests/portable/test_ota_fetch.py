@@ -187,13 +187,20 @@ def test_unanswered_requests_are_repeated_then_reported_stalled():
 
 def test_a_trial_is_confirmed_by_the_health_gate():
     f, wire, city, inst, d = _setup()
-    inst._trial = (5, docs.doc_hash(city.rel))
+    h = docs.doc_hash(city.rel)
+    inst._trial = (5, h)
     ok = [False]
     f.gate = lambda: ok[0]
     drive(f, wire, steps=3)
     assert inst.confirmed == 0
+    # Another release ordered while this one is on trial waits for the confirmation.
+    other = release(artefact(5000), seq=6)
+    city.rel, city.data, city.h = other, artefact(5000), docs.doc_hash(other)
+    f.offer(f.order_topic, b"O" + order(other, seq=4), 0)
+    drive(f, wire, steps=3)
+    assert f.want is None and f.later is not None and OtaState(d).os == 3
     ok[0] = True
     drive(f, wire, steps=3)
     assert inst.confirmed == 1 and wire.states()[-1] == ("confirmed", "")
     s = OtaState(d)
-    assert s.sw == 5 and s.d == docs.doc_hash(city.rel)
+    assert s.sw == 5 and s.d == h
