@@ -12,7 +12,7 @@ trust: an agent.ota.trust.Trust (CA key, release keys, classes, state format). i
 applies a verified artefact (agent/ota/board_slots.py on a board; the Pi's updater):
     installer.limit                  the largest artefact it takes (bytes)
     installer.install(doc, release_cose, part_path)  stage it (may reset the device)
-    installer.trial()                (seq, hash) running on trial now, or None
+    installer.trial()                (seq, hash) running on trial now, or None (asked once, at start)
     installer.confirm()              the health gate passed: keep this version
 gate(): True once a summary signed in this boot is covered by the city's receipt (the health gate).
 
@@ -79,6 +79,7 @@ class Fetcher:
         self._persisted = 0
         self._install_at = None
         self._ask_order = True
+        self.trial = installer.trial()  # (seq, hash) on trial in this boot, or None: read once, at start
         dl = self.state.dl
         if dl:
             self.want = bytes(dl[0])
@@ -166,7 +167,7 @@ class Fetcher:
             self._verify(now)
         elif self._install_at is not None and (not self._status_due or now >= self._install_at):
             self._install()
-        elif self.gate is not None and self.installer.trial() is not None and self.gate():
+        elif self.gate is not None and self.trial is not None and self.gate():
             self._confirm()
         self._timers(now)
         if transport is not None and transport.connected and transport.can_publish:
@@ -224,7 +225,7 @@ class Fetcher:
                 self._report("refused", e.reason)
             return
         r = bytes(o["release"])
-        trial = self.installer.trial()
+        trial = self.trial
         if trial is not None and r != trial[1]:
             self.later = [msg, now + LATER_S]  # no new download before the version on trial is confirmed
             return
@@ -320,7 +321,8 @@ class Fetcher:
             self._refuse("malformed", doc["seq"], str(e))
 
     def _confirm(self):
-        seq, h = self.installer.trial()
+        seq, h = self.trial
+        self.trial = None
         self.installer.confirm()
         self.state.sw, self.state.d = seq, h
         self.log("update %d confirmed: a summary signed in this boot is stored by the city" % seq)
