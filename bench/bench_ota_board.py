@@ -86,8 +86,8 @@ def one_update(city, heap, seq, until="confirmed", timeout=180):
             state, journal = city.state()
             if until == "staged" and journal.step == "trial" or state.sw == seq:
                 return time.time() - t0
-            if state.st and state.st[0] in ("rolled_back", "refused"):
-                return None
+            if state.st and state.st[0] in ("rolled_back", "refused") or board.resets > 6:
+                return None  # refused, rolled back, or a factory agent that cannot run in this heap
             time.sleep(0.1)
         return None
     finally:
