@@ -188,7 +188,7 @@ class Board:
         return self
 
     def _spawn(self):
-        self._tmp = tempfile.mkdtemp(prefix="otaboard-")
+        self._tmp = tempfile.mkdtemp(prefix="board-run-", dir=str(self.city.folder))
         log = open(os.path.join(self._tmp, "out.txt"), "w")
         script = os.path.join(self._tmp, "board.py")
         with open(script, "w") as f:
@@ -199,10 +199,13 @@ class Board:
         self.starts += 1
 
     def _collect(self):
+        if self._tmp is None:
+            return
         self._log.close()
         with open(os.path.join(self._tmp, "out.txt")) as f:
             self.out.append(f.read())
         shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = None
 
     def _watcher(self):
         while self._keep:
@@ -234,7 +237,7 @@ class Board:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
-            self._collect()
+        self._collect()
 
     stop = kill
 
