@@ -100,7 +100,7 @@ class Fetcher:
         self._ask_order = True
         self._status_due = self._status_due or self.state.st is not None
         self._sent_at = None
-        if self.part is not None and self._req is None:
+        if self.part is not None and not self.part.done and self._req is None:
             self._ask_blocks()
 
     def offer(self, topic, payload, now):
