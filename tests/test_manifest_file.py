@@ -31,7 +31,7 @@ def shipped_payload_hashes():
 
     out = {}
     for p in sorted((ROOT / "boards").glob("*.json")):
-        payload = manifest.payload(manifest.board_manifest(load_profile(str(p)), FIXED_DEV))
+        payload = manifest.payload(manifest.board_manifest(load_profile(str(p)), FIXED_DEV, manifest_file.FACTORY_SW))
         out[p.name] = hashlib.sha256(payload).hexdigest()
     return out
 
@@ -115,3 +115,29 @@ if __name__ == "__main__" and sys.argv[1:] == ["--update"]:
     RECORD.write_text(json.dumps({"code": manifest_file.CODE.decode(), "payloads": shipped_payload_hashes()},
                                  indent=1, sort_keys=True) + "\n")
     print("wrote", RECORD)
+
+
+def test_the_manifest_names_the_running_software_and_the_city_checks_it(tmp_path):
+    from agent.core import cbor
+    from agent.ota.state import OtaState
+    from provisioning.city.schema import SchemaError, check_manifest
+
+    d, rec = _device(tmp_path)
+    board, key = _open(d)
+    dev = rec["device_id"]
+    msg, mh = manifest_file.ensure(str(d), board, key, dev)
+    m = cbor.loads(cose.decode1(msg).payload)
+    assert m["sw"] == {"seq": 0, "d": b"\x00" * 4}  # factory software
+    check_manifest(m, dev)
+    # An update installed: the next start signs the manifest again, naming it; mh changes with it.
+    s = OtaState(str(d))
+    s.sw, s.d = 7, bytes(range(32))
+    s.save()
+    msg2, mh2 = manifest_file.ensure(str(d), board, key, dev)
+    m2 = cbor.loads(cose.decode1(msg2).payload)
+    assert m2["sw"] == {"seq": 7, "d": bytes(range(4))} and mh2 != mh
+    check_manifest(m2, dev)
+    for bad in ({"seq": 7}, {"seq": -1, "d": b"1234"}, {"seq": 7, "d": b"12345"}, {"seq": 7, "d": "1234"}, [7]):
+        m2["sw"] = bad
+        with pytest.raises(SchemaError):
+            check_manifest(m2, dev)

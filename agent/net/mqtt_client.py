@@ -31,11 +31,15 @@ class MQTTClient:
     clean_session: False keeps the broker-side session, so QoS 1 survives reconnects.
     max_inflight: QoS 1 publishes allowed unacknowledged at once (1..65535).
     status_topic: if set, will `offline` (QoS 1, retained) and birth `online` (retained).
+    receive_buffer: bytes of one buffer allocated now and reused for every large incoming message
+    (a board's update blocks): such a message's payload is then a memoryview valid only while
+    on_message(topic, payload) runs, so on_message must be set (it then gets every message at once,
+    instead of a "message" event).
     """
 
     def __init__(self, host, port, client_id, open_stream, keepalive=60, timeout=10.0, clean_session=False,
                  max_inflight=1, status_topic=None, username=None, password=None, backoff=None,
-                 max_packet=16384):
+                 max_packet=16384, receive_buffer=0):
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -59,6 +63,8 @@ class MQTTClient:
         self._deadline = None  # CONNACK or PINGRESP deadline
         self._last_send = 0
         self._events = []
+        self.on_message = None
+        self._reuse = bytearray(receive_buffer) if receive_buffer else None
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -85,7 +91,7 @@ class MQTTClient:
                     "will_retain": True}
         try:
             self._stream = self.open_stream(self.host, self.port, self.timeout)
-            self._parser = mc.Parser(mc.CLIENT, self.max_packet)
+            self._parser = mc.Parser(mc.CLIENT, self.max_packet, self._reuse)
             self.state = AWAIT_CONNACK
             self._deadline = now + self.timeout
             self._send(mc.connect(self.client_id, self.keepalive, self.clean_session, username=self.username,
@@ -168,7 +174,10 @@ class MQTTClient:
         data = self._stream.recv(_RECV, wait)
         while data:
             self._parser.feed(data)
-            for ev in self._parser.events():
+            while self._parser is not None:  # each event handled before the next: a reused buffer stays valid
+                ev = self._parser.next_event()
+                if ev is None:
+                    break
                 self._handle(ev, now)
             data = self._stream.recv(_RECV, 0) if self._stream else b""
         if self.state == AWAIT_CONNACK and now >= self._deadline:
@@ -203,7 +212,10 @@ class MQTTClient:
         elif kind == "publish":
             if ev.qos:
                 self._send(mc.puback(ev.packet_id), now)
-            self._events.append(("message", ev.topic, ev.payload))
+            if self.on_message is not None:
+                self.on_message(ev.topic, ev.payload)
+            else:
+                self._events.append(("message", ev.topic, ev.payload))
         elif kind == "connack":
             raise mc.ProtocolError("a second CONNACK")
 

@@ -25,29 +25,61 @@ def decode_length(buf, pos=1):
     raise ProtocolError("remaining length: continuation bit set in its 4th byte (at most 4 bytes)")
 
 
+BIG = 1024  # bytes: a packet larger than this is gathered in one buffer of its size, not by concatenation
+
+
 class Parser:
     """Feed bytes, take packets: `feed(data)`, then `next_event()` until it returns None.
 
     role: CLIENT (parse what a broker sends) or SERVER (what a client sends).
     max_packet: largest whole packet accepted, in bytes; a larger one is a ProtocolError
     raised as soon as its length is known (nothing that big is buffered).
+    reuse: a bytearray allocated once (a board's update block buffer, made while its heap is in
+    one piece): a packet over BIG bytes that fits is gathered in it, and its PUBLISH payload is a
+    memoryview into it, valid only until the next feed() (the caller handles each event before
+    feeding more). Without it a large packet gets a buffer of its own size.
     """
 
-    def __init__(self, role=CLIENT, max_packet=65536):
+    def __init__(self, role=CLIENT, max_packet=65536, reuse=None):
         self.role = role
         self.max_packet = max_packet
         self._buf = b""
         self._error = None
+        self._reuse = reuse
+        self._big = None  # a packet over BIG bytes, gathered into one buffer
+        self._end = 0  # its length (the buffer may be longer: the reused one)
+        self._fill = 0
+        self._start = 0
 
     def feed(self, data):
         if self._error:
             raise self._error
+        big = self._big
+        if big is not None:  # into its own buffer: no growing copies of a 4 KB update block on a board
+            k = self._end - self._fill
+            if k > len(data):
+                k = len(data)
+            big[self._fill:self._fill + k] = data[:k]
+            self._fill += k
+            if k == len(data):
+                return
+            data = data[k:]
         self._buf += data  # a copy: data may be the stream's reused buffer
 
     def next_event(self):
         """The next whole packet, or None when more bytes are needed."""
         if self._error:
             raise self._error
+        big = self._big
+        if big is not None:
+            if self._fill < self._end:
+                return None
+            self._big = None
+            try:
+                return _decode(self.role, big[0], memoryview(big)[self._start:self._end], big is self._reuse)
+            except ProtocolError as e:
+                self._error = e
+                raise
         buf = self._buf
         if len(buf) < 2:
             return None
@@ -60,6 +92,12 @@ class Parser:
                 raise ProtocolError("%s of %d bytes exceeds the %d-byte limit"
                                     % (PACKET_NAMES.get(buf[0] >> 4, "packet"), start + length, self.max_packet))
             if len(buf) < start + length:
+                if start + length > BIG:
+                    end = start + length
+                    r = self._reuse
+                    self._big = r if r is not None and len(r) >= end else bytearray(end)
+                    self._big[:len(buf)] = buf
+                    self._fill, self._start, self._end, self._buf = len(buf), start, end, b""
                 return None
             body = buf[start:start + length]
             self._buf = buf[start + length:]
@@ -78,7 +116,7 @@ class Parser:
             out.append(ev)
 
 
-def _decode(role, first, body):
+def _decode(role, first, body, view=False):
     kind = first >> 4
     flags = first & 0x0F
     name = PACKET_NAMES.get(kind)
@@ -89,7 +127,7 @@ def _decode(role, first, body):
     want = 0x02 if kind == SUBSCRIBE else 0
     if kind != PUBLISH and flags != want:
         raise ProtocolError("%s: fixed-header flags 0x%x, must be 0x%x" % (name, flags, want))
-    r = _Reader(body, name)
+    r = _Reader(body, name, view)
     if kind == CONNACK:
         r.exact(2)
         ack, rc = r.byte(), r.byte()
@@ -171,10 +209,11 @@ def _decode_connect(r):
 
 
 class _Reader:
-    def __init__(self, buf, name):
+    def __init__(self, buf, name, view=False):
         self.buf = buf
         self.pos = 0
         self.name = name
+        self.view = view  # rest() gives a view into buf, not a copy
 
     def exact(self, n):
         if len(self.buf) != n:
@@ -215,6 +254,6 @@ class _Reader:
             raise ProtocolError("%s: %s is not valid UTF-8" % (self.name, what))
 
     def rest(self):
-        b = bytes(self.buf[self.pos:])
+        b = self.buf[self.pos:] if self.view else bytes(self.buf[self.pos:])
         self.pos = len(self.buf)
         return b

@@ -48,10 +48,11 @@ def _exact(read, n, what):
     return b
 
 
-def unpack(read, open_file, limit=None):
+def unpack(read, open_file, limit=None, chunk=CHUNK):
     """Stream a bundle from read(n) -> bytes into files: open_file(path) -> a writable file (its
     folders are the caller's business); each is closed here. limit: the bytes the bundle may
-    take in all (the release's size). Returns [(path, size)]; DecodeError on anything malformed."""
+    take in all (the release's size). chunk: the largest read (a board with a cut-up heap asks
+    less). Returns [(path, size)]; DecodeError on anything malformed."""
     if _exact(read, len(MAGIC), "the header") != MAGIC:
         raise DecodeError("bundle: not a civicmote bundle (header)")
     used = len(MAGIC)
@@ -78,7 +79,7 @@ def unpack(read, open_file, limit=None):
         try:
             left = size
             while left:
-                b = _exact(read, min(CHUNK, left), path)
+                b = _exact(read, min(chunk, left), path)
                 f.write(b)
                 left -= len(b)
         finally:

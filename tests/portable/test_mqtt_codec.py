@@ -115,3 +115,20 @@ def test_oversized_packet_is_refused_before_it_is_buffered():
     p.feed(b"\x30\xff\xff\x7f")  # announces ~2 MB
     e = raises(mc.ProtocolError, p.next_event)
     assert "exceeds the 100-byte limit" in str(e)
+
+
+def test_a_large_publish_split_anywhere_parses_with_what_follows_it():
+    # An update block (4 KB) is gathered in one buffer of its size; the bytes after it in the same
+    # read are the next packets.
+    payload = bytes(range(256)) * 17 + b"end"
+    big = mc.publish("civicmote/v1/north/cmaaaaaaaaaaaaaaaa/ota/down", payload, 1, False, False, 7)
+    stream = big + mc.puback(9) + big + mc.pingresp()
+    for step in (1, 7, 1024, 4000, len(stream)):
+        p = mc.Parser(mc.CLIENT, 16384)
+        got = []
+        for i in range(0, len(stream), step):
+            p.feed(memoryview(stream)[i:i + step])
+            got += p.events()
+        assert [e.KIND for e in got] == ["publish", "puback", "publish", "pingresp"], (step, got)
+        assert got[0].payload == payload and got[2].payload == payload and got[0].packet_id == 7
+        assert got[1].packet_id == 9 and got[0].topic.endswith("/ota/down")
