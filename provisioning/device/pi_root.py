@@ -102,7 +102,7 @@ def swap(root, seq, crash=None):
     _fsync_dir(root)
 
 
-def reconcile(root, st):
+def reconcile(root, st, crash=None):
     """Make `current` name what the state wants. A trial whose release is not there (a damaged
     disk) is ended as rolled back ("disk"). -> (state, list of what was done)."""
     done = []
@@ -112,7 +112,7 @@ def reconcile(root, st):
         done.append("trial %d ended: its release folder is missing" % want)
         want = wanted(st)
     if pointing_at(root) != want and os.path.isdir(release_dir(root, want)):
-        swap(root, want)
+        swap(root, want, crash)
         done.append("current -> releases/%d" % want)
     return st, done
 

@@ -136,7 +136,7 @@ def apply(root, device_dir, st, stage_fd, now):
     pi_root.save(root, st)
     pi_stage.consume(stage_fd)
     crash("trial")
-    st, _ = pi_root.reconcile(root, st)  # current -> releases/<seq> (one rename)
+    st, _ = pi_root.reconcile(root, st, crash)  # current -> releases/<seq> (one rename)
     crash("swapped")
     report(root, device_dir, st, "trial", "", _trial_rel(st["trial"]))
     pi_root.save(root, st)
