@@ -149,7 +149,7 @@ class MiniSystemd:
     --restart-cmd touches) stops the agent (SIGTERM, SIGKILL after stop_s) and starts it again;
     the updater service runs when the path unit's file exists and every check_s seconds."""
 
-    def __init__(self, units, logdir, restart_s=0.3, check_s=0.5, stop_s=3.0, env=None):
+    def __init__(self, units, logdir, restart_s=0.3, check_s=0.5, stop_s=1.0, env=None):
         agent, upd, path = units["civicmote.service"], units["civicmote-update.service"], units["civicmote-update.path"]
         self.pre = [_exec(x) for x in _unit_lines(agent, "ExecStartPre")]
         self.start_argv = _exec(_unit_lines(agent, "ExecStart")[0])

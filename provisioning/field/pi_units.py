@@ -82,8 +82,9 @@ def update_timer(check_s=CHECK_S):
         "[Install]", "WantedBy=timers.target", ""])
 
 
-def units(device_id, device_dir, python, broker=None, root=DEFAULT_ROOT, check_s=CHECK_S):
+def units(device_id, device_dir, python, broker=None, root=DEFAULT_ROOT, check_s=CHECK_S, restart_cmd=None):
     """{unit file name: text} for an updating Pi."""
+    restart_cmd = restart_cmd or "systemctl restart " + AGENT_UNIT
     return {AGENT_UNIT: agent_unit(device_id, device_dir, python, broker, root),
-            UPDATE_UNIT: update_service(device_dir, python, root),
+            UPDATE_UNIT: update_service(device_dir, python, root, restart_cmd),
             PATH_UNIT: update_path(device_dir), TIMER_UNIT: update_timer(check_s)}

@@ -1,0 +1,112 @@
+"""Issue 23 on a Raspberry Pi, end to end with real processes: the agent (`civicmote run`, started
+from ROOT/current by the generated units, which tests/pi_support.MiniSystemd runs as written)
+against a real Mosquitto and a real `civicmote collect` that signs receipts; the root-run updater
+(provisioning/device/updater.py) installs what is staged in DIR/ota/stage.
+
+- a good release: on trial, the agent restarted from releases/1, confirmed by the city's receipt
+  of a summary it signed; a power cut (SIGKILL of everything) at its first boot: it boots again
+  and is confirmed; numbering, the ledger's generation and the outbox carry on across it all;
+- bad releases: one that crash-loops, one that never publishes, one that publishes but is never
+  acknowledged: each rolls back within N windows (3 starts for the crash loop) with its reason,
+  and the old release runs again and is acknowledged.
+Figures: bytes of the bundle, seconds from staged to trial and to confirmed (printed)."""
+import os
+import shutil
+import time
+
+import pytest
+from pi_city import HEALTH_WINDOWS, PiCity
+from pi_support import bundle_bytes, patched, result, stage, state
+
+from agent.store.progress import Progress
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/mosquitto") and shutil.which("mosquitto") is None,
+                                reason="mosquitto not installed (make broker-deps)")
+
+
+@pytest.fixture
+def city(tmp_path):
+    c = PiCity(tmp_path).start()
+    yield c
+    c.stop()
+
+
+def _acked_since(city, mark):
+    return lambda: city.receipt_hi() >= mark
+
+
+def _runs(city, seq):
+    return lambda: (city.systemd.running_release() or "").endswith("/releases/%d" % seq)
+
+
+def _boot_and_commission(city):
+    sd = city.boot()
+    city.wait(_runs(city, 0), 30, "the factory release did not start")
+    city.wait(_acked_since(city, 1), 40, "no receipt for the factory release")
+    return sd
+
+
+def test_good_release_confirms_across_a_power_cut_and_state_carries_on(city):
+    sd = _boot_and_commission(city)
+    gen0 = Progress(str(city.dev_dir / "progress")).ledger_gen
+    art = bundle_bytes()
+    rel = city.keys.release(1, art)
+    t0 = time.monotonic()
+    stage(city.dev_dir, rel, city.keys.order(rel), art)
+    city.wait(_runs(city, 1), 30, "release 1 did not start on trial")
+    t_trial = time.monotonic() - t0
+    # a power cut at the new release's first boot: everything SIGKILLed, then the machine boots
+    sd.power_cut()
+    assert state(city.root)["trial"]["seq"] == 1
+    sd.start()
+    city.wait(lambda: (state(city.root)["installed"]["seq"] == 1), 60, "release 1 was not confirmed")
+    t_confirmed = time.monotonic() - t0
+    assert _runs(city, 1)() and result(city.dev_dir)["state"] == "confirmed"
+    assert state(city.root)["trial"] is None and os.readlink(city.root / "current") == "releases/1"
+    starts = [e["start"] for e in sd.events("trial_start")]
+    assert starts[:2] == [1, 2]  # the start cut short was counted
+    # state carried on: numbering never restarted, nothing twice, the ledger's generation only grew
+    city.wait(lambda: len(city.seqs()) >= 3, 30, "summaries")
+    seqs = city.seqs()
+    assert seqs == sorted(set(seqs)) and seqs[0] == 1
+    assert Progress(str(city.dev_dir / "progress")).ledger_gen > gen0
+    print("\nPi update over loopback: bundle %d bytes (+ release %d, order %d); staged -> trial %.1f s, "
+          "-> confirmed %.1f s (with a power cut at the first boot)" %
+          (len(art), len(rel), len(city.keys.order(rel)), t_trial, t_confirmed))
+
+
+BAD = {
+    "crash_loop": patched("provisioning/cli/__main__.py", "", "import sys\nsys.exit(70)\n"),
+    "never publishes": patched("provisioning/device/runner.py",
+                               "def make_transport(device_dir, dev, broker, status_topic):\n",
+                               "def make_transport(device_dir, dev, broker, status_topic):\n    return None\n"),
+    "never acknowledged": patched("agent/runtime/agent.py", 'base + "summary"', 'base + "summarx"'),
+}
+
+
+def test_bad_releases_roll_back_with_their_reason(city):
+    sd = _boot_and_commission(city)
+    window_s, n = city.window_s, HEALTH_WINDOWS
+    seq = 0
+    for name, reason in (("crash_loop", "crash_loop"), ("never publishes", "health_timeout"),
+                         ("never acknowledged", "health_timeout")):
+        seq += 1
+        art = bundle_bytes(BAD[name])
+        rel = city.keys.release(seq, art)
+        before = city.receipt_hi()
+        stage(city.dev_dir, rel, city.keys.order(rel), art)
+        city.wait(lambda: seq in state(city.root)["bad"], 30 + 2 * n * window_s, "%s was not rolled back" % name)
+        res = result(city.dev_dir)
+        assert (res["state"], res["reason"], res["rseq"], res["sw"]) == ("rolled_back", reason, seq, 0), name
+        trial = [e for e in sd.events("trial_start") if e["rseq"] == seq]
+        if reason == "crash_loop":
+            assert [e["start"] for e in trial] == [1, 2, 3], name  # a fourth start never ran it
+        else:
+            assert len(trial) == 1, name  # one start, judged by its deadline
+        # the old release runs again and the city acknowledges it
+        city.wait(_runs(city, 0), 30, "the factory release did not run again after %s" % name)
+        city.wait(_acked_since(city, before + 1), 30, "the factory release was not acknowledged after %s" % name)
+        assert os.readlink(city.root / "current") == "releases/0"
+    seqs = city.seqs()
+    assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
+    assert state(city.root)["bad"] == [1, 2, 3] and state(city.root)["installed"]["seq"] == 0
