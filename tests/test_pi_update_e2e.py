@@ -20,6 +20,8 @@ from pi_support import bundle_bytes, patched, result, stage, state
 
 from agent.store.progress import Progress
 
+SOAK = os.environ.get("CIVICMOTE_SOAK") == "1"
+
 pytestmark = pytest.mark.skipif(not os.path.exists("/usr/sbin/mosquitto") and shutil.which("mosquitto") is None,
                                 reason="mosquitto not installed (make broker-deps)")
 
@@ -84,18 +86,30 @@ BAD = {
 }
 
 
+# "never publishes" is the same deadline as "never acknowledged" for the updater (no receipt of
+# this start); the default suite has it as a process-level test (test_pi_updater.py), this run
+# has it with CIVICMOTE_SOAK=1.
+CASES = [("crash_loop", "crash_loop")] + ([("never publishes", "health_timeout")] if SOAK else []) + \
+    [("never acknowledged", "health_timeout")]
+
+
 def test_bad_releases_roll_back_with_their_reason(city):
     sd = _boot_and_commission(city)
     window_s, n = city.window_s, HEALTH_WINDOWS
     seq = 0
-    for name, reason in (("crash_loop", "crash_loop"), ("never publishes", "health_timeout"),
-                         ("never acknowledged", "health_timeout")):
+    for name, reason in CASES:
         seq += 1
         art = bundle_bytes(BAD[name])
         rel = city.keys.release(seq, art)
         before = city.receipt_hi()
+        t0 = time.monotonic()
         stage(city.dev_dir, rel, city.keys.order(rel), art)
-        city.wait(lambda: seq in state(city.root)["bad"], 30 + 2 * n * window_s, "%s was not rolled back" % name)
+        t1 = city.wait(lambda: seq in state(city.root)["bad"], 30 + 2 * n * window_s, "%s was not rolled back" % name)
+        first = min(t for t, where in sd.starts if where.endswith("/releases/%d" % seq))
+        print("\n%s: staged -> rolled back %.1f s (%.1f s after its first start; deadline %d windows = %d s)" %
+              (name, t1 - t0, t1 - first, n, n * window_s))
+        if reason == "health_timeout":  # judged at its deadline, not before, not long after
+            assert n * window_s - 0.5 <= t1 - first <= n * window_s + 10, name
         res = result(city.dev_dir)
         assert (res["state"], res["reason"], res["rseq"], res["sw"]) == ("rolled_back", reason, seq, 0), name
         trial = [e for e in sd.events("trial_start") if e["rseq"] == seq]
@@ -109,4 +123,4 @@ def test_bad_releases_roll_back_with_their_reason(city):
         assert os.readlink(city.root / "current") == "releases/0"
     seqs = city.seqs()
     assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
-    assert state(city.root)["bad"] == [1, 2, 3] and state(city.root)["installed"]["seq"] == 0
+    assert state(city.root)["bad"] == list(range(1, seq + 1)) and state(city.root)["installed"]["seq"] == 0
