@@ -4,6 +4,8 @@
     python3 -m provisioning.device.updater tick --root /opt/civicmote --device-dir DIR   (civicmote-update.service)
     python3 -m provisioning.device.updater boot --root /opt/civicmote --device-dir DIR   (the agent's ExecStartPre)
     python3 -m provisioning.device.updater show --root /opt/civicmote
+    python3 -m provisioning.device.updater trust --root /opt/civicmote --device-dir DIR   (pin keys again)
+    python3 -m provisioning.device.updater units --root /opt/civicmote --device-dir DIR --broker URL --out DIR
 
 `tick` installs what the agent staged (provisioning/device/pi_stage.py: verified again here,
 unpacked to releases/<seq>, `current` swapped by rename, the agent restarted on trial) and
@@ -216,10 +218,27 @@ def run_restart(cmd):
         emit("warning", text="restart failed: %s" % e)
 
 
+def write_units(root, args):
+    """The four unit files for this Pi (provisioning/field/pi_units.py) into --out."""
+    from provisioning.field import pi_units
+
+    rec = json.loads(pi_health.read_small(args.device_dir, "device.json") or b"{}")
+    if not rec.get("device_id"):
+        print("civicmote-update: error: %s/device.json: no device_id; run civicmote device init first"
+              % args.device_dir, file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    files = pi_units.units(rec["device_id"], os.path.abspath(args.device_dir), args.python, args.broker, root=root)
+    for name, text in sorted(files.items()):
+        pi_root.write_atomic(os.path.join(args.out, name), text.encode())
+    emit("units", files=sorted(files), out=os.path.abspath(args.out))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="civicmote-update", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("init", "tick", "boot", "show"):
+    for name in ("init", "tick", "boot", "show", "trust", "units"):
         s = sub.add_parser(name)
         s.add_argument("--root", required=True, metavar="DIR", help="the install root, e.g. /opt/civicmote")
         if name != "show":
@@ -227,6 +246,10 @@ def main(argv=None):
         if name == "init":
             s.add_argument("--from", dest="src", required=True, metavar="DIR",
                            help="a folder holding the factory code (agent/ and provisioning/)")
+        if name == "units":
+            s.add_argument("--broker", metavar="URL", help="the broker the agent publishes to")
+            s.add_argument("--python", default="/usr/bin/python3", metavar="PY", help="the Pi's Python")
+            s.add_argument("--out", required=True, metavar="DIR", help="where to write the unit files")
         if name == "tick":
             s.add_argument("--restart-cmd", default=RESTART, metavar="CMD",
                            help="how to restart the agent (default: %s)" % RESTART)
@@ -238,6 +261,12 @@ def main(argv=None):
             pi_stage.pin_trust(root, args.device_dir)
             emit("initialised", root=root, sw=st["installed"]["seq"])
             return 0
+        if args.cmd == "trust":
+            pi_stage.pin_trust(root, args.device_dir)
+            emit("pinned", root=root)
+            return 0
+        if args.cmd == "units":
+            return write_units(root, args)
         if args.cmd == "show":
             print(json.dumps(pi_root.load(root), sort_keys=True))
             return 0
