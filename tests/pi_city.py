@@ -80,8 +80,8 @@ class PiCity:
         return pi_units.units(self.device_id, str(self.dev_dir), sys.executable, self.url, root=str(self.root),
                               restart_cmd=restart)
 
-    def boot(self):
-        self.systemd = MiniSystemd(self.units(), self.folder / "systemd").start()
+    def boot(self, env=None):
+        self.systemd = MiniSystemd(self.units(), self.folder / "systemd", env=env).start()
         return self.systemd
 
     def seqs(self):

@@ -3,9 +3,9 @@ from ROOT/current by the generated units, which tests/pi_support.MiniSystemd run
 against a real Mosquitto and a real `civicmote collect` that signs receipts; the root-run updater
 (provisioning/device/updater.py) installs what is staged in DIR/ota/stage.
 
-- a good release: on trial, the agent restarted from releases/1, confirmed by the city's receipt
-  of a summary it signed; a power cut (SIGKILL of everything) at its first boot: it boots again
-  and is confirmed; numbering, the ledger's generation and the outbox carry on across it all;
+- a good release: the updater SIGKILLed inside the symlink swap, the next run finishes it; on
+  trial, the agent restarted from releases/1, confirmed by the city's receipt of a summary it
+  signed; a power cut (SIGKILL of everything) at its first boot: it boots again and is confirmed; numbering, the ledger's generation and the outbox carry on across it all;
 - bad releases: one that crash-loops, one that never publishes, one that publishes but is never
   acknowledged: each rolls back within N windows (3 starts for the crash loop) with its reason,
   and the old release runs again and is acknowledged.
@@ -41,15 +41,16 @@ def _runs(city, seq):
     return lambda: (city.systemd.running_release() or "").endswith("/releases/%d" % seq)
 
 
-def _boot_and_commission(city):
-    sd = city.boot()
+def _boot_and_commission(city, env=None):
+    sd = city.boot(env)
     city.wait(_runs(city, 0), 30, "the factory release did not start")
     city.wait(_acked_since(city, 1), 40, "no receipt for the factory release")
     return sd
 
 
 def test_good_release_confirms_across_a_power_cut_and_state_carries_on(city):
-    sd = _boot_and_commission(city)
+    # every updater run is SIGKILLed inside the symlink swap (the new link made, not renamed yet)
+    sd = _boot_and_commission(city, env={"CIVICMOTE_UPDATER_CRASH_AT": "swap"})
     gen0 = Progress(str(city.dev_dir / "progress")).ledger_gen
     art = bundle_bytes()
     rel = city.keys.release(1, art)
@@ -57,6 +58,8 @@ def test_good_release_confirms_across_a_power_cut_and_state_carries_on(city):
     stage(city.dev_dir, rel, city.keys.order(rel), art)
     city.wait(_runs(city, 1), 30, "release 1 did not start on trial")
     t_trial = time.monotonic() - t0
+    cut = [run for run in sd.updates if any(e["event"] == "verifying" for e in run)]
+    assert cut and not [e for e in cut[0] if e["event"] == "trial"]  # the installing run died at the swap
     # a power cut at the new release's first boot: everything SIGKILLed, then the machine boots
     sd.power_cut()
     assert state(city.root)["trial"]["seq"] == 1

@@ -134,7 +134,7 @@ def apply(root, device_dir, st, stage_fd, now):
         return st, False
     crash("unpacked")
     st["trial"] = {"seq": r["seq"], "release": rhash.hex(), "ver": r["ver"], "boots": 0, "mark": None,
-                   "started": None, "boot_id": pi_health.boot_id(), "restarted": pi_health.uptime()}
+                   "started": None, "boot_id": pi_health.boot_id(), "restarted": None}
     pi_root.save(root, st)
     pi_stage.consume(stage_fd)
     crash("trial")
@@ -162,12 +162,11 @@ def tick(root, device_dir, now=None):
                 st = finish(root, device_dir, st, *v)
                 restart = v[0] == "rolled_back"
             elif trial.get("started") is None or trial.get("boot_id") != pi_health.boot_id():
-                # swapped, but no agent has started on it yet in this boot: restart it (again)
-                if trial.get("boot_id") != pi_health.boot_id() or \
-                        pi_health.uptime() - trial.get("restarted", 0) >= RESTART_AGAIN_S:
-                    trial["restarted"], trial["boot_id"] = pi_health.uptime(), pi_health.boot_id()
-                    pi_root.save(root, st)
-                    restart = True
+                # swapped, but no agent has started on it yet in this boot: restart it (again; the
+                # run that swapped may have died before it asked)
+                asked = trial.get("restarted")
+                restart = asked is None or trial.get("boot_id") != pi_health.boot_id() or \
+                    pi_health.uptime() - asked >= RESTART_AGAIN_S
         fd = pi_stage.open_stage(device_dir)
         if fd is not None:
             try:
@@ -182,6 +181,9 @@ def tick(root, device_dir, now=None):
                         code = 0 if started else 1
             finally:
                 os.close(fd)
+        if restart and st["trial"] and st["trial"].get("started") is None:
+            st["trial"]["restarted"], st["trial"]["boot_id"] = pi_health.uptime(), pi_health.boot_id()
+            pi_root.save(root, st)
     return code, restart
 
 
