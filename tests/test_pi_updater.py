@@ -212,3 +212,37 @@ def test_power_cut_at_each_step_leaves_a_whole_release(pi, art, step):
     assert current(root) == "releases/1" and state(root)["trial"]["seq"] == 1
     assert sorted(os.listdir(root / "releases")) == ["0", "1"]  # no .partial left behind
     assert _state_digest(d) == before
+
+
+@pytest.mark.skipif(os.environ.get("CIVICMOTE_SOAK") != "1", reason="CIVICMOTE_SOAK=1: SIGKILL at 30 instants")
+def test_power_cut_at_any_instant_of_an_install(pi, art, tmp_path):
+    """SIGKILL the updater at 30 instants spread over a whole install (not only at named steps)."""
+    import time
+
+    from pi_support import ROOT, updater_argv
+
+    d, keys = pi["dev_dir"], pi["keys"]
+    rel = keys.release(1, art)
+
+    def attempt(root, delay):
+        init_root(root, d)
+        stage(d, rel, keys.order(rel), art)
+        t0 = time.monotonic()
+        p = subprocess.Popen(updater_argv(root, d, "tick", "--restart-cmd", "true"), cwd=str(ROOT),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if delay is None:
+            p.wait(60)
+        else:
+            time.sleep(delay)
+            p.kill()
+            p.wait()
+        return time.monotonic() - t0
+
+    whole = attempt(tmp_path / "whole", None)
+    for i in range(30):
+        root = tmp_path / ("r%d" % i)
+        attempt(root, whole * i / 30)
+        assert current(root) in ("releases/0", "releases/1") and _runs(root), i
+        assert run_updater(root, d, "boot")[0] == 0
+        assert run_updater(root, d, "tick", "--restart-cmd", "true")[0] == 0
+        assert current(root) == "releases/1" and state(root)["trial"]["seq"] == 1 and _runs(root), i
