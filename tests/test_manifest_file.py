@@ -31,7 +31,7 @@ def shipped_payload_hashes():
 
     out = {}
     for p in sorted((ROOT / "boards").glob("*.json")):
-        payload = manifest.payload(manifest.board_manifest(load_profile(str(p)), FIXED_DEV))
+        payload = manifest.payload(manifest.board_manifest(load_profile(str(p)), FIXED_DEV, manifest_file.FACTORY_SW))
         out[p.name] = hashlib.sha256(payload).hexdigest()
     return out
 

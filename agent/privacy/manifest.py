@@ -10,7 +10,10 @@ bytes). It declares:
   noise scale, k, the assumptions the bound rests on (per_person, refractory_s, max_events,
   worst_case, rotation_s, devices) and the keys its released statistics can have;
 - `fields` and `health`: every key of a summary and of its health counters, with what it can
-  reveal.
+  reveal;
+- `sw` (a device's manifest): the software that makes its summaries, {"seq": release seq, "d":
+  the first 4 bytes of the release's hash} ({"seq": 0, "d": 4 zero bytes}: factory software), so
+  the `mh` in every summary names the code that made it (docs/updates.md).
 The runtime signs its deterministic CBOR as a COSE_Sign1 and carries `manifest_hash` in every
 summary. It is rendered for residents on the host only, from the signed manifest, by the one
 renderer provisioning.language.manifest_words: the device never words its own promise.
@@ -73,18 +76,19 @@ def metric_words(name):
     return " ".join(w.upper() if w in _ACRONYMS else w for w in out.split(" "))
 
 
-def board_manifest(board, device_id=None):
-    """The manifest of a loaded Board (agent.board): its metrics, parsed policies and budget."""
+def board_manifest(board, device_id=None, sw=None):
+    """The manifest of a loaded Board (agent.board): its metrics, parsed policies and budget.
+    sw: (release seq, 4 bytes of its hash) of the software running it (a device's manifest)."""
     metrics = {}
     for name in board.metrics:
         m = dict(board.metrics[name])
         if name in board.dp:
             m["dp"] = board.dp[name]
         metrics[name] = m
-    return build_manifest(metrics, device_id, board.name, board.window_s, board.daily_epsilon)
+    return build_manifest(metrics, device_id, board.name, board.window_s, board.daily_epsilon, sw)
 
 
-def build_manifest(profile_metrics, device_id=None, board=None, window_s=None, daily_epsilon=None):
+def build_manifest(profile_metrics, device_id=None, board=None, window_s=None, daily_epsilon=None, sw=None):
     """The manifest payload for a board profile's metrics.
 
     profile_metrics: a dict name -> metric dict (as in a board profile's "metrics"), or a list
@@ -127,6 +131,8 @@ def build_manifest(profile_metrics, device_id=None, board=None, window_s=None, d
         out["dev"] = device_id
     if board is not None:
         out["board"] = board
+    if sw is not None:
+        out["sw"] = {"seq": sw[0], "d": bytes(sw[1])}
     return out
 
 

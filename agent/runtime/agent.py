@@ -40,6 +40,8 @@ class Agent:
     receipts   optional Receipts (agent.runtime.receipts): the city's signed "stored up to seq N";
                once one was accepted, a summary leaves the outbox only when a receipt covers it
     log        optional callable(text): one line for the device's log (stderr, serial console)
+    ota        optional agent.ota.fetch.Fetcher: signed updates over this MQTT session; its health
+               gate is stored_this_boot()
 
     Time: a window's t0/t1 cover exactly the readings in it, labelled on the time the Timebase
     (agent.runtime.timebase) gives: the wall clock while monotonic time confirms it, else the
@@ -51,7 +53,7 @@ class Agent:
 
     def __init__(self, board, key, dev, district, metrics, sensors, ledger, outbox, seqs, manifest, mh,
                  transport=None, prefix=DEFAULT_PREFIX, sink=None, boot_s=None, progress=None, log=None,
-                 receipts=None):
+                 receipts=None, ota=None):
         self.board = board
         self.key = key
         self.dev = dev
@@ -94,7 +96,12 @@ class Agent:
         self._manifest_sent = False
         self.receipts = receipts  # receipts: see the section at the end
         self.receipt_topic = self.status_topic[:-len("status")] + "receipt"
-        self._subscribe_due = receipts is not None
+        self.ota = ota
+        self._wall = 0  # wall-clock s while it is valid and not suspect, else 0 (updates judge orders by it)
+        self._acked_hi = 0  # the highest summary seq the broker acknowledged
+        if ota is not None:
+            ota.gate = self.stored_this_boot
+        self._subscribe_due = receipts is not None or ota is not None
         self._cursor = -1  # in receipt mode: the highest seq published since the last resend round
         self._resend_at = None
         self._proof_at = None
@@ -119,6 +126,7 @@ class Agent:
         readings = self.sensors.poll(now_ms)
         values = self.sensors.metric_values(readings)
         closed = None
+        self._wall = now_s if now_s >= MIN_VALID_TIME and self.timebase.suspect is None else 0
         if now_s < MIN_VALID_TIME:
             self.invalid_clock += 1
             wall = self.timebase.label(mono)
@@ -314,6 +322,8 @@ class Agent:
             self._event(ev)
         if self.receipts is not None and self.receipts.due(now):
             self._receipt()
+        if self.ota is not None:
+            self._update(now, t)
         if not t.connected:
             return
         try:
@@ -330,7 +340,8 @@ class Agent:
                 self._status_due = False
             # Oldest first; a record is read from flash only when it is about to be sent.
             if self._subscribe_due:
-                t.subscribe([(self.receipt_topic, 1)], now)
+                t.subscribe(([(self.receipt_topic, 1)] if self.receipts is not None else []) +
+                            (self.ota.topics() if self.ota is not None else []), now)
                 self._subscribe_due = False
             sending = set(self._inflight.values())
             while t.can_publish:
@@ -350,17 +361,40 @@ class Agent:
             # Unacknowledged publishes keep their handles: the transport resends them with DUP.
             self._manifest_sent = False
             self._status_due = self.waiting is not None  # the transport said "online" on connect
-            self._subscribe_due = self.receipts is not None
+            self._subscribe_due = self.receipts is not None or self.ota is not None
+            if self.ota is not None:
+                self.ota.connected()
             if self.receipts is not None and self.receipts.proof():
                 self._status_due = True
         elif kind == "acked":
             seq = self._inflight.pop(ev[1], None)
+            if seq is not None and seq > self._acked_hi:
+                self._acked_hi = seq
             if seq is not None and self.receipts is not None and self.receipts.active:
                 self.delivered += 1  # the broker has it; it stays queued until a receipt covers it
             elif seq is not None and self.outbox.ack(seq):
                 self.delivered += 1
         elif kind == "message" and ev[1] == self.receipt_topic and self.receipts is not None:
             self.receipts.offer(ev[2], self._net)
+        elif kind == "message" and self.ota is not None:
+            self.ota.offer(ev[1], ev[2], self._net)
+
+    # -- updates (agent/ota/fetch.py) -----------------------------------------------------------
+
+    def _update(self, now, t):
+        try:
+            self.ota.tick(now, self._wall, t if t.connected and not self._subscribe_due else None)
+        except Exception as e:  # noqa: BLE001 - an update's trouble must never stop sensing
+            self.net_errors += 1
+            self.log("update step failed: %s: %s" % (type(e).__name__, e))
+
+    def stored_this_boot(self):
+        """The health gate of an update on trial: a summary signed in this boot is stored by the
+        city (covered by its receipt; a city without receipts: acknowledged by the broker)."""
+        r = self.receipts
+        if r is not None and r.active:
+            return r.hi is not None and r.hi >= self.seqs.first
+        return self._acked_hi >= self.seqs.first
 
     # -- receipts (agent/runtime/receipts.py) ---------------------------------------------------
 

@@ -87,13 +87,14 @@ def mqtt_transport(plan, config, dev):
     return MQTTClient(host, port, dev, socket_mpy.opener(creds), status_topic=status, timeout=5.0)
 
 
-def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
+def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, restart=None):
     """The Agent of this board. transport: "auto" (from config.json), None (offline) or an object.
 
     In two phases, for a small heap: first everything only start-up needs (the profile's
     checks, the signing table, the key, the manifest, the broker's URL and credentials), whose
     modules are then dropped, so that the agent is built in a heap they no longer cut up; then
-    the agent, offline, and its network client."""
+    the agent, offline, and its network client. restart(): what an update calls once it is
+    staged (machine.reset on a board; None: updates are not fetched)."""
     from agent.board import load_profile
 
     config = read_json(device_dir + "/" + CONFIG)
@@ -104,6 +105,7 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     key, manifest = first_manifest(device_dir, board)
     plan = network_plan(device_dir, config) if transport == "auto" else None
     receipts = board_receipts(device_dir, plan, config)
+    ota = board_updates(device_dir, plan, config, key, restart)
     forget(BOOT_ONLY)
     from agent.runtime.device import open_agent
 
@@ -111,7 +113,7 @@ def build(device_dir=DEVICE_DIR, transport="auto", clock=real_clock):
     agent = open_agent(device_dir, board, config["district"], now_s, now_ms, compat.urandom,
                        transport=None if transport == "auto" else transport,
                        prefix=config.get("topic_prefix", DEFAULT_PREFIX), log=lambda text: print("civicmote: " + text),
-                       manifest=manifest, street=chip_bridge(config), key=key, receipts=receipts)
+                       manifest=manifest, street=chip_bridge(config), key=key, receipts=receipts, ota=ota)
     forget(BOOT_ONLY)
     if transport == "auto":
         agent.transport = mqtt_transport(plan, config, config["device_id"])
@@ -128,6 +130,17 @@ def board_receipts(device_dir, plan, config):
 
     return open_receipts(device_dir, plan[2]["cadata"], config["device_id"], min_interval_s=BOARD_RECEIPT_S,
                          log=lambda text: print("civicmote: " + text))
+
+
+def board_updates(device_dir, plan, config, key, restart):
+    """The update fetcher (agent/ota/fetch.py) over the board's MQTT session, trusting the CA the
+    board holds for TLS for orders and its `release_keys` for code; None without TLS or restart."""
+    if plan is None or not plan[2] or restart is None:
+        return None
+    from agent.ota import board_slots
+
+    return board_slots.open_fetcher(device_dir, plan[2]["cadata"], config, key, restart,
+                                    log=lambda text: print("civicmote: " + text))
 
 
 def chip_bridge(config):
@@ -152,7 +165,12 @@ def first_manifest(device_dir, board):
     from agent.store import identity
 
     key = identity.load_key(device_dir)
-    made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD)
+    sw = manifest_file.FACTORY_SW
+    if compat.file_exists(device_dir + "/ota/journal"):  # an update ran here: the journal names the running one
+        from agent.ota.board_slots import running_sw
+
+        sw = running_sw(device_dir)
+    made = manifest_file.ensure(device_dir, board, key, device_id(key.public_key().to_sec1()), BOARD, sw)
     return key, made
 
 
@@ -181,13 +199,16 @@ def forget(names):
 
 
 def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None, wdt=None, pause_ms=50,
-        sleep=None):
+        sleep=None, restart=None, builder=None, guard=None):
     """Step the agent until `windows` windows have closed (forever if None); returns the Agent.
 
     wdt: a machine.WDT (fed every step, so a hung step resets the board). sleep(ms) between
     steps: time.sleep_ms on a board; a test with a simulated clock passes lambda ms: None.
+    restart: how an update restarts the board (None: no updates). builder: the build() of the
+    version chosen at boot (default: this one); guard: its trial's guard (agent/ota/board_slots.py),
+    which may roll it back and restart.
     """
-    agent = build(device_dir, transport, clock)
+    agent = (builder or build)(device_dir, transport, clock, restart)
     if sleep is None:
         sleep = time.sleep_ms if compat.MICROPYTHON else (lambda ms: time.sleep(ms / 1000))
     while windows is None or agent.closed < windows:
@@ -195,6 +216,8 @@ def run(device_dir=DEVICE_DIR, transport="auto", clock=real_clock, windows=None,
         agent.step(now_s, now_ms)
         if wdt is not None and agent.healthy():  # windows progress, or the agent said why not
             wdt.feed()
+        if guard is not None and guard.guard(agent, now_ms // 1000):
+            restart()
         sleep(pause_ms)
     return agent
 
@@ -294,13 +317,27 @@ def main(device_dir=DEVICE_DIR):
 
     note("wifi %s" % ("up" if connect_wifi(device_dir) else "DOWN (summaries wait in the outbox)"))
     note("clock %s" % ("synced" if sync_time() else "NOT synced (no window closes until it is)"))
-    wdt = machine.WDT(timeout=WDT_MS)
+    start(device_dir, machine.WDT(timeout=WDT_MS), machine.reset)
+
+
+def start(device_dir=DEVICE_DIR, wdt=None, restart=None, windows=None):
+    """Choose the version to run (agent/ota/board_slots.py: the journal, a trial, a roll back),
+    then run it with this module's loop, this version's trial guard around it. A crash is logged
+    and restarts the board (a trial counts its starts)."""
+    from agent.ota import board_slots
+
+    chosen = board_slots.boot(device_dir, log=note)
     try:
-        run(device_dir, wdt=wdt)
+        builder = None
+        if chosen.path is not None:  # the slot's modules, imported fresh from it
+            from agent.runtime import board_main as chosen_main
+
+            builder = chosen_main.build
+        return run(device_dir, wdt=wdt, restart=restart, builder=builder, guard=chosen, windows=windows)
     except KeyboardInterrupt:
         raise  # a technician pressed Ctrl-C: leave them at the REPL (the watchdog still runs)
     except Exception as e:  # noqa: BLE001
         log_crash(e)
         note("crashed (%s); restarting, see /crash.log" % type(e).__name__)
-        time.sleep_ms(1000)
-        machine.reset()
+        time.sleep(1)
+        restart()

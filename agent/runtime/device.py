@@ -69,7 +69,7 @@ def _exists(path):
 
 def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, sink=None,
                prefix=DEFAULT_PREFIX, outbox_bytes=OUTBOX_BYTES, outbox_count=OUTBOX_COUNT, seed=1, log=None,
-               manifest=None, street=None, key=None, receipts=None):
+               manifest=None, street=None, key=None, receipts=None, ota=None):
     """The Agent of the device in device_dir, ready to step. rng(n) -> n random bytes.
 
     Nothing here reads the clock's value: the privacy ledger is opened by the agent once the
@@ -77,7 +77,8 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     (message, mh) already made, else agent.runtime.manifest_file gives it. street: see
     agent.sensors.assembly.build (a chip server's Bridge on a sim board whose chips are outside).
     key: the signing key if already loaded (else read from device_dir). receipts: an
-    agent.runtime.receipts.Receipts, or None (the PUBACK retires a summary)."""
+    agent.runtime.receipts.Receipts, or None (the PUBACK retires a summary). ota: an
+    agent.ota.fetch.Fetcher (signed updates over the same session), or None."""
     key = key or identity.load_key(device_dir)
     dev = device_id(key.public_key().to_sec1())
     # First, while the heap is emptiest: the manifest (read from flash, or built and kept there);
@@ -97,7 +98,7 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
 
     return Agent(board, key, dev, district, metrics, sensors,
                  LedgerOpener(device_dir + "/" + LEDGER, lkey, progress, board.window_s), outbox, seqs, manifest, mh,
-                 transport=transport, prefix=prefix, sink=sink, progress=progress, log=log, receipts=receipts)
+                 transport=transport, prefix=prefix, sink=sink, progress=progress, log=log, receipts=receipts, ota=ota)
 
 
 DEVICE_RECORD = "device.json"

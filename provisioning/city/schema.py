@@ -176,6 +176,11 @@ def check_manifest(d, signer):
         raise SchemaError("manifest.dev: %r differs from the signer %s" % (d.get("dev"), signer))
     if "board" in d:
         _text(d["board"], "manifest.board")
+    if "sw" in d:
+        sw = d["sw"]
+        if type(sw) is not dict or set(sw) != {"seq", "d"} or not _is_uint(sw["seq"]) or \
+                type(sw["d"]) is not bytes or len(sw["d"]) != 4:
+            raise SchemaError("manifest.sw: must be {seq: uint, d: 4 bytes} (the software that made the summaries)")
     metrics = d.get("metrics")
     if type(metrics) is not list or len(metrics) > MAX_METRICS:
         raise SchemaError("manifest.metrics: must be a list of at most %d metric entries" % MAX_METRICS)
@@ -186,7 +191,7 @@ def check_manifest(d, signer):
             raise SchemaError("manifest.metrics[%d]: %r is not sorted after %r (or repeats it)" % (i, name, prev))
         prev = name
     for k, x in d.items():
-        if k not in ("kind", "v", "dev", "board", "metrics"):
+        if k not in ("kind", "v", "dev", "board", "metrics", "sw"):
             _plain(x, "manifest.%s" % k[:40], 4)
 
 
