@@ -7,6 +7,10 @@
     city.boot()                     the generated units (provisioning/field/pi_units.py) run by
                                     tests/pi_support.MiniSystemd: the agent from ROOT/current
     city.seqs()                     the seqs the collector stored for the device, in order
+    city.start_updates()            the ACL lines of the update topics and the block server
+                                    (provisioning/city/ota_blocks.py) as the city's service, so the
+                                    agent fetches over MQTT (agent/ota/fetch.py, pi_agent.py);
+    city.publish(rel, art)          the release in its store, and an order for it, retained
     city.stop()
 """
 import json
@@ -37,9 +41,15 @@ def cli(*argv, env=None):
 
 
 class PiCity:
-    def __init__(self, folder, window_s=WINDOW_S):
+    def __init__(self, folder, window_s=WINDOW_S, stock=False):
+        """stock: the Pi's Python has nothing from pip (no paho, no cryptography): this one with -S."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.python = sys.executable
+        if stock:
+            self.python = str(self.folder / "stock-python3")
+            Path(self.python).write_text('#!/bin/sh\nexec %s -S "$@"\n' % sys.executable)
+            os.chmod(self.python, 0o755)
         self.window_s = window_s
         self.env = dict(os.environ, CIVICMOTE_CA_PASSPHRASE=PASSPHRASE)
         self.port = free_port()
@@ -75,9 +85,45 @@ class PiCity:
             stdout=subprocess.DEVNULL, stderr=open(f / "collect.log", "wb"))
         return self
 
+    def start_updates(self):
+        """OTA over the device's MQTT session: the ACL lines and the block server, as 23d's tests do."""
+        import threading
+
+        from ota_board_support import OTA_ACL_CITY, OTA_ACL_DEVICE
+
+        from provisioning.city.ota_blocks import ArtefactStore, BlockServer, Orders, serve
+
+        acl = self.broker_dir / "acl"
+        out, p, d = [], "civicmote/v1", "north"
+        for ln in acl.read_text().splitlines():
+            out.append(ln)
+            if ln == "topic write %s/+/+/receipt" % p:
+                out += [x.format(p=p) for x in OTA_ACL_CITY]
+            if ln == "topic read %s/%s/%s/receipt" % (p, d, self.device_id):
+                out += [x.format(p=p, d=d, dev=self.device_id) for x in OTA_ACL_DEVICE]
+        acl.write_text("\n".join(out) + "\n")
+        self.mosquitto.reload()
+        self.store, self.orders = ArtefactStore(self.folder / "store"), Orders()
+        self.server = BlockServer(self.store, self.orders)
+        b = self.broker_dir
+        tls = {"cafile": str(b / "ca.crt"), "certfile": str(b / "collector.crt"), "keyfile": str(b / "collector.key")}
+        ready, self._stop_blocks = threading.Event(), threading.Event()
+        self.blocks = threading.Thread(target=serve, args=(self.server, "127.0.0.1", self.port, tls),
+                                       kwargs={"orders": self.orders, "ready": ready.set, "stop": self._stop_blocks,
+                                               "client_id": "ota-blocks-%d" % os.getpid()}, daemon=True)
+        self.blocks.start()
+        assert ready.wait(30), "the block server did not connect"
+
+    def publish(self, rel, art):
+        self.store.add(rel, art)
+        order = self.keys.order(rel)
+        self.orders.set("north", order)
+        self.server.publish_order("north")
+        return order
+
     def units(self):
         restart = "touch %s" % (self.folder / "systemd" / "restart-request")
-        return pi_units.units(self.device_id, str(self.dev_dir), sys.executable, self.url, root=str(self.root),
+        return pi_units.units(self.device_id, str(self.dev_dir), self.python, self.url, root=str(self.root),
                               restart_cmd=restart)
 
     def boot(self, env=None):
@@ -112,6 +158,9 @@ class PiCity:
         raise AssertionError("%s within %ss; agent log: %s" % (what, timeout, tail))
 
     def stop(self):
+        if getattr(self, "blocks", None) is not None:
+            self._stop_blocks.set()
+            self.blocks.join(10)
         if self.systemd:
             self.systemd.stop()
         if self.collector:

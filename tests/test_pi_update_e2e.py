@@ -127,3 +127,43 @@ def test_bad_releases_roll_back_with_their_reason(city):
     seqs = city.seqs()
     assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
     assert state(city.root)["bad"] == list(range(1, seq + 1)) and state(city.root)["installed"]["seq"] == 0
+
+
+def test_a_release_fetched_over_mqtt_is_installed_by_the_updater_and_confirmed(tmp_path):
+    """The whole Pi path on a stock Pi's Python (nothing from pip: our MQTT client, the pure-Python
+    signer): order and blocks over the device's MQTT session (agent/ota/fetch.py with the Pi's
+    installer, provisioning/device/pi_agent.py), staged, verified again and installed by the root
+    updater, confirmed by the city's receipt; the agent's update state (its signed status) says so."""
+    city = PiCity(tmp_path, stock=True).start()
+    try:
+        _fetched_over_mqtt(city)
+    finally:
+        city.stop()
+
+
+def _fetched_over_mqtt(city):
+    from agent.ota import docs
+
+    city.start_updates()
+    sd = _boot_and_commission(city)
+    art = bundle_bytes()
+    rel = city.keys.release(1, art)
+    t0 = time.monotonic()
+    city.publish(rel, art)
+    city.wait(_runs(city, 1), 90, "release 1 was not fetched and started on trial")
+    t_trial = time.monotonic() - t0
+    city.wait(lambda: state(city.root)["installed"]["seq"] == 1, 60, "release 1 was not confirmed")
+    t_confirmed = time.monotonic() - t0
+    # the agent's signed status reports it (what the city's fleet view reads)
+    from agent.ota.state import OtaState
+
+    city.wait(lambda: OtaState(str(city.dev_dir)).st and OtaState(str(city.dev_dir)).st[0] == "confirmed", 30,
+              "the agent's update state did not take the confirmation")
+    st = OtaState(str(city.dev_dir))
+    assert (st.sw, bytes(st.d)) == (1, docs.doc_hash(rel))
+    served, need = dict(city.server.served), (len(art) + 4095) // 4096
+    assert served["B"] >= need and served["R"] >= 1
+    print("\nPi update fetched over MQTT (loopback, stock Python): bundle %d bytes = %d blocks; the city sent %d "
+          "blocks (%d asked again), %d payload bytes in all (order and release replies included); "
+          "order published -> trial %.1f s, -> confirmed %.1f s" %
+          (len(art), need, served["B"], served["B"] - need, city.server.bytes_out, t_trial, t_confirmed))
