@@ -86,33 +86,17 @@ class PiCity:
         return self
 
     def start_updates(self):
-        """OTA over the device's MQTT session: the ACL lines and the block server, as 23d's tests do."""
-        import threading
+        """OTA over the device's MQTT session: the ACL lines of the update topics and the block
+        server, exactly as tests/ota_board_support.OtaCity adds them (its methods, on this city)."""
+        from ota_board_support import OtaCity
 
-        from ota_board_support import OTA_ACL_CITY, OTA_ACL_DEVICE
+        from provisioning.city.ota_blocks import ArtefactStore, BlockServer, Orders
 
-        from provisioning.city.ota_blocks import ArtefactStore, BlockServer, Orders, serve
-
-        acl = self.broker_dir / "acl"
-        out, p, d = [], "civicmote/v1", "north"
-        for ln in acl.read_text().splitlines():
-            out.append(ln)
-            if ln == "topic write %s/+/+/receipt" % p:
-                out += [x.format(p=p) for x in OTA_ACL_CITY]
-            if ln == "topic read %s/%s/%s/receipt" % (p, d, self.device_id):
-                out += [x.format(p=p, d=d, dev=self.device_id) for x in OTA_ACL_DEVICE]
-        acl.write_text("\n".join(out) + "\n")
+        OtaCity._acl(self)
         self.mosquitto.reload()
         self.store, self.orders = ArtefactStore(self.folder / "store"), Orders()
         self.server = BlockServer(self.store, self.orders)
-        b = self.broker_dir
-        tls = {"cafile": str(b / "ca.crt"), "certfile": str(b / "collector.crt"), "keyfile": str(b / "collector.key")}
-        ready, self._stop_blocks = threading.Event(), threading.Event()
-        self.blocks = threading.Thread(target=serve, args=(self.server, "127.0.0.1", self.port, tls),
-                                       kwargs={"orders": self.orders, "ready": ready.set, "stop": self._stop_blocks,
-                                               "client_id": "ota-blocks-%d" % os.getpid()}, daemon=True)
-        self.blocks.start()
-        assert ready.wait(30), "the block server did not connect"
+        OtaCity.start_blocks(self)
 
     def publish(self, rel, art):
         self.store.add(rel, art)

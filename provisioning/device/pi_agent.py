@@ -18,11 +18,9 @@ import os
 
 from agent.ota import docs
 from agent.ota.trust import Trust
+from provisioning.device import pi_stage
 
-STAGE = ("ota", "stage")
-ORDER = "order"  # ota/order: the last order accepted (the updater checks it again)
-RESULT = "pi_result"
-MAX_BUNDLE = 64 * 1024 * 1024  # pi_stage.MAX_BUNDLE: what the updater takes
+ORDER = os.path.join("ota", "order")  # the last order accepted (the updater checks it again)
 
 
 def code_dir():
@@ -60,7 +58,7 @@ class PiTrust(Trust):
 
     def __init__(self, device_dir, *a, **kw):
         Trust.__init__(self, *a, **kw)
-        self.path = os.path.join(device_dir, *STAGE[:1]) + "/" + ORDER
+        self.path = os.path.join(device_dir, ORDER)
 
     def check_order(self, message, dev, district, wall, last_seq):
         o = Trust.check_order(self, message, dev, district, wall, last_seq)
@@ -72,7 +70,7 @@ class PiTrust(Trust):
 
 def read_result(device_dir):
     try:
-        with open(os.path.join(device_dir, "ota", RESULT)) as f:
+        with open(os.path.join(device_dir, pi_stage.RESULT)) as f:
             r = json.load(f)
         return r if isinstance(r, dict) and r.get("state") in docs.STATES else None
     except (OSError, ValueError):
@@ -82,7 +80,7 @@ def read_result(device_dir):
 class PiInstaller:
     """agent/ota/fetch.py's installer on a Pi: hand the download to the root updater."""
 
-    limit = MAX_BUNDLE
+    limit = pi_stage.MAX_BUNDLE
 
     def __init__(self, device_dir, log=None):
         self.device_dir = device_dir
@@ -95,14 +93,14 @@ class PiInstaller:
         """Stage it: release, order, artefact (the part, renamed), then `ready` last."""
         from agent.compat import write_file_atomic
 
-        stage = os.path.join(self.device_dir, *STAGE)
+        stage = os.path.join(self.device_dir, pi_stage.STAGE)
         os.makedirs(stage, exist_ok=True)
-        with open(os.path.join(self.device_dir, "ota", ORDER), "rb") as f:
+        with open(os.path.join(self.device_dir, ORDER), "rb") as f:
             order = f.read(docs.MAX_DOC + 1)
-        write_file_atomic(os.path.join(stage, "release.cose"), bytes(release_cose))
-        write_file_atomic(os.path.join(stage, "order.cose"), order)
-        os.replace(part_path, os.path.join(stage, "artefact"))
-        write_file_atomic(os.path.join(stage, "ready"), b"%d\n" % doc["seq"])
+        write_file_atomic(os.path.join(stage, pi_stage.RELEASE), bytes(release_cose))
+        write_file_atomic(os.path.join(stage, pi_stage.ORDER), order)
+        os.replace(part_path, os.path.join(stage, pi_stage.ARTEFACT))
+        write_file_atomic(os.path.join(stage, pi_stage.READY), b"%d\n" % doc["seq"])
         self.log("update %d staged for the updater" % doc["seq"])
 
     def trial(self):
@@ -136,10 +134,11 @@ def sync(state, device_dir, log=None):
     elif r["state"] in ("rolled_back", "refused") and seq > state.bad and r.get("reason") != "disk":
         state.bad = seq
     state.report(r["state"], r.get("reason", ""), seq, h)
-    if not os.path.exists(os.path.join(device_dir, *STAGE) + "/ready"):  # taken by the updater
-        for name in ("release.cose", "order.cose", "artefact"):
+    stage = os.path.join(device_dir, pi_stage.STAGE)
+    if not os.path.exists(os.path.join(stage, pi_stage.READY)):  # taken by the updater
+        for name in (pi_stage.RELEASE, pi_stage.ORDER, pi_stage.ARTEFACT):
             try:
-                os.remove(os.path.join(device_dir, *STAGE) + "/" + name)
+                os.remove(os.path.join(stage, name))
             except OSError:
                 pass
     try:

@@ -29,6 +29,7 @@ from provisioning.device import pi_root
 
 STAGE = os.path.join("ota", "stage")
 RELEASE, ORDER, ARTEFACT, READY = "release.cose", "order.cose", "artefact", "ready"
+RESULT = os.path.join("ota", "pi_result")  # the updater's verdict, for the agent (updater.py writes it)
 TRUST = "trust"
 TRUST_FILES = ("release_keys", "ca.crt", "device.json")  # pinned at install time, from the device folder
 MAX_BUNDLE = 64 * 1024 * 1024  # the Pi's "slot": a release bigger than this is refused (too_big)

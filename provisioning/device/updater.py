@@ -31,7 +31,7 @@ import time
 
 from provisioning.device import pi_health, pi_root, pi_stage
 
-RESULT = "pi_result"
+RESULT = os.path.basename(pi_stage.RESULT)
 RESTART = "systemctl restart civicmote.service"
 RESTART_AGAIN_S = 60  # a trial whose agent has not started by then is restarted again
 CRASH_ENV = "CIVICMOTE_UPDATER_CRASH_AT"  # tests only: SIGKILL this process at the named step
