@@ -18,6 +18,7 @@ import pytest
 from pi_city import HEALTH_WINDOWS, PiCity
 from pi_support import bundle_bytes, patched, result, stage, state
 
+from agent.ota.state import OtaState
 from agent.store.progress import Progress
 
 SOAK = os.environ.get("CIVICMOTE_SOAK") == "1"
@@ -124,6 +125,10 @@ def test_bad_releases_roll_back_with_their_reason(city):
         city.wait(_runs(city, 0), 30, "the factory release did not run again after %s" % name)
         city.wait(_acked_since(city, before + 1), 30, "the factory release was not acknowledged after %s" % name)
         assert os.readlink(city.root / "current") == "releases/0"
+        # the old release's agent took the verdict into its update state: its signed status says it
+        city.wait(lambda: (OtaState(str(city.dev_dir)).st or [None])[0] == "rolled_back" and
+                  OtaState(str(city.dev_dir)).bad == seq, 20, "the agent's status did not take %s" % name)
+        assert list(OtaState(str(city.dev_dir)).st[:3]) == ["rolled_back", reason, seq]
     seqs = city.seqs()
     assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
     assert state(city.root)["bad"] == list(range(1, seq + 1)) and state(city.root)["installed"]["seq"] == 0
@@ -155,8 +160,6 @@ def _fetched_over_mqtt(city):
     city.wait(lambda: state(city.root)["installed"]["seq"] == 1, 60, "release 1 was not confirmed")
     t_confirmed = time.monotonic() - t0
     # the agent's signed status reports it (what the city's fleet view reads)
-    from agent.ota.state import OtaState
-
     city.wait(lambda: OtaState(str(city.dev_dir)).st and OtaState(str(city.dev_dir)).st[0] == "confirmed", 30,
               "the agent's update state did not take the confirmation")
     st = OtaState(str(city.dev_dir))

@@ -21,6 +21,7 @@ from agent.ota.trust import Trust
 from provisioning.device import pi_stage
 
 ORDER = os.path.join("ota", "order")  # the last order accepted (the updater checks it again)
+SYNCED = os.path.join("ota", "pi_synced")  # which pi_result the update state has taken
 
 
 def code_dir():
@@ -128,6 +129,13 @@ def sync(state, device_dir, log=None):
     r = read_result(device_dir)
     if r is None:
         return False
+    mark = os.path.join(device_dir, SYNCED)
+    try:
+        with open(mark) as f:
+            if f.read().strip() == "%s %s" % (r.get("t"), r["state"]):
+                return False  # taken before: a later download's status is not overwritten by it
+    except OSError:
+        pass
     seq, h = r.get("rseq", 0), bytes.fromhex(r.get("release") or "")
     if r["state"] == "confirmed":
         state.sw, state.d = seq, h
@@ -143,6 +151,9 @@ def sync(state, device_dir, log=None):
                 pass
     try:
         state.save()
+        from agent.compat import write_file_atomic
+
+        write_file_atomic(mark, ("%s %s" % (r.get("t"), r["state"])).encode())
     except OSError:
         return False
     if log:

@@ -104,6 +104,7 @@ def finish(root, device_dir, st, state, reason):
     """End the trial: confirmed, or rolled back (current swapped back). -> the new state, saved."""
     rel = _trial_rel(st["trial"])
     st = pi_root.end_trial(st, state == "confirmed", reason)
+    pi_root.save(root, st)  # the state first: `current` follows it (a cut between is repaired)
     st, _ = pi_root.reconcile(root, st)
     report(root, device_dir, st, state, reason, rel)
     pi_root.save(root, st)
