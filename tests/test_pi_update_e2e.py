@@ -126,9 +126,9 @@ def test_bad_releases_roll_back_with_their_reason(city):
         city.wait(_acked_since(city, before + 1), 30, "the factory release was not acknowledged after %s" % name)
         assert os.readlink(city.root / "current") == "releases/0"
         # the old release's agent took the verdict into its update state: its signed status says it
-        city.wait(lambda: (OtaState(str(city.dev_dir)).st or [None])[0] == "rolled_back" and
-                  OtaState(str(city.dev_dir)).bad == seq, 20, "the agent's status did not take %s" % name)
-        assert list(OtaState(str(city.dev_dir)).st[:3]) == ["rolled_back", reason, seq]
+        took = lambda: (lambda o: o.bad == seq and list((o.st or [])[:3]) == ["rolled_back", reason, seq])(
+            OtaState(str(city.dev_dir)))
+        city.wait(took, 30, "the agent's status did not take %s (%r)" % (name, OtaState(str(city.dev_dir)).st))
     seqs = city.seqs()
     assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
     assert state(city.root)["bad"] == list(range(1, seq + 1)) and state(city.root)["installed"]["seq"] == 0
