@@ -128,7 +128,7 @@ def test_bad_releases_roll_back_with_their_reason(city):
         # the old release's agent took the verdict into its update state: its signed status says it
         took = lambda: (lambda o: o.bad == seq and list((o.st or [])[:3]) == ["rolled_back", reason, seq])(
             OtaState(str(city.dev_dir)))
-        city.wait(took, 30, "the agent's status did not take %s (%r)" % (name, OtaState(str(city.dev_dir)).st))
+        city.wait(took, 30, "the agent's status did not take %s" % name)
     seqs = city.seqs()
     assert seqs == sorted(set(seqs))  # numbering went on through three updates and rollbacks
     assert state(city.root)["bad"] == list(range(1, seq + 1)) and state(city.root)["installed"]["seq"] == 0
