@@ -83,6 +83,10 @@ class PiCity:
              "--tls-cert", b / "collector.crt", "--tls-key", b / "collector.key", "--receipt-cert",
              b / "collector.receipt", "--receipt-interval", "0.3", "--max-ahead", "0", "--store", f / "city.db"],
             stdout=subprocess.DEVNULL, stderr=open(f / "collect.log", "wb"))
+        # the device only once the collector listens: a summary it never stored would be a gap
+        # that no receipt covers (as tests/test_broker_config.py waits)
+        self.wait(lambda: "connected to" in (f / "collect.log").read_text(errors="replace"), 30,
+                  "the collector did not connect")
         return self
 
     def start_updates(self):
