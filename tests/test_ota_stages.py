@@ -35,6 +35,7 @@ def test_outcomes():
     assert stages.outcome(st("confirmed"), H, 5) == "confirmed"
     assert stages.outcome(st("refused", "stale_seq", sw=5), H, 5) == "confirmed"  # it runs it already
     assert stages.outcome(st("rolled_back", "crash_loop"), H, 5) == "failed"
+    assert stages.outcome(st("trial", sw=5), H, 5) == "pending"  # it runs the release, and may still roll back
     assert stages.outcome(st("refused", "wrong_class"), H, 5) == "failed"
     assert stages.outcome(st("refused", "stopped"), H, 5) == "pending"  # a pause abandoned it: not a failure
     assert stages.outcome(st("confirmed", release=b"\x22" * 32, sw=4), H, 5) == "pending"  # another release

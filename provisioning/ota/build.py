@@ -62,6 +62,7 @@ def build(kind, out_path, classes, abi=None, firmware=None):
         comp, count = "agent", len(entries)
     info = {"kind": kind, "comp": comp, "class": sorted(set(classes)), "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "files": count, "out": str(out_path)}
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)  # like any build tool's dist/
     files.write_file(out_path, data, 0o644)
     files.write_file(str(out_path) + ".json", (json.dumps(info, indent=1, sort_keys=True) + "\n").encode(), 0o644)
     return info

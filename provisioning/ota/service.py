@@ -12,7 +12,7 @@ One MQTT session (city/subscription.py, as the collector's) under the service's 
   on its ota/req): the answer goes to its own ota/down, because a RabbitMQ cluster keeps
   retained messages on the node they were published to only.
 - Releases and blocks: every request is answered by the embedded block server (its
-  BlockServer(artefacts, order_for, prefix, admit, on_request).handle(), see ota/block_answers.py),
+  BlockServer(artefacts, order_for, prefix, admit, on_request).handle(), see city/ota_blocks.py),
   blocks only within the download cap (ota/download_cap.py), from the artefacts `rollout start`
   recorded.
 - Status: device-signed, checked against the registry's keys (ota/device_msgs.py), recorded.
@@ -23,7 +23,7 @@ rollout state file, read every step.
 import time
 
 from provisioning.ota import device_msgs, stages
-from provisioning.ota.block_answers import BlockServer
+from provisioning.city.ota_blocks import BlockServer
 from provisioning.ota.download_cap import DownloadCap
 
 PREFIX = "civicmote/v1"

@@ -5,7 +5,8 @@ A rollout of one release in one district runs its plan stage by stage:
 Stage k targets the canaries plus every active device of the district whose membership
 (agent.ota.docs.member: SHA-256(device_id || salt) mod 100) is below its pct, so each stage holds
 the last one's devices. What each targeted device's latest signed status says about this release:
-    confirmed   it runs the release (status `confirmed` for it, or `sw` at or above its seq)
+    confirmed   status `confirmed` for it, or a status about a later release while it runs this
+                one or newer (`sw` at or above its seq); a version on `trial` runs but is pending
     failed      `rolled_back` or `refused` for it (any reason but `stopped`: a member was meant to take it)
     pending     anything else: queued, downloading, verifying, trial, a download a stop order
                 (pause, halt) abandoned, or nothing heard yet
@@ -40,15 +41,17 @@ def outcome(st, release, rseq):
     """confirmed / failed / pending, for one device's latest status (None: nothing heard)."""
     if st is None:
         return "pending"
-    if st["sw"] >= rseq:
-        return "confirmed"
-    if st["release"] != release:
-        return "pending"
-    if st["state"] == "confirmed":
-        return "confirmed"
-    if st["state"] in ("rolled_back", "refused") and st["reason"] != "stopped":
-        return "failed"
-    return "pending"
+    if st["release"] == release:  # a status about this release: only its end says finished
+        if st["state"] == "confirmed":
+            return "confirmed"
+        if st["state"] == "trial":
+            return "pending"
+        if st["sw"] >= rseq:  # refused (stale_seq) because it runs it already
+            return "confirmed"
+        if st["state"] in ("rolled_back", "refused") and st["reason"] != "stopped":
+            return "failed"
+        return "pending"  # queued .. trial: a version on trial runs (sw) but may still roll back
+    return "confirmed" if st["sw"] >= rseq else "pending"  # about a later release, running this one or newer
 
 
 class Decision:
