@@ -6,6 +6,7 @@ each is followed by an allowed publish that must arrive (so "nothing" is not jus
 """
 import json
 import shutil
+import threading
 
 import pytest
 from cli_helpers import cli
@@ -203,14 +204,25 @@ def test_receipts_reach_only_their_device_and_give_the_commissioning_proof(city,
                             "--tls-cert", b / "collector.crt", "--tls-key", b / "collector.key",
                             "--receipt-cert", b / "collector.receipt", "--receipt-interval", "0.3",
                             "--max-ahead", "0", "--duration", "40", "--json"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    col_err, subscribed = [], threading.Event()
+
+    def pump():  # the collector subscribes before it writes "connected to": the device runs after that
+        for line in col.stderr:
+            col_err.append(line)
+            if line.startswith("connected to"):
+                subscribed.set()
+
+    pumping = threading.Thread(target=pump, daemon=True)
+    pumping.start()
     try:
+        assert subscribed.wait(60), "".join(col_err)
         watcher = _collector(city)  # reads every device topic: sees the collector's receipts
         run = [sys.executable, "-m", "provisioning.cli", "run", "--device-dir", str(tmp / "dev1"), "--broker", url,
                "--fast", "--windows", "2"]
         first = subprocess.run(run, capture_output=True, timeout=60, text=True)
         assert first.returncode == 0, first.stderr
-        assert wait_for(lambda: any(t.endswith("/receipt") for t, _ in watcher.got), timeout=15), col.stderr
+        assert wait_for(lambda: any(t.endswith("/receipt") for t, _ in watcher.got), timeout=15), "".join(col_err)
         receipts = [m for t, m in watcher.got if t == "civicmote/v1/north/%s/receipt" % dev1]
         assert receipts and b"forged" not in receipts
         # A next start gets the retained receipt on subscribing, checks it against the CA, keeps it
@@ -231,4 +243,5 @@ def test_receipts_reach_only_their_device_and_give_the_commissioning_proof(city,
         assert not any(t.endswith("/receipt") for t, _ in spy.got)  # never another device's
     finally:
         col.terminate()
-        col.communicate(timeout=20)
+        col.wait(timeout=20)
+        pumping.join(5)

@@ -349,7 +349,7 @@ def test_files_get_their_modes_whatever_the_umask_and_units_are_written(city):
     assert stat.S_IMODE(os.stat(city.tmp / "ca" / "ca.key").st_mode) == 0o600
     assert stat.S_IMODE(os.stat(city.reg).st_mode) == 0o600
     units = {p.name: p.read_text() for p in (city.out / "systemd").iterdir()}
-    assert set(units) == {"civicmote-broker.service", "civicmote-collector.service",
+    assert set(units) == {"civicmote-broker.service", "civicmote-collector.service", "civicmote-rollout.service",
                           "civicmote-broker-refresh.service", "civicmote-broker-refresh.timer",
                           "civicmote-broker-refresh.path"}
     assert "OnCalendar=daily" in units["civicmote-broker-refresh.timer"]
@@ -357,6 +357,8 @@ def test_files_get_their_modes_whatever_the_umask_and_units_are_written(city):
     assert "PathChanged=%s" % city.reg in units["civicmote-broker-refresh.path"]
     assert "%s/registry.json" % city.out in units["civicmote-collector.service"]
     assert "Restart=always" in units["civicmote-collector.service"]
+    assert "rollout serve" in units["civicmote-rollout.service"] and "%s/rollout.key" % city.out not in \
+        units["civicmote-rollout.service"] and "--broker-dir %s" % city.out in units["civicmote-rollout.service"]
     assert "ReadWritePaths=%s/data" % city.out in units["civicmote-broker.service"]  # persistence under /etc
     analyze = shutil.which("systemd-analyze")
     if analyze:

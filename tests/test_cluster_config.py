@@ -26,7 +26,7 @@ def test_rabbitmq_config_from_the_registry(tmp_path, capsys, monkeypatch):
     r = json.loads(o)
     assert r["nodes"] == ["r1@city1", "r2@city2"] and r["active"] == 1 and r["refused"] == 1
     d = json.loads((out / "definitions.json").read_text())
-    assert {u["name"] for u in d["users"]} == {devs[0], "civicmote-collector"}  # the revoked one has no login
+    assert {u["name"] for u in d["users"]} == {devs[0], "civicmote-collector", "civicmote-rollout"}  # revoked: none
     assert all(u["password_hash"] == "" for u in d["users"])  # a certificate is the only way in
     tp = {t["user"]: t for t in d["topic_permissions"]}
     own = re.compile(tp[devs[0]]["write"])
@@ -39,6 +39,24 @@ def test_rabbitmq_config_from_the_registry(tmp_path, capsys, monkeypatch):
     assert reads.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))
     assert not reads.match(routing_key("civicmote/v1/north/%s/receipt" % devs[1]))
     assert not reads.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))
+    # updates (docs/wire-format.md, "Updates"): its own ota/down and its district's order, nothing else
+    assert reads.match(routing_key("civicmote/v1/north/%s/ota/down" % devs[0]))
+    assert reads.match(routing_key("civicmote/v1/north/ota/order"))
+    assert not reads.match(routing_key("civicmote/v1/north/%s/ota/down" % devs[1]))
+    assert not reads.match(routing_key("civicmote/v1/south/ota/order"))
+    assert own.match(routing_key("civicmote/v1/north/%s/ota/status" % devs[0]))
+    assert own.match(routing_key("civicmote/v1/north/%s/ota/req" % devs[0]))
+    assert not own.match(routing_key("civicmote/v1/north/%s/ota/status" % devs[1]))
+    assert not own.match(routing_key("civicmote/v1/north/ota/order"))
+    assert not own.match(routing_key("civicmote/v1/north/%s/ota/down" % devs[0]))
+    ro_w, ro_r = re.compile(tp["civicmote-rollout"]["write"]), re.compile(tp["civicmote-rollout"]["read"])
+    assert ro_w.match(routing_key("civicmote/v1/north/ota/order"))
+    assert ro_w.match(routing_key("civicmote/v1/north/%s/ota/down" % devs[0]))
+    assert not ro_w.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))
+    assert not ro_w.match(routing_key("civicmote/v1/north/%s/ota/status" % devs[0]))
+    assert ro_r.match(routing_key("civicmote/v1/north/%s/ota/status" % devs[0]))
+    assert not ro_r.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))
+    assert (out / "rollout.orders").read_bytes()[:1] == b"\xd2"
     writes = re.compile(tp["civicmote-collector"]["write"])  # the collector writes receipts only
     assert writes.match(routing_key("civicmote/v1/north/%s/receipt" % devs[0]))
     assert not writes.match(routing_key("civicmote/v1/north/%s/summary" % devs[0]))

@@ -88,14 +88,20 @@ def test_flash_then_provision_copies_no_code_and_the_frozen_agent_delivers(tmp_p
 
 
 def test_provision_refuses_firmware_whose_frozen_agent_is_another_version(tmp_path):
-    """The stamp is patched in a copy of the image (same length), as an older build's would read."""
+    """The stamp is patched in a copy of the image (same length, same sort order), as an older
+    build's would read."""
     env = dict(os.environ, CIVICMOTE_CA_PASSPHRASE=PASSPHRASE)
     data = IMAGE.read_bytes()
     real = firmware_image.agent_hash().encode()
     assert data.count(real) == 1
     old = tmp_path / "old" / "micropython"
     old.parent.mkdir()
-    old.write_bytes(data.replace(real, b"0" * len(real)))
+    # Only the last character changes, to "x" (above every hex digit). The frozen strings are
+    # interned in pools MicroPython binary-searches (py/qstr.c, is_sorted): b"0" * 64, or a lower
+    # last character, made other names unfindable on this image (json.dumps vanished), which is
+    # a broken image, not an older one.
+    fake = real[:-1] + b"x"
+    old.write_bytes(data.replace(real, fake))
     doc = json.loads(Path(str(IMAGE) + ".json").read_text())
     doc["sha256"] = hashlib.sha256(old.read_bytes()).hexdigest()
     Path(str(old) + ".json").write_text(json.dumps(doc))

@@ -65,11 +65,18 @@ def test_blank_virtual_board_to_verified_summaries(site):
             summaries = fetch_outbox(s, site / "outbox")
         assert [seq for seq, _ in summaries] == [1, 2, 3]
 
-        # Re-running changes nothing on the board and needs no CA passphrase.
-        p = run_cli(*provision_args(site, board.port), timeout=300, env=_env_without_passphrase())
+        # Re-running changes nothing on the board and needs no CA passphrase; it pins the release
+        # key given (docs/updates.md) in the board's device folder.
+        release_key = "04" + "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296" \
+                             "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"  # P-256's G
+        p = run_cli(*provision_args(site, board.port, "--release-key", release_key), timeout=300,
+                    env=_env_without_passphrase())
         assert p.returncode == 0, p.stderr
         again = json.loads(p.stdout)
         assert again["status"] == "unchanged" and again["deploy"]["files_copied"] == 0
+        from agent.ota import docs
+
+        assert docs.load_release_keys(str(flash / "civicmote" / "release_keys")) == [bytes.fromhex(release_key)]
 
     msgs = []
     for seq, data in summaries:

@@ -93,6 +93,8 @@ def open_agent(device_dir, board, district, now_s, now_ms, rng, transport=None, 
     if seqs.unqueued is not None and outbox.adopt_drops(*seqs.unqueued):
         seqs.clear_unqueued()  # summaries lost before the outbox could say so: now its drops to announce
     lkey = device_ledger_key(key)
+    if receipts is not None:  # issue 23 hook: the Pi updater's health gate (agent/runtime/receipts.py)
+        receipts.boot_seq = seqs.first
 
     return Agent(board, key, dev, district, metrics, sensors,
                  LedgerOpener(device_dir + "/" + LEDGER, lkey, progress, board.window_s), outbox, seqs, manifest, mh,

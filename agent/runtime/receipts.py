@@ -48,6 +48,10 @@ class Receipts:
         self._checked = None  # monotonic s of the last signature check
         self._saved = None
         self.pending = None  # the newest receipt not checked yet (a slow board checks one now and then)
+        # Hook for the Pi updater's health gate (issue 23, provisioning/device/pi_health.py): the
+        # first seq this boot may hand out; the first receipt reaching it is saved at once, so the
+        # file shows "a summary of this boot is stored" without waiting for save_s.
+        self.boot_seq = None
         try:
             raw = self._file.read()
             if raw is not None:
@@ -94,10 +98,13 @@ class Receipts:
         self.accepted += 1
         n = outbox.retire(r["lo"], r["hi"])
         self.retired += n
-        if first or self._saved is None or mono - self._saved >= self.save_s:
+        boot = self.boot_seq is not None and r["hi"] >= self.boot_seq
+        if first or self._saved is None or mono - self._saved >= self.save_s or boot:
             try:
                 self._file.write(bytes(message))
                 self._saved = mono
+                if boot:
+                    self.boot_seq = None
             except OSError:
                 pass  # the RAM copy still serves; the next receipt tries again
         if first:

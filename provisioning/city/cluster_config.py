@@ -5,6 +5,8 @@ host), the same rules as for Mosquitto:
     ca.crt, server.crt/.key   mutual TLS on every listener; the broker's certificate (SANs as Mosquitto's)
     collector.crt/.key        the collectors' identity (AMQPS, SASL EXTERNAL: its CN)
     collector.receipt         collector.key certified by the CA for signing receipts (city/receipts.py)
+    rollout.crt/.key, rollout.orders   the rollout service's identity (MQTT) and its order-signing
+                              certificate (ota/rollout_key.py)
     crl.pem                   the CRL, as for Mosquitto (for a TLS front end; see "revocation" below)
     definitions.json          users = the active devices (CN = identity, no password: only a certificate
                               logs in) and the collector; a device may write only under its own id
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from provisioning.city import broker_config
 from provisioning.errors import EnvironmentProblem, UsageError
+from provisioning.ota import rollout_key
 
 QUEUE = "civicmote.city"
 KINDS = ("summary", "manifest")
@@ -71,6 +74,16 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
     topics = [{"user": collector, "vhost": "/", "exchange": "amq.topic",
                "write": "^%s\\.[^.]+\\.[^.]+\\.%s$" % (key, RECEIPT),  # receipts to devices, nothing else
                "read": "^%s\\.[^.]+\\.[^.]+\\.(%s)$" % (key, "|".join(KINDS))}]
+    # the rollout service (docs/updates.md): reads update requests and statuses through its MQTT
+    # session's own queue; writes district orders and per-device answers
+    rollout = broker_config.ROLLOUT_CN
+    own = "mqtt-subscription-%sqos[01]" % _re(rollout)
+    users.append({"name": rollout, "password_hash": "", "tags": []})
+    perms.append({"user": rollout, "vhost": "/", "configure": "^%s$" % own, "write": "^(amq\\.topic|%s)$" % own,
+                  "read": "^(amq\\.topic|%s)$" % own})
+    topics.append({"user": rollout, "vhost": "/", "exchange": "amq.topic",
+                   "write": "^%s\\.[^.]+\\.(ota\\.order|[^.]+\\.ota\\.down)$" % key,
+                   "read": "^%s\\.[^.]+\\.[^.]+\\.ota\\.(req|status)$" % key})
     for r in records:
         if r["status"] != "active":
             continue
@@ -82,8 +95,9 @@ def definitions(records, prefix=broker_config.PREFIX, collector=broker_config.CO
                       "read": "^(amq\\.topic|%s)$" % own})
         district = _re(routing_key(r["district"])) if r.get("district") else "[^.]+"  # pinned, as Mosquitto's ACL
         topics.append({"user": dev, "vhost": "/", "exchange": "amq.topic",
-                       "write": "^%s\\.%s\\.%s\\.(%s|status)$" % (key, district, _re(dev), "|".join(KINDS)),
-                       "read": "^%s\\.%s\\.%s\\.%s$" % (key, district, _re(dev), RECEIPT)})
+                       "write": "^%s\\.%s\\.%s\\.(%s|status|ota\\.req|ota\\.status)$"
+                                % (key, district, _re(dev), "|".join(KINDS)),
+                       "read": "^%s\\.%s\\.(%s\\.(%s|ota\\.down)|ota\\.order)$" % (key, district, _re(dev), RECEIPT)})
     return {"rabbit_version": "3.10.8", "vhosts": [{"name": "/"}], "users": users, "permissions": perms,
             "topic_permissions": topics}
 
@@ -133,6 +147,7 @@ def write(authority, records, out_dir, nodes=None, hosts=()):
         new_collector = broker_config._keep_or_issue(authority, d / "collector.crt", d / "collector.key",
                                                      broker_config.COLLECTOR_CN, "client", [], None, 0o600, now)
         broker_config._receipts_cert(authority, d)
+        rollout_key.write_identity(authority, d, now, broker_config._keep_or_issue, broker_config.ROLLOUT_CN)
         refused = [(cert_serial(r["certificate"]),
                     datetime.datetime.fromtimestamp(r["updated"], datetime.timezone.utc), r["status"] == "disabled")
                    for r in records if r["status"] != "active" and r.get("certificate")]

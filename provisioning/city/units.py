@@ -5,6 +5,8 @@
 civicmote-broker.service            Mosquitto from OUT/mosquitto.conf; `systemctl reload` sends SIGHUP
 civicmote-collector.service         `civicmote collect` with OUT's identity, OUT/registry.json and a store
                                     under /var/lib/civicmote; restarted whenever it stops
+civicmote-rollout.service           `civicmote rollout serve` with OUT's rollout identity and OUT/registry.json,
+                                    its state in /var/lib/civicmote/rollout.db (docs/updates.md)
 civicmote-broker-refresh.service    `civicmote broker-config ... --reload`: re-signs the CRL (CRL_DAYS
                                     ahead), rewrites the ACL and registry.json from the registry, reloads
                                     the broker; the collector re-reads registry.json by itself
@@ -46,6 +48,8 @@ def units(out_dir, ca_dir, registry, port, bind=None, hosts=(), user=None, colle
     collect = cli + ["collect", "--broker", "mqtts://%s:%s" % (host, port), "--registry", "%s/registry.json" % out_dir,
                      "--store", "%s/collector.db" % STATE_DIR, "--tls-ca", "%s/ca.crt" % out_dir,
                      "--tls-cert", "%s/collector.crt" % out_dir, "--tls-key", "%s/collector.key" % out_dir]
+    rollout = cli + ["rollout", "serve", "--state", "%s/rollout.db" % STATE_DIR, "--registry",
+                     "%s/registry.json" % out_dir, "--broker", "mqtts://%s:%s" % (host, port), "--broker-dir", out_dir]
     hardening = ["NoNewPrivileges=true", "ProtectSystem=full", "ProtectHome=read-only", "PrivateTmp=true"]
     out = {}
     out["civicmote-broker.service"] = "\n".join([
@@ -66,6 +70,12 @@ def units(out_dir, ca_dir, registry, port, bind=None, hosts=(), user=None, colle
         "Restart=always", "RestartSec=2", "StateDirectory=civicmote", "StateDirectoryMode=0750", "UMask=0027"]
         + (["User=%s" % collector_user] if collector_user else []) + hardening
         + ["", "[Install]", "WantedBy=multi-user.target", ""])
+    out["civicmote-rollout.service"] = "\n".join([
+        "[Unit]", "Description=civicmote rollout service (signed update orders, staged rollouts, device update status)",
+        "After=civicmote-broker.service network-online.target", "Wants=network-online.target", "",
+        "[Service]", "Type=simple", "ExecStart=%s" % _cmd(rollout),
+        "Restart=always", "RestartSec=2", "StateDirectory=civicmote", "StateDirectoryMode=0750", "UMask=0027"]
+        + hardening + ["", "[Install]", "WantedBy=multi-user.target", ""])
     out["civicmote-broker-refresh.service"] = "\n".join([
         "[Unit]", "Description=civicmote: re-sign the broker's CRL, re-write its ACL from the registry, reload it",
         "After=civicmote-broker.service", "",

@@ -24,7 +24,7 @@ identities, runs the agent on Linux and verifies what devices publish."""
 
 # The order of `civicmote --help`: a technician's path first, then the city side.
 COMMANDS = ("device", "sensors", "manifest", "flash", "provision", "board", "batch", "label", "ca", "registry",
-            "broker_config", "run", "collect", "web", "forward", "verify")
+            "broker_config", "run", "collect", "web", "forward", "verify", "release", "rollout")
 
 
 def _modules():

@@ -153,7 +153,8 @@ def _one(row, line, base, registry, lazy_ca, args):
             return dict(base_rec, status="skipped", device_id=done[0]["device_id"], ok=True)
         board = Path(row["board"]) if Path(row["board"]).is_absolute() else base / row["board"]
         r = provision(target, str(board), row["district"], registry, lazy_ca, broker=args.broker,
-                      location=row.get("location") or None, contact=args.contact, check=args.check)
+                      location=row.get("location") or None, contact=args.contact, check=args.check,
+                      release_keys=args.release_key)
         rec = dict(base_rec, status=r["status"], device_id=r["device_id"], ok=True,
                    cert_fingerprint=r["cert_fingerprint"])
         if r.get("broker_check"):

@@ -15,6 +15,7 @@ def register(sub, common):
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p.add_argument("--board", required=True, metavar="FILE", help="board profile (boards/*.json)")
     p.add_argument("--district", metavar="D", help="district the device is installed in")
+    add_release_key_option(p)
     p = add_command(g, "show", do_show, common, "show a device's identity (never its private key)")
     p.add_argument("--device-dir", required=True, metavar="DIR", help="the device's state folder")
     p = add_command(g, "pop", do_pop, common,
@@ -39,8 +40,15 @@ def register(sub, common):
     p.add_argument("--timeout", type=float, default=15.0, metavar="S", help="seconds to wait (default 15)")
 
 
+def add_release_key_option(p):
+    p.add_argument("--release-key", action="append", default=[], metavar="HEX",
+                   help="a release public key the device trusts for updates (SEC1 hex, as 'civicmote release "
+                   "keygen' printed it); give it twice for the current key and its successor. Written to "
+                   "DIR/release_keys; a device without that file refuses every update (docs/updates.md)")
+
+
 def do_init(out, args):
-    result = actions.init(args.device_dir, args.board, args.district)
+    result = actions.init(args.device_dir, args.board, args.district, release_keys=args.release_key)
     out.record(result, lambda r: "%s device %s (board %s%s)\npublic key %s" % (
         "created" if r["key_created"] else "kept existing", r["device_id"], r["board"],
         ", district " + r["district"] if r["district"] else "", r["public_key"]))

@@ -22,6 +22,7 @@ from provisioning.field import target_url, targets
 from provisioning.cli.common import add_command
 from provisioning.errors import EnvironmentProblem, StateError, UsageError
 from provisioning.pki.registry import Registry, default_path
+from provisioning.ota import keys as ota_keys
 
 TOPIC_PREFIX = "civicmote/v1"
 CA_ENV = "CIVICMOTE_CA"
@@ -55,6 +56,10 @@ def add_common_options(p):
                    help="registry database (default $CIVICMOTE_REGISTRY or ./registry.db)")
     p.add_argument("--broker", metavar="URL", help="the city broker, e.g. mqtts://broker.city.example:8883")
     p.add_argument("--contact", metavar="TEXT", help="who to contact about the device (shown on its label)")
+    p.add_argument("--release-key", action="append", default=[], metavar="HEX",
+                   help="a release public key the device trusts for updates (from 'civicmote release keygen'; "
+                   "twice for the current key and its successor); installed as the device's release_keys file "
+                   "(on a board too). Without it the device refuses every update (docs/updates.md)")
     p.add_argument("--no-check", dest="check", action="store_false",
                    help="(ssh) do not have the device connect to the broker before its service starts "
                    "(e.g. provisioning on a bench without the city network)")
@@ -83,9 +88,11 @@ def do_provision(out, args):
         target = serial_target(args) if args.port else target_url.parse_target(args.target)
         result = provision(target, args.board, args.district, registry, ca_mod.LazyCA(args.ca),
                            broker=args.broker, location=args.location, contact=args.contact, rekey=args.rekey,
-                           check=args.check)
+                           check=args.check, release_keys=args.release_key)
         if getattr(target, "deployed", None):
             result["deploy"] = target.deployed
+        if args.release_key:
+            result["release_keys"] = [ota_keys.kid(ota_keys.parse_public(k)).decode() for k in args.release_key]
         if args.port:
             from provisioning.field.serial_target import WIFI_FILE
 
@@ -126,8 +133,9 @@ def _dump(obj):
 
 
 def provision(target, board_path, district, registry, lazy_ca, broker=None, location=None, contact=None,
-              rekey=False, rng=os.urandom, check=True):
-    """Provision one device; returns the result record. Raises ProvisioningError with what to do."""
+              rekey=False, rng=os.urandom, check=True, release_keys=()):
+    """Provision one device; returns the result record. Raises ProvisioningError with what to do.
+    release_keys: hex SEC1 release public keys to pin on the device (docs/updates.md)."""
     from agent.errors import ConfigError
 
     try:
@@ -140,6 +148,7 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
         raise UsageError("--district %r: must be non-empty and contain no '/', '+' or '#' (it is a topic level)"
                          % district)
     refuse_mismatch(profile, target, board_path)
+    pinned, pinned_keys = _release_keys(release_keys, lazy_ca)
     target.prepare(board_json)
     retire = [r["device_id"] for r in registry.by_target(target.name)]
     if rekey:
@@ -153,7 +162,9 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
 
     if location is None and rec:
         location = rec.get("location")
-    have = read_files(target, ("config.json", pop.PEM_FILE, "device.crt"))
+    have = read_files(target, ("config.json", pop.PEM_FILE, "device.crt", ota_keys.DEVICE_FILE))
+    for k in pinned_keys:  # the device's own key can never say what code is genuine
+        ota_keys.refuse_known(k, None, [bytes.fromhex(pub_hex)])
     old_config = have["config.json"]
     if broker is None and old_config:  # keep the broker given last time
         try:
@@ -165,6 +176,8 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
     if rec and not rekey and old_config == config and have[pop.PEM_FILE] is not None \
             and have["device.crt"] == rec["certificate"].encode() and rec.get("board") == profile.name \
             and rec.get("measures") == measures_of(profile):
+        if pinned is not None and have[ota_keys.DEVICE_FILE] != pinned:
+            target.install({ota_keys.DEVICE_FILE: pinned})
         checked = _check(target, broker, check)
         installed, note = _start(target)
         return _result(rec, target, "unchanged", note, [], checked)
@@ -194,13 +207,30 @@ def provision(target, board_path, district, registry, lazy_ca, broker=None, loca
     record = registry.get(dev)
     from agent.net.tls_files import der
 
-    target.install({"device.crt": cert.encode(), "ca.crt": ca_pem, "config.json": config,
-                    "device.der": der(cert.encode()), "ca.der": der(ca_pem), targets.UNIT_FILE: unit})
+    install = {"device.crt": cert.encode(), "ca.crt": ca_pem, "config.json": config,
+               "device.der": der(cert.encode()), "ca.der": der(ca_pem), targets.UNIT_FILE: unit}
+    if pinned is not None:
+        install[ota_keys.DEVICE_FILE] = pinned
+    target.install(install)
     checked = _check(target, broker, check)
     installed, note = _start(target)
     # "provisioned" until the device has held its certificate once (also when a re-run completes an interrupted run).
     status = "updated" if rec and have["device.crt"] is not None and not rekey else "provisioned"
     return _result(record, target, status, note, retire, checked)
+
+
+def _release_keys(hex_keys, lazy_ca):
+    """(the release_keys file, [SEC1]) for the keys given ((None, []): none given); never the CA's key."""
+    if not hex_keys:
+        return None, []
+    sec1 = [ota_keys.parse_public(k) for k in hex_keys]
+    from agent.core.receipt import ca_public_key
+    from agent.net.tls_files import der
+
+    ca_sec1 = ca_public_key(der(lazy_ca.cert_pem()))
+    for k in sec1:
+        ota_keys.refuse_known(k, ca_sec1)
+    return ota_keys.device_file(sec1), sec1
 
 
 def _check(target, broker, check):

@@ -39,6 +39,8 @@ def register(sub, common):
     p.add_argument("--timezone", default="UTC", metavar="ZONE", help="the city's time zone (e.g. Europe/Berlin)")
     p.add_argument("--token-file", metavar="FILE", help="file holding the operators' access token (else $%s)"
                    % TOKEN_ENV)
+    p.add_argument("--rollout", metavar="FILE", help="the rollout state (civicmote rollout serve's): the fleet "
+                   "view then shows each device's installed release and last update, and every rollout")
     p.add_argument("--threads", type=int, default=4, metavar="N", help="worker threads (default 4)")
 
 
@@ -79,7 +81,10 @@ def do_web(out, args):
             raise UsageError("%s: no registry here; point --registry at the city's registry" % registry)
         registry = None  # pages then lack contact, key and status: said below
     check_store(args.store)
-    settings = Settings(args.store, registry, lang=args.lang, tz=args.timezone, token=_token(args))
+    if args.rollout and not Path(args.rollout).is_file():
+        raise UsageError("--rollout %s: no rollout state there (civicmote rollout start makes it)" % args.rollout)
+    settings = Settings(args.store, registry, lang=args.lang, tz=args.timezone, token=_token(args),
+                        rollout=args.rollout)
     app = create_app(settings)
 
     from waitress.server import create_server

@@ -16,10 +16,14 @@ from provisioning.device import devicedir, runlock
 from provisioning.errors import EnvironmentProblem, UsageError
 
 
-def init(device_dir, board_path, district=None, now_s=None):
-    """Make (or keep) the identity in device_dir; copy the board profile there. A record with `key_created`."""
+def init(device_dir, board_path, district=None, now_s=None, release_keys=()):
+    """Make (or keep) the identity in device_dir; copy the board profile there; write the pinned
+    release keys (hex) when given. A record with `key_created`."""
+    from provisioning.ota import keys as release
+
     board_path = Path(board_path)
     profile = files.load_board(board_path)
+    pinned = release.device_file([release.parse_public(k) for k in release_keys]) if release_keys else None
     d = devicedir.ensure_dir(device_dir)
     devicedir.read_device(d)  # a damaged device.json is an error to see, not to overwrite silently
     try:
@@ -30,8 +34,14 @@ def init(device_dir, board_path, district=None, now_s=None):
         raise state_error(e, d, "make the device's state")
     if board_path.resolve() != (d / devicedir.BOARD_FILE).resolve():
         shutil.copyfile(board_path, d / devicedir.BOARD_FILE)
-    return {"device_id": rec["device_id"], "public_key": rec["public_key"], "key_created": rec["created"],
-            "board": profile.name, "district": rec["district"], "device_dir": str(d)}
+    result = {"device_id": rec["device_id"], "public_key": rec["public_key"], "key_created": rec["created"],
+              "board": profile.name, "district": rec["district"], "device_dir": str(d)}
+    if pinned is not None:
+        for k in release_keys:  # its own key can never say what code is genuine
+            release.refuse_known(bytes.fromhex(k), None, [bytes.fromhex(rec["public_key"])])
+        files.write_file(d / release.DEVICE_FILE, pinned, 0o644)
+        result["release_keys"] = [release.kid(bytes.fromhex(k)).decode() for k in release_keys]
+    return result
 
 
 def state_error(e, device_dir, doing):

@@ -82,8 +82,8 @@ class Runner:
                     break
                 if ag.healthy():  # windows progress, or the agent said why not: else systemd restarts it
                     self.watchdog.feed()
-                if not self.fast:
-                    self.sleep(max(0.05, 1.0 - (time.time() % 1.0)))
+                if not self.fast:  # once a second; while an update downloads, as fast as its blocks come
+                    self.sleep(0.05 if downloading(ag) else max(0.05, 1.0 - (time.time() % 1.0)))
             self.drain()
         finally:
             self.watchdog.stopping()
@@ -100,6 +100,12 @@ class Runner:
         while ag.outbox.depth and time.monotonic() < deadline and not self.stopping:
             ag.flush(time.monotonic())
             time.sleep(0.01)
+
+
+def downloading(agent):
+    """True while the agent's update fetcher (agent/ota/fetch.py) has a download in progress."""
+    part = getattr(getattr(agent, "ota", None), "part", None)
+    return part is not None and not part.done
 
 
 def install_signal_handlers(runner):
@@ -120,9 +126,36 @@ def open_agent(device_dir, board, district, broker, prefix, out_dir, now_s):
     sink = file_sink(out_dir) if out_dir else None
     # Emulated streets differ from device to device (a seed from the device_id), like real ones.
     seed = int.from_bytes(dev.encode()[-4:], "big")
+    ota = pi_updates(device_dir, dev, district, key, broker, prefix)
+    manifest = None
+    if ota is not None:  # the manifest names the release this process runs (on trial too)
+        from agent.runtime import manifest_file
+        from provisioning.device.pi_agent import running_sw
+
+        manifest = manifest_file.ensure(device_dir, board, key, dev, "board.json", running_sw())
     return device.open_agent(device_dir, board, district, now_s, now_s * 1000, compat.urandom,
                              transport=transport, sink=sink, prefix=prefix, seed=seed, log=log_line,
-                             receipts=device_receipts(device_dir, dev, broker))
+                             receipts=device_receipts(device_dir, dev, broker), ota=ota, manifest=manifest, key=key)
+
+
+def pi_updates(device_dir, dev, district, key, broker, prefix):
+    """The update fetcher when this agent runs from a Pi's install root and talks TLS to its broker
+    (provisioning/device/pi_agent.py; the root updater installs what it stages), else None."""
+    if broker is None or not broker[2]:
+        return None
+    from provisioning.device import pi_agent
+
+    if pi_agent.install_root() is None:
+        return None
+    from agent.net.tls_files import der
+    from provisioning.device import link
+
+    try:
+        ca = der(Path(link.tls_files(device_dir, read_config(device_dir))["cafile"]).read_bytes())
+        return pi_agent.open_fetcher(device_dir, dev, district, key, ca, prefix, log=log_line)
+    except Exception as e:  # noqa: BLE001 - updates off, sensing on: said once in the journal
+        log_line("updates are off: %s" % e)
+        return None
 
 
 def device_receipts(device_dir, dev, broker):

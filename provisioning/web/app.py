@@ -24,7 +24,7 @@ from flask import Flask, Response, abort, g, render_template, request
 from agent.core.identity import is_device_id
 from provisioning.errors import UsageError
 from provisioning.language import catalogue
-from provisioning.web import exports, fleet, page
+from provisioning.web import exports, fleet, fleet_ota, page
 from provisioning.web.query import CityData
 from provisioning.web.sta import routes as sta
 
@@ -40,10 +40,11 @@ SECURITY_HEADERS = {
 
 class Settings:
     """store, registry (paths), lang (code or catalogue file), tz (IANA name), token (str or None),
-    clock() -> Unix seconds."""
+    clock() -> Unix seconds, rollout (the rollout state's path, or None: no update columns)."""
 
-    def __init__(self, store, registry=None, lang="en", tz="UTC", token=None, clock=time.time):
+    def __init__(self, store, registry=None, lang="en", tz="UTC", token=None, clock=time.time, rollout=None):
         self.store, self.registry, self.token, self.clock = store, registry, token or None, clock
+        self.rollout = rollout
         try:
             self.tz = ZoneInfo(tz)
         except Exception:
@@ -183,21 +184,27 @@ def create_app(settings):
     def fleet_view():
         operator()
         d = data()
-        return render("fleet.html", rows=fleet.fleet_rows(d), rejections=d.rejected_by_reason(), held=d.held(),
-                      now=settings.clock(), tz=settings.tz)
+        updates, rollouts = fleet_ota.read(settings.rollout)
+        return render("fleet.html", rows=fleet_ota.add_to_rows(fleet.fleet_rows(d), updates), rollouts=rollouts,
+                      rejections=d.rejected_by_reason(), held=d.held(), now=settings.clock(), tz=settings.tz)
 
     @app.route("/fleet.json")
     def fleet_json():
         operator()
         d = data()
-        doc = {"devices": fleet.fleet_rows(d), "held": d.held(), "rejected": [
+        updates, rollouts = fleet_ota.read(settings.rollout)
+        doc = {"devices": fleet_ota.add_to_rows(fleet.fleet_rows(d), updates), "rollouts": rollouts,
+               "held": d.held(), "rejected": [
             {"reason": r, "device_id": dev, "count": n, "last": last} for r, dev, n, last in d.rejected_by_reason()]}
         return Response(json.dumps(doc, sort_keys=True) + "\n", 200, mimetype="application/json")
 
     @app.route("/metrics")
     def metrics():
         operator()
-        return Response(fleet.metrics_text(data()), 200, mimetype="text/plain; version=0.0.4; charset=utf-8")
+        text = fleet.metrics_text(data())
+        if settings.rollout:
+            text += fleet_ota.metrics_text(*fleet_ota.read(settings.rollout))
+        return Response(text, 200, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     sta.register(app, data)  # /sta/v1.1: the same public data for SensorThings clients
     return app
