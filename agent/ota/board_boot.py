@@ -12,7 +12,8 @@ agent module is imported (board_main.start). The slots and the journal: agent/ot
 """
 import sys
 
-from agent.ota.board_slots import Journal, _exists
+from agent.compat import file_exists
+from agent.ota.board_slots import Journal
 
 MAX_STARTS = 3  # a trial version started this often without confirming is rolled back at the next start
 HEALTH_WINDOWS = 3
@@ -84,7 +85,7 @@ def boot(device_dir, log=None, activate=True):
     if i < 0 or held is None:
         return Boot(device_dir, -1, False, None, log)
     path = j.slot_dir(i)
-    if not _exists(path + "/agent"):
+    if not file_exists(path + "/agent"):
         path += "/lib"  # a bundle of /lib/agent/... paths
     if activate:
         sys.path.insert(0, path)

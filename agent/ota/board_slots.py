@@ -194,14 +194,6 @@ def rmtree(path):
         pass
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _isdir(full, entry):
     if len(entry) > 1 and entry[1]:
         return entry[1] == 0x4000

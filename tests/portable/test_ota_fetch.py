@@ -3,6 +3,7 @@ spec says, blocks into a resumable part file with a running SHA-256, every bad a
 with its reason, the device-signed status at each step."""
 import hashlib
 
+from agent.compat import file_exists as _exists
 from agent.ota import docs
 from agent.ota.fetch import Fetcher
 from agent.ota.state import OtaState
@@ -24,16 +25,6 @@ def _setup(data=None, rel=None, order_msg=None, classes=None, d=None, **kw):
     wire = Wire(city)
     f.connected()
     return f, wire, city, inst, d
-
-
-def _exists(path):
-    import os
-
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
 
 
 def test_a_release_downloads_verifies_and_is_handed_to_the_installer():
