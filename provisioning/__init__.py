@@ -5,6 +5,9 @@
     web/      `civicmote web`: each device's public page (the label's QR code), the fleet view,
               CSV/JSON exports, Prometheus /metrics and the SensorThings API (web/sta/), read from
               the store and the registry
+    ota/      signed updates, the city's side: release keys, building and signing releases,
+              the rollout state, its stages and the rollout service (`civicmote release`,
+              `civicmote rollout`)
     forward/  `civicmote forward`: verified data pushed into a city's own platform (SensorThings)
     field/    the technician's tools: targets (folder, ssh, serial board), deploy, flash, the
               virtual board, pole labels
@@ -15,7 +18,7 @@
     device/   a Linux device's own side: its state folder, identity actions, the agent runner
     errors.py, files.py, broker_url.py   shared by every role
 
-Imports run one way, down: cli, demo -> field, city -> pki -> device -> shared -> agent/;
-web reads city and pki only; forward reads web (its queries and mapping), city and pki. The city side never imports field code, no role imports the command line, and agent/ never
+Imports run one way, down: cli, demo -> ota -> field, city -> pki -> device -> shared -> agent/;
+web reads ota (the rollout state), city and pki only; forward reads web (its queries and mapping), city and pki. The city side never imports field code, no role imports the command line, and agent/ never
 imports provisioning. tests/test_layout.py walks every import and holds these rules.
 """

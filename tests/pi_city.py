@@ -4,7 +4,7 @@
                                     DIR, a tiny CPython board with short windows), broker-config,
                                     Mosquitto, `civicmote collect` signing receipts, release keys
                                     pinned, an install root (ROOT/releases/0 = this worktree's code)
-    city.boot()                     the generated units (provisioning/field/pi_units.py) run by
+    city.boot()                     the generated units (provisioning/device/pi_units.py) run by
                                     tests/pi_support.MiniSystemd: the agent from ROOT/current
     city.seqs()                     the seqs the collector stored for the device, in order
     city.start_updates()            the ACL lines of the update topics and the block server
@@ -26,7 +26,7 @@ from delivery_support import tiny_board
 from pi_support import MiniSystemd, Signers, init_root
 from provision_support import PASSPHRASE, Mosquitto
 
-from provisioning.field import pi_units
+from provisioning.device import pi_units
 
 CIVICMOTE = str(Path(sys.executable).parent / "civicmote")
 WINDOW_S = 2

@@ -1,6 +1,6 @@
 """Helpers for the Raspberry Pi updater tests (issue 23): signed releases made with the real
 agent/ota code, a staged folder as the agent leaves it, the updater as a process, and a
-miniature systemd that runs the generated units (provisioning/field/pi_units.py) as written.
+miniature systemd that runs the generated units (provisioning/device/pi_units.py) as written.
 
     keys = Signers(ca_private_key)       release keys, the rollout key (CA-certified), strangers
     art = bundle_bytes(mutate={...})     this worktree's agent/ and provisioning/ as a bundle

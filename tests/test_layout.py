@@ -4,8 +4,9 @@ Walks every import statement (top-level and inside functions, since a lazy impor
 dependency) of agent/ and provisioning/, resolves it to a module of ours, and checks:
 - no import circle among our modules (agent/ and provisioning/ together);
 - each role imports only what is below it (provisioning/__init__.py draws the picture):
-  cli, demo -> field, city -> pki -> device -> shared -> agent; city never imports field;
-  web (the public page) reads city and pki only, never field, device or the command line;
+  cli, demo -> ota -> field, city -> pki -> device -> shared -> agent; city never imports field;
+  web (the public page) reads ota (the rollout state, for the fleet view), city and pki only,
+  never field, device or the command line;
   forward (pushing into a city's platform) reads web, city and pki;
   agent/ never imports provisioning;
 - every package of provisioning/ says in its __init__ what lives there and who uses it.
@@ -18,10 +19,11 @@ PACKAGES = ("agent", "provisioning")
 
 # role -> the roles it may import (besides itself).
 ALLOWED = {
-    "cli": {"demo", "forward", "web", "field", "city", "pki", "device", "shared", "agent"},
+    "cli": {"demo", "forward", "web", "ota", "field", "city", "pki", "device", "shared", "agent"},
     "forward": {"web", "city", "pki", "shared", "agent"},
-    "web": {"city", "pki", "shared", "agent"},
-    "demo": {"city", "pki", "device", "shared", "agent"},
+    "web": {"ota", "city", "pki", "shared", "agent"},
+    "demo": {"ota", "city", "pki", "device", "shared", "agent"},
+    "ota": {"field", "city", "pki", "device", "shared", "agent"},
     "field": {"pki", "device", "shared", "agent"},
     "city": {"pki", "device", "shared", "agent"},
     "pki": {"device", "shared", "agent"},
@@ -29,7 +31,7 @@ ALLOWED = {
     "shared": {"agent"},
     "agent": set(),
 }
-ROLE_PACKAGES = ("cli", "demo", "forward", "web", "field", "city", "pki", "device")
+ROLE_PACKAGES = ("cli", "demo", "forward", "web", "ota", "field", "city", "pki", "device")
 
 
 def _modules():
@@ -159,7 +161,7 @@ def test_the_walker_sees_a_circle_and_a_forbidden_arrow():
     planted = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
     assert _cycles(planted) == [["a", "b", "c"]]
     assert "field" not in ALLOWED[role("provisioning.city.collector")]
-    assert ALLOWED[role("provisioning.web.app")] == {"city", "pki", "shared", "agent"}
+    assert ALLOWED[role("provisioning.web.app")] == {"ota", "city", "pki", "shared", "agent"}
     assert role("provisioning.field.targets") == "field" and role("provisioning.errors") == "shared"
     graph = _graph()
     assert "provisioning.device.devicedir" in graph["provisioning.cli.run"]  # it follows `from pkg import mod`

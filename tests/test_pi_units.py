@@ -1,4 +1,4 @@
-"""The systemd units of a Pi that updates over the air (provisioning/field/pi_units.py): the agent
+"""The systemd units of a Pi that updates over the air (provisioning/device/pi_units.py): the agent
 runs from ROOT/current, unprivileged, unable to write code; the root updater runs before every
 start of the agent, when a release is staged, and on a timer; systemd accepts all four."""
 import json
@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from pi_support import PY, ROOT
 
-from provisioning.field import pi_units
+from provisioning.device import pi_units
 
 DEV, DIR, R = "cmabcdefghijklmnop", "/var/lib/civicmote", "/opt/civicmote"
 

@@ -12,7 +12,7 @@ OUT/ holds everything `mosquitto -c OUT/mosquitto.conf` needs:
                      and writes receipts
     collector.receipt  the collector's receipts certificate: its key, certified by the CA (city/receipts.py)
     rollout.crt/.key, rollout.orders   the rollout service's identity and its key certified by the CA
-                     for signing update orders (ota/rollout_key.py)
+                     for signing update orders (pki/rollout_key.py)
     registry.json    the registry export the collector verifies against (no private data), with
                      ca_public_key: the key a receipt's collector certificate is checked with
     collector.crt/.key  the city collector's client identity
@@ -29,7 +29,7 @@ from pathlib import Path
 from provisioning import files
 from provisioning.city.envelope import MAX_MESSAGE
 from provisioning.errors import EnvironmentProblem
-from provisioning.ota import rollout_key
+from provisioning.pki import rollout_key
 
 COLLECTOR_CN = "civicmote-collector"
 ROLLOUT_CN = "civicmote-rollout"  # the rollout service (provisioning/ota/, docs/updates.md)

@@ -6,7 +6,7 @@ host), the same rules as for Mosquitto:
     collector.crt/.key        the collectors' identity (AMQPS, SASL EXTERNAL: its CN)
     collector.receipt         collector.key certified by the CA for signing receipts (city/receipts.py)
     rollout.crt/.key, rollout.orders   the rollout service's identity (MQTT) and its order-signing
-                              certificate (ota/rollout_key.py)
+                              certificate (pki/rollout_key.py)
     crl.pem                   the CRL, as for Mosquitto (for a TLS front end; see "revocation" below)
     definitions.json          users = the active devices (CN = identity, no password: only a certificate
                               logs in) and the collector; a device may write only under its own id
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from provisioning.city import broker_config
 from provisioning.errors import EnvironmentProblem, UsageError
-from provisioning.ota import rollout_key
+from provisioning.pki import rollout_key
 
 QUEUE = "civicmote.city"
 KINDS = ("summary", "manifest")

@@ -27,7 +27,8 @@ from provisioning.city.verifier import KeyRing
 from provisioning.demo import ota_fleet
 from provisioning.demo.fleet import FleetCity
 from provisioning.demo.fleet_run import MOSQUITTO, _reap, _wait_port, free_port
-from provisioning.ota import rollout_key, rollout_store
+from provisioning.ota import rollout_store
+from provisioning.pki import rollout_key
 from provisioning.ota.serve import topics
 from provisioning.ota.service import RolloutService
 from provisioning.pki.registry_export import load_export
@@ -112,18 +113,15 @@ class OtaCity:
             _reap(self.broker)
 
     def cli(self, *argv):
-        """Run a civicmote command in this process (--json); -> (exit code, last JSON object or None)."""
-        import io
+        """Run a civicmote command (--json) as a technician would; -> (exit code, last JSON object or None)."""
         import json
-        from contextlib import redirect_stdout
+        import subprocess
+        import sys
 
-        from provisioning.cli import main
-
-        buf = io.StringIO()
-        with redirect_stdout(buf):
-            rc = main(list(argv) + ["--json"])
-        lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
-        return rc, (json.loads(lines[-1]) if lines else None)
+        p = subprocess.run([sys.executable, "-m", "provisioning.cli"] + [str(a) for a in argv] + ["--json"],
+                           capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+        return p.returncode, (json.loads(lines[-1]) if lines else None)
 
     def start(self, stages="5,25,100", canaries=0, threshold=10, min_done=10, cap=50, district="district00"):
         args = ["rollout", "start", "--state", self.state, "--release", str(self.release_file), "--artefact",

@@ -19,7 +19,7 @@ from provisioning.errors import EnvironmentProblem, UsageError
 def init(device_dir, board_path, district=None, now_s=None, release_keys=()):
     """Make (or keep) the identity in device_dir; copy the board profile there; write the pinned
     release keys (hex) when given. A record with `key_created`."""
-    from provisioning.ota import keys as release
+    from provisioning.device import release_keys as release
 
     board_path = Path(board_path)
     profile = files.load_board(board_path)

@@ -222,8 +222,8 @@ def run_restart(cmd):
 
 
 def write_units(root, args):
-    """The four unit files for this Pi (provisioning/field/pi_units.py) into --out."""
-    from provisioning.field import pi_units
+    """The four unit files for this Pi (provisioning/device/pi_units.py) into --out."""
+    from provisioning.device import pi_units
 
     rec = json.loads(pi_health.read_small(args.device_dir, "device.json") or b"{}")
     if not rec.get("device_id"):

@@ -19,6 +19,9 @@ import sys
 import tarfile
 from pathlib import Path
 
+# The agent's systemd unit is made in provisioning/device/pi_units.py (the Pi's root updater writes
+# the same unit); the ssh target installs it from here.
+from provisioning.device.pi_units import UNIT_GROUPS, UNIT_USER, unit_text  # noqa: F401
 from provisioning.errors import (EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, EnvironmentProblem, ProvisioningError)
 
 UNIT_FILE = "civicmote.service"
@@ -72,47 +75,6 @@ def _records(where, stdout):
     except ValueError:
         raise EnvironmentProblem("%s: the device side printed something that is not JSON; is civicmote there the "
                                  "same version?" % where)
-
-
-UNIT_USER = "civicmote"
-# Groups a Raspberry Pi OS image has for the buses the agent reads (I2C sensors, serial PM sensors,
-# GPIO PIR); BLE goes through BlueZ over D-Bus and needs none.
-UNIT_GROUPS = "i2c dialout gpio"
-
-
-def unit_text(device_id, device_dir, python, broker=None, pythonpath=None):
-    """The systemd unit: started after the clock is synchronised (windows and the privacy day need
-    it), restarted forever, a watchdog the agent must feed (sd_notify WATCHDOG=1), and run as a
-    dedicated unprivileged user that can write only its own state folder."""
-    cmd = [python, "-m", "provisioning.cli", "run", "--device-dir", device_dir]
-    if broker:
-        cmd += ["--broker", broker]
-    state = device_dir.rstrip("/")
-    homes = [p for p in (python or "", pythonpath or "", state) if p.startswith("/home/")]
-    # A Python in someone's home (0700 on Raspberry Pi OS) is readable only by that person: run as them.
-    user = homes[0].split("/")[2] if homes else UNIT_USER
-    lines = ["[Unit]", "Description=civicmote sensor agent (device %s)" % device_id,
-             "Wants=network-online.target time-sync.target",
-             "After=network-online.target time-sync.target", "StartLimitIntervalSec=0", "",
-             "[Service]", "Type=notify", "NotifyAccess=main", "ExecStart=" + " ".join(shlex.quote(c) for c in cmd)]
-    if pythonpath:
-        lines.append("Environment=PYTHONPATH=%s" % pythonpath)
-    lines += ["WorkingDirectory=%s" % device_dir, "Restart=always", "RestartSec=5", "WatchdogSec=120",
-              "TimeoutStopSec=45",  # the agent drains its outbox for up to 30 s when stopped
-              "User=%s" % user, "Group=%s" % user, "SupplementaryGroups=%s" % UNIT_GROUPS, "UMask=0077"]
-    if state.startswith("/var/lib/") and "/" not in state[len("/var/lib/"):]:
-        lines.append("StateDirectory=%s" % state[len("/var/lib/"):])  # systemd creates it, owned by User
-        lines.append("StateDirectoryMode=0700")
-    else:
-        lines.append("ReadWritePaths=%s" % device_dir)
-    lines += ["NoNewPrivileges=yes", "ProtectSystem=strict",
-              "ProtectHome=%s" % ("read-only" if homes else "yes"),
-              "PrivateTmp=yes", "ProtectClock=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
-              "ProtectKernelLogs=yes", "ProtectControlGroups=yes", "ProtectHostname=yes", "RestrictSUIDSGID=yes",
-              "RestrictRealtime=yes", "RestrictNamespaces=yes", "LockPersonality=yes", "CapabilityBoundingSet=",
-              "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", "SystemCallArchitectures=native",
-              "", "[Install]", "WantedBy=multi-user.target", ""]
-    return "\n".join(lines)
 
 
 class DirTarget:

@@ -13,7 +13,8 @@ from provisioning.city.broker_config import ROLLOUT_CN
 from provisioning.city.subscription import Subscription
 from provisioning.city.verifier import KeyRing
 from provisioning.errors import UsageError
-from provisioning.ota import rollout_key, rollout_store
+from provisioning.ota import rollout_store
+from provisioning.pki import rollout_key
 from provisioning.ota.service import RolloutService
 from provisioning.pki.registry_export import load_export
 
