@@ -16,9 +16,11 @@ for p in (HERE / "portable", HERE):
 # fill in around them.
 LONGEST_FIRST = ["test_micropython.py", "test_delivery_kill.py", "test_board_heap.py", "test_bench_privacy.py",
                  "test_board_native.py", "test_demo.py", "test_privacy_person_audit.py", "test_bench_quick.py",
-                 "test_cluster_rabbitmq.py", "test_chip_bridge.py", "test_ota_board.py", "test_privacy_manifest_coverage.py",
+                 "test_cluster_rabbitmq.py", "test_chip_bridge.py", "test_ota_board.py", "test_pi_update_e2e.py",
+                 "test_privacy_manifest_coverage.py",
                  "test_city_service.py", "test_hostile_city.py", "test_provision_serial.py", "test_collect_batch.py",
-                 "test_sta_forward.py", "test_firmware_board.py", "test_privacy_driver_audit.py"]
+                 "test_sta_forward.py", "test_firmware_board.py", "test_privacy_driver_audit.py", "test_ota_cluster.py",
+                 "test_ota_whole_path.py"]
 
 
 @pytest.hookimpl(tryfirst=True)
