@@ -20,8 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the simulated OTA city is test support: tests/ota_fleet_city.py
 
-from provisioning.demo.ota_run import OtaCity  # noqa: E402
+from ota_fleet_city import OtaCity  # noqa: E402
 
 
 def one(folder, devices, bad_share, stages, canaries, threshold, trial_s, kib):

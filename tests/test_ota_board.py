@@ -274,7 +274,9 @@ def test_the_frozen_32bit_board_stages_at_96k_and_rolls_back_a_version_its_heap_
         rel = city.release(data, 1)
         city.order(rel, 1)
         wait_for(lambda: city.state()[1].step == "trial", 90, board, "staged and on trial")
-        wait_for(lambda: (city.state()[0].st or [""])[0] == "rolled_back", 90, board, "the roll back")
+        # a roll back writes the OTA state first, then the journal: wait for both
+        wait_for(lambda: (city.state()[0].st or [""])[0] == "rolled_back" and city.state()[1].step == "", 90, board,
+                 "the roll back")
         state, journal = city.state()
         assert state.st[1] == "crash_loop" and state.bad == 1 and journal.act == -1 and journal.step == ""
         resets = board.resets

@@ -13,7 +13,7 @@ from provision_support import wait_for
 from rabbit import RabbitCluster, rabbit_nodes
 
 from provisioning.city import cluster_config
-from provisioning.demo.ota_run import OtaCity
+from ota_fleet_city import OtaCity
 
 
 def test_rollout_through_rabbitmq_cluster(tmp_path):

@@ -18,7 +18,7 @@ import pytest
 from provision_support import Client, wait_for
 
 from agent.ota import docs
-from provisioning.demo.ota_run import OtaCity
+from ota_fleet_city import OtaCity
 
 pytestmark = pytest.mark.skipif(not shutil.which("mosquitto") and not __import__("os").path.exists(
     "/usr/sbin/mosquitto"), reason="mosquitto is not installed")

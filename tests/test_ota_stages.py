@@ -133,7 +133,7 @@ def test_serve_reloads_a_changed_registry_export(tmp_path):
     import os
 
     from provisioning.cli.output import Output
-    from provisioning.demo.ota_run import release_key
+    from ota_fleet_city import release_key
     from provisioning.ota.serve import registry_watch
 
     devs = []

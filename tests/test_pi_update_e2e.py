@@ -160,7 +160,7 @@ def _fetched_over_mqtt(city):
     city.wait(lambda: state(city.root)["installed"]["seq"] == 1, 60, "release 1 was not confirmed")
     t_confirmed = time.monotonic() - t0
     # the agent's signed status reports it (what the city's fleet view reads)
-    city.wait(lambda: OtaState(str(city.dev_dir)).st and OtaState(str(city.dev_dir)).st[0] == "confirmed", 30,
+    city.wait(lambda: OtaState(str(city.dev_dir)).st and OtaState(str(city.dev_dir)).st[0] == "confirmed", 60,
               "the agent's update state did not take the confirmation")
     st = OtaState(str(city.dev_dir))
     assert (st.sw, bytes(st.d)) == (1, docs.doc_hash(rel))
