@@ -114,7 +114,10 @@ def test_halts_at_threshold(tmp_path):
         # the operator accepts those failures and resumes: a new order for the stage, the failures forgiven
         rc, out = oc.cli("rollout", "resume", "--state", oc.state, str(rid))
         assert rc == 0 and out["state"] == "running"
-        assert set(out["accepted_failures"]) == {d.d.dev for d in failed if ("rolled_back", "crash_loop") in d.states}
+        # those the service had heard of when the operator resumed: a device whose roll back was still
+        # on its way under load is not among them yet (it is judged as a new failure when it comes)
+        rolled = {d.d.dev for d in failed if ("rolled_back", "crash_loop") in d.states}
+        assert out["accepted_failures"] and set(out["accepted_failures"]) <= rolled, (out["accepted_failures"], rolled)
         assert wait_for(lambda: oc.rollout(rid)["order_for"].startswith("stage:"), 10)
 
 
