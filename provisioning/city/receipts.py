@@ -114,30 +114,9 @@ class ReceiptIssuer:
 def load_signer(key_path, cert_path):
     """(signing key, certificate bytes, collector id) from the collector's PEM key and its receipts
     certificate; UsageError naming the file if they do not belong together."""
-    from pathlib import Path
+    from provisioning.pki import certified_key
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from agent.core import cbor, cose
-    from agent.crypto.cpython_backend import SigningKey
-    from provisioning.errors import UsageError
-
-    try:
-        pem = Path(key_path).read_bytes()
-        key = serialization.load_pem_private_key(pem, None)
-        cert = Path(cert_path).read_bytes()
-        c = cbor.loads(cose.decode1(cert).payload)
-    except OSError as e:
-        raise UsageError("%s: cannot read (%s)" % (e.filename, e.strerror))
-    except Exception as e:  # noqa: BLE001 - a damaged file: named, never a traceback
-        raise UsageError("%s / %s: not a collector key and receipts certificate (%s)" % (key_path, cert_path, e))
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(c, dict):
-        raise UsageError("%s: not a P-256 private key" % key_path)
-    pub = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    if c.get("pk") != pub:
-        raise UsageError("%s: certifies another key than %s; re-run civicmote broker-config" % (cert_path, key_path))
-    return SigningKey(key), cert, c.get("id")
+    return certified_key.load(key_path, cert_path, "receipts", "a collector key and receipts certificate")
 
 
 def issue_cert(ca_private_key, collector_public_key, collector_id, exp):

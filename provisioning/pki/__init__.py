@@ -5,6 +5,7 @@ rest, decrypted at most once per command), `pop` the host side of the proof of p
 device gives before it is certified, `registry` the SQLite list of devices (status, district,
 board, key, certificate, history), `registry_export` the JSON export verifiers load, and
 `rollout_key` the city's online key for signing update orders, which the CA certifies (written
-by broker-config beside the collector's identity; used by the rollout service).
+by broker-config beside the collector's identity; used by the rollout service); `certified_key`
+loads such a key with the CA's certificate of it (the rollout key, the collector's receipts key).
 Depends only on the device side (device/) and the shared modules.
 """

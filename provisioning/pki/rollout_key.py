@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 from provisioning import files
-from provisioning.errors import UsageError
 
 ROLLOUT_FILES = ("rollout.crt", "rollout.key", "rollout.orders")
 
@@ -56,25 +55,8 @@ class OrderSigner:
 
 def load_signer(folder=None, key_path=None, cert_path=None):
     """The OrderSigner from broker-config's folder (rollout.key, rollout.orders), or the two files."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from agent.core import cbor, cose
-    from agent.crypto.cpython_backend import SigningKey
+    from provisioning.pki import certified_key
 
     key_path = key_path or os.path.join(folder, "rollout.key")
     cert_path = cert_path or os.path.join(folder, "rollout.orders")
-    try:
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), None)
-        cert = Path(cert_path).read_bytes()
-        c = cbor.loads(cose.decode1(cert).payload)
-    except OSError as e:
-        raise UsageError("%s: cannot read (%s); civicmote broker-config writes it" % (e.filename, e.strerror))
-    except Exception as e:  # noqa: BLE001 - a damaged file: named, never a traceback
-        raise UsageError("%s / %s: not a rollout key and its certificate (%s)" % (key_path, cert_path, e))
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(c, dict):
-        raise UsageError("%s: not a P-256 private key" % key_path)
-    pub = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    if c.get("pk") != pub or c.get("role") != "rollout":
-        raise UsageError("%s: does not certify %s for orders; re-run civicmote broker-config" % (cert_path, key_path))
-    return OrderSigner(SigningKey(key), cert, c.get("id"))
+    return OrderSigner(*certified_key.load(key_path, cert_path, "rollout", "a rollout key and its certificate"))
